@@ -1,0 +1,1 @@
+//! The LinuxKit YAML language.

@@ -1,0 +1,1 @@
+//! The contract between the builder and the guest.

@@ -1,0 +1,1 @@
+//! Image references: parsing, normalisation, digests and platforms.
