@@ -1,1 +1,107 @@
-fn main() {}
+//! Developer glue: `cargo xtask demo`, `cargo xtask test`, `cargo xtask deps`.
+//!
+//! Kept dependency-light on purpose: it runs before anything else is built.
+
+mod deps;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  demo            set up what is needed, then run the main job
+  test [ARGS...]  set up what is needed, then run the whole test suite
+                  (ARGS go to cargo nextest, e.g. a test name filter)
+  deps [--install]
+                  list the Debian packages the tests need; install them (root)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    match command.as_deref() {
+        Some("demo") => demo(),
+        Some("test") => test(&rest),
+        Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn run_checked(mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed with {status}", cmd.get_program());
+    }
+    Ok(())
+}
+
+/// The main job. For now: print the merged, normalised form of the minimal
+/// LinuxKit example, which exercises the whole configuration front end.
+fn demo() -> Result<()> {
+    deps::ensure()?;
+    let mut build = cargo();
+    build.args(["build", "--quiet", "--package", "slipway"]);
+    run_checked(build)?;
+    let slipway = target_dir().join("debug/slipway");
+    let mut cmd = Command::new(slipway);
+    cmd.current_dir(workspace_root());
+    cmd.args(["build", "--dry-run", "tests/compat/linuxkit/minimal.yml"]);
+    run_checked(cmd)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The whole test suite: every test of every crate, doc tests included.
+fn test(extra: &[String]) -> Result<()> {
+    deps::ensure()?;
+    let mut nextest = cargo();
+    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    nextest.args(extra);
+    // Snapshots are checked, never written, by the suite.
+    nextest.env("INSTA_UPDATE", "no");
+    run_checked(nextest)?;
+    if extra.is_empty() {
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--doc", "--quiet"]);
+        run_checked(doc)?;
+    }
+    Ok(())
+}
