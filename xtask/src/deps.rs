@@ -24,11 +24,23 @@ pub struct Package {
 }
 
 /// Every package the tests use. Add a line when a test starts needing one.
-pub const PACKAGES: &[Package] = &[Package {
-    name: "cpio",
-    suite: Suite::Main,
-    why: "newc oracle for initrd tests",
-}];
+pub const PACKAGES: &[Package] = &[
+    Package {
+        name: "cpio",
+        suite: Suite::Main,
+        why: "newc oracle for initrd tests",
+    },
+    Package {
+        name: "docker-registry",
+        suite: Suite::Main,
+        why: "real registry for pull/push tests",
+    },
+    Package {
+        name: "skopeo",
+        suite: Suite::Main,
+        why: "independent client for OCI interop tests",
+    },
+];
 
 fn installed(name: &str) -> bool {
     Command::new("dpkg-query")

@@ -1,0 +1,59 @@
+//! Test support for slipway (a dev-dependency only).
+//!
+//! - [`Registry`]: Debian's real `docker-registry` on a free loopback port,
+//!   optionally with basic auth; stopped on drop.
+//! - [`image`]: a deterministic in-memory builder of layers, images and
+//!   multi-platform indexes (OCI or Docker media types), which can write
+//!   itself as an OCI layout or [`push`] itself to a registry.
+
+pub mod http;
+pub mod image;
+pub mod push;
+pub mod registry;
+
+use std::net::SocketAddr;
+
+pub use image::{Artifact, Compression, Entry, Format, Image, ImageBuilder, Index};
+pub use push::PushTarget;
+pub use registry::{BasicAuth, Registry};
+
+/// Everything that can go wrong in the testkit.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing tar entry {path}: {source}")]
+    Tar {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "`{binary}` is not installed; the registry tests need Debian's docker-registry \
+         (apt-get install docker-registry, or `cargo xtask deps`)"
+    )]
+    RegistryMissing { binary: String },
+    #[error("the test registry did not start: {reason}\n--- registry log ---\n{log}")]
+    RegistryFailed { reason: String, log: String },
+    #[error("HTTP request to {addr}{target}: {source}")]
+    Http {
+        addr: SocketAddr,
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry answered {status} to {target}: {body}")]
+    Registry {
+        target: String,
+        status: u16,
+        body: String,
+    },
+    #[error("hashing the htpasswd password: {0}")]
+    Htpasswd(String),
+}
