@@ -1,1 +1,18 @@
 //! The contract between the builder and the guest.
+//!
+//! Plain data and parsing only, no I/O: the host side (config validation,
+//! assembly) and the guest's init both depend on this crate, so they agree
+//! on where bundles live ([`bundle`]) and what slipway's own OCI annotations
+//! mean ([`annotations`]).
+//!
+//! ```
+//! use slipway_layout::annotations::{Restart, SlipwayAnnotations};
+//! use slipway_layout::bundle;
+//!
+//! let parsed = SlipwayAnnotations::from_annotations([("org.slipway.restart", "always")]).unwrap();
+//! assert_eq!(parsed.restart, Restart::Always);
+//! assert_eq!(bundle::onboot_dir(0, "dhcpcd"), "containers/onboot/000-dhcpcd");
+//! ```
+
+pub mod annotations;
+pub mod bundle;
