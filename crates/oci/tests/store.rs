@@ -9,14 +9,19 @@ use slipway_testkit::image::sha256_digest;
 use slipway_testkit::{Artifact, Entry, Format, ImageBuilder, Index};
 
 fn digest(s: &str) -> Digest {
-    Digest::parse(s).unwrap()
+    Digest::parse(s).expect("valid digest")
 }
 
 fn temp_files(store: &Store) -> Vec<String> {
     let dir = store.root().join("blobs/sha256");
     std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .expect("blob dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.starts_with('.'))
         .collect()
 }
@@ -158,13 +163,13 @@ fn two_platform_index() -> Index {
     let amd = ImageBuilder::new()
         .layer([Entry::file("arch", "amd64")])
         .build()
-        .unwrap();
+        .expect("build");
     let arm = ImageBuilder::new()
         .arch("arm64")
         .variant("v8")
         .layer([Entry::file("arch", "arm64")])
         .build()
-        .unwrap();
+        .expect("build");
     Index::new([amd, arm])
 }
 
