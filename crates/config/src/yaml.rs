@@ -1,0 +1,344 @@
+//! Reading YAML into a tree of nodes that all know where they were written.
+//!
+//! This is the only place that talks to the YAML parser. Everything after it
+//! works on [`Node`]s, so every later error can point at file:line:column.
+//! The parser runs with explicit limits, so hostile input (alias bombs, deep
+//! nesting, huge files) ends in an error, never in unbounded time or memory.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::source::{FileId, Span, line_column};
+
+/// Largest configuration file accepted, in bytes.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting of sequences and mappings accepted.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes (scalars, sequences, mappings) one file may produce, aliases expanded.
+pub const MAX_NODES: usize = 250_000;
+/// Most events replayed through aliases in one file.
+pub const MAX_ALIAS_EVENTS: usize = 100_000;
+
+/// A YAML value with its place in the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in the order written; duplicate keys are kept so that they can be reported.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Value {
+    /// What kind of value this is, as an error message names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Why a file could not be read as YAML at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub span: Span,
+    pub help: Option<String>,
+}
+
+/// Parse `text` (already checked to be UTF-8) into a node tree.
+pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(SyntaxError {
+            message: format!(
+                "file is {} bytes; configuration files are limited to {} bytes",
+                text.len(),
+                MAX_FILE_BYTES
+            ),
+            span: Span {
+                file,
+                line: 1,
+                column: 1,
+                ..Span::default()
+            },
+            help: None,
+        });
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+            max_reader_input_bytes: Some(MAX_FILE_BYTES),
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_EVENTS,
+            max_replay_stack_depth: 16,
+        },
+        strict_indentation: true,
+        strict_booleans: true,
+        // `mode: 0755` keeps its spelling, so it reads as the octal string it means.
+        leading_zero_numbers_as_strings: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        merge_keys: serde_saphyr::MergeKeyPolicy::Merge,
+        with_snippet: false,
+    };
+    if text.trim().is_empty() {
+        return Ok(Node {
+            value: Value::Null,
+            span: span_at(file, text, 0, 0),
+        });
+    }
+    match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
+        Ok(root) => Ok(convert(file, text, root)),
+        Err(err) => Err(syntax_error(file, text, &err)),
+    }
+}
+
+fn span_at(file: FileId, text: &str, offset: usize, len: usize) -> Span {
+    let (line, column) = line_column(text, offset);
+    Span {
+        file,
+        offset,
+        len,
+        line,
+        column,
+    }
+}
+
+fn location_span(file: FileId, text: &str, loc: &serde_saphyr::Location) -> Span {
+    let span = loc.span();
+    match (span.byte_offset(), span.byte_len()) {
+        (Some(offset), Some(len)) => {
+            let offset = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(text.len());
+            let len = usize::try_from(len).unwrap_or(0).min(text.len() - offset);
+            span_at(file, text, offset, len)
+        }
+        _ => Span {
+            file,
+            offset: 0,
+            len: 0,
+            line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+        },
+    }
+}
+
+fn convert(file: FileId, text: &str, raw: Spanned<Raw>) -> Node {
+    let span = location_span(file, text, &raw.referenced);
+    let value = match raw.value {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::Int(i),
+        Raw::Float(f) => Value::Float(f),
+        Raw::Str(s) => Value::Str(s),
+        Raw::Seq(items) => Value::Seq(items.into_iter().map(|n| convert(file, text, n)).collect()),
+        Raw::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (convert(file, text, k), convert(file, text, v)))
+                .collect(),
+        ),
+    };
+    Node { value, span }
+}
+
+fn syntax_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> SyntaxError {
+    let location = err.location();
+    let span = match &location {
+        Some(loc) => location_span(file, text, loc),
+        None => span_at(file, text, 0, 0),
+    };
+    let message = err.to_string();
+    let message = strip_location_suffix(&message);
+    let help = text
+        .get(span.offset..)
+        .filter(|rest| rest.starts_with("@pkg:") || message.contains('@'))
+        .map(|_| "`@pkg:` references must be quoted: \"@pkg:./path\"".to_string());
+    let help = help.or_else(|| {
+        line_text(text, span.line)
+            .filter(|l| l.starts_with('\t') || l.trim_start_matches(' ').starts_with('\t'))
+            .map(|_| "YAML does not allow tabs for indentation; use spaces".to_string())
+    });
+    SyntaxError {
+        message,
+        span,
+        help,
+    }
+}
+
+fn line_text(text: &str, line: u32) -> Option<&str> {
+    text.lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)
+}
+
+/// The parser appends " at line L column C"; we show positions our own way.
+fn strip_location_suffix(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
+
+/// What the parser gives us before positions are turned into [`Span`]s.
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(i128::from(v)))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Int(i128::from(v)))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+        Ok(i128::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Raw, E> {
+        Ok(Raw::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Raw>>()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Raw>>()? {
+            let value = map.next_value::<Spanned<Raw>>()?;
+            entries.push((key, value));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Node, SyntaxError> {
+        parse(FileId(0), text)
+    }
+
+    #[test]
+    fn spans_point_at_values() {
+        let text = "services:\n  - name: getty\n    image: linuxkit/getty:v1\n";
+        let root = p(text).unwrap();
+        let Value::Map(top) = &root.value else {
+            panic!("{root:?}")
+        };
+        let Value::Seq(items) = &top[0].1.value else {
+            panic!()
+        };
+        let Value::Map(svc) = &items[0].value else {
+            panic!()
+        };
+        let (k, v) = &svc[1];
+        assert_eq!(k.value, Value::Str("image".into()));
+        assert_eq!((v.span.line, v.span.column), (3, 12));
+        assert_eq!(
+            &text[v.span.offset..v.span.offset + v.span.len],
+            "linuxkit/getty:v1"
+        );
+    }
+
+    #[test]
+    fn scalars_keep_their_kind() {
+        let root = p("a: 1\nb: '1'\nc: true\nd: yes\ne: ~\nf: 1.5\ng: 0755\n").unwrap();
+        let Value::Map(m) = root.value else { panic!() };
+        let kinds: Vec<_> = m.iter().map(|(_, v)| v.value.clone()).collect();
+        assert_eq!(kinds[0], Value::Int(1));
+        assert_eq!(kinds[1], Value::Str("1".into()));
+        assert_eq!(kinds[2], Value::Bool(true));
+        assert_eq!(kinds[3], Value::Str("yes".into()));
+        assert_eq!(kinds[4], Value::Null);
+        assert_eq!(kinds[5], Value::Float(1.5));
+        assert_eq!(kinds[6], Value::Str("0755".into()));
+    }
+
+    #[test]
+    fn duplicate_keys_are_kept() {
+        let root = p("a: 1\na: 2\n").unwrap();
+        let Value::Map(m) = root.value else { panic!() };
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let err = p("a:\n  - b\n c: [\n").unwrap_err();
+        assert!(err.span.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn unquoted_pkg_reference_gets_a_hint() {
+        let err = p("init:\n  - @pkg:./init\n").unwrap_err();
+        assert!(err.help.unwrap().contains("quoted"));
+    }
+}
