@@ -8,12 +8,14 @@
 
 pub mod http;
 pub mod image;
+pub mod mock;
 pub mod push;
 pub mod registry;
 
 use std::net::SocketAddr;
 
 pub use image::{Artifact, Compression, Entry, Format, Image, ImageBuilder, Index};
+pub use mock::{Fault, FaultKind, MockRegistry};
 pub use push::PushTarget;
 pub use registry::{BasicAuth, Registry};
 

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use slipway_reference::{Digest, Reference};
 
 pub use blob::{BlobWriter, VerifyingReader};
+pub(crate) use resolve::listed_platforms;
 pub use resolve::{ResolvedImage, select_platform};
 
 use crate::descriptor::{Descriptor, ImageIndex, REF_NAME_ANNOTATION};

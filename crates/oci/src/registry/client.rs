@@ -1,0 +1,574 @@
+//! The registry client: the distribution API over reqwest (rustls with the
+//! system's roots), with authentication, retries and a stall timeout.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use slipway_reference::{Digest, Reference};
+
+use super::auth::{Challenge, Credential, Credentials, parse_challenge};
+use super::error::RegistryError;
+use crate::descriptor::Descriptor;
+use crate::hash::Hasher;
+use crate::media;
+use crate::store::{MAX_DOCUMENT_SIZE, Store};
+
+/// How the client behaves. `Default` suits real use.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Registries (as written in references) reached over plain HTTP.
+    /// Loopback registries always are.
+    pub insecure_registries: Vec<String>,
+    /// A connect or read that waits longer than this fails (and is retried).
+    pub stall_timeout: Duration,
+    /// Tries per request for transient failures (5xx, 429, dropped or stalled connections).
+    pub attempts: u32,
+    /// Wait before the second try; doubled for each further one.
+    pub backoff: Duration,
+    /// Blobs downloaded at once, per pull.
+    pub parallel_blobs: usize,
+    pub credentials: Credentials,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            stall_timeout: Duration::from_secs(30),
+            attempts: 4,
+            backoff: Duration::from_millis(250),
+            parallel_blobs: 4,
+            credentials: Credentials::from_env(),
+            user_agent: format!("slipway/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// A manifest or index fetched from a registry, verified.
+#[derive(Clone, Debug)]
+pub struct FetchedManifest {
+    pub descriptor: Descriptor,
+    pub bytes: Vec<u8>,
+}
+
+/// A client for OCI distribution registries. Cheap to share (`&`) between
+/// concurrent pulls; it caches bearer tokens per repository and action.
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    options: ClientOptions,
+    /// `Authorization` values by (registry, scope).
+    auth_cache: Mutex<HashMap<(String, String), String>>,
+}
+
+/// What a request is for, to scope its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+impl RegistryClient {
+    pub fn new(options: ClientOptions) -> Result<RegistryClient, RegistryError> {
+        // reqwest is built without a default crypto provider; ring is ours.
+        // An error means one is installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .connect_timeout(options.stall_timeout)
+            .read_timeout(options.stall_timeout)
+            .build()
+            .map_err(|e| RegistryError::Client(e.to_string()))?;
+        Ok(RegistryClient {
+            http,
+            options,
+            auth_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// `http://` for loopback and `--insecure-registry` names, else `https://`.
+    pub fn base_url(&self, reference: &Reference) -> String {
+        let insecure = reference.is_loopback_registry()
+            || self
+                .options
+                .insecure_registries
+                .iter()
+                .any(|r| r == reference.domain());
+        let scheme = if insecure { "http" } else { "https" };
+        format!("{scheme}://{}", reference.registry_host())
+    }
+
+    fn url(&self, reference: &Reference, kind: &str, tail: &str) -> String {
+        format!(
+            "{}/v2/{}/{kind}/{tail}",
+            self.base_url(reference),
+            reference.repository()
+        )
+    }
+
+    fn scope(reference: &Reference, access: Access) -> String {
+        format!("repository:{}:{}", reference.repository(), access.actions())
+    }
+
+    fn cached_auth(&self, reference: &Reference, access: Access) -> Option<String> {
+        let key = (
+            reference.domain().to_string(),
+            Self::scope(reference, access),
+        );
+        self.auth_cache.lock().ok()?.get(&key).cloned()
+    }
+
+    fn cache_auth(&self, reference: &Reference, access: Access, value: String) {
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            let key = (
+                reference.domain().to_string(),
+                Self::scope(reference, access),
+            );
+            cache.insert(key, value);
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.options.backoff.saturating_mul(1 << attempt.min(6))
+    }
+
+    /// Sends a request built by `make`, answering an auth challenge once and
+    /// retrying transient failures with backoff. Returns any response that
+    /// is neither (the caller judges 404s and the like).
+    pub(crate) async fn send(
+        &self,
+        reference: &Reference,
+        access: Access,
+        url: &str,
+        make: &(dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<reqwest::Response, RegistryError> {
+        let name = reference.to_string();
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            let mut request = make(&self.http);
+            if let Some(auth) = self.cached_auth(reference, access) {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            let result = request.send().await;
+            let error = match result {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
+                    authenticated = true;
+                    self.authenticate(reference, access, url, response).await?;
+                    continue;
+                }
+                Ok(response) if is_transient_status(response.status()) => {
+                    status_error(&name, url, response).await
+                }
+                Ok(response) => return Ok(response),
+                Err(source) => self.transport_error(&name, url, source),
+            };
+            attempt += 1;
+            if attempt >= self.options.attempts || !error.is_transient() {
+                return Err(error);
+            }
+            tracing::debug!("{error}; retrying (attempt {})", attempt + 1);
+            tokio::time::sleep(self.backoff(attempt - 1)).await;
+        }
+    }
+
+    fn transport_error(&self, reference: &str, url: &str, source: reqwest::Error) -> RegistryError {
+        if source.is_timeout() {
+            RegistryError::Stalled {
+                reference: reference.to_string(),
+                url: url.to_string(),
+                after: self.options.stall_timeout,
+            }
+        } else {
+            RegistryError::Http {
+                reference: reference.to_string(),
+                url: url.to_string(),
+                source,
+            }
+        }
+    }
+
+    /// Answers a 401: basic credentials, or a token from the bearer realm.
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        access: Access,
+        url: &str,
+        response: reqwest::Response,
+    ) -> Result<(), RegistryError> {
+        let name = reference.to_string();
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let credential = self.options.credentials.lookup(reference.domain());
+        let unauthorized = |body: String| RegistryError::Unauthorized {
+            reference: name.clone(),
+            url: url.to_string(),
+            body,
+        };
+        match challenge {
+            Some(Challenge::Basic) => {
+                let header = credential
+                    .as_ref()
+                    .and_then(Credential::basic_header)
+                    .ok_or_else(|| {
+                        unauthorized("basic auth required and no credentials configured".into())
+                    })?;
+                self.cache_auth(reference, access, header);
+                Ok(())
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let token = self
+                    .fetch_token(
+                        reference,
+                        access,
+                        &realm,
+                        service.as_deref(),
+                        credential.as_ref(),
+                    )
+                    .await?;
+                self.cache_auth(reference, access, format!("Bearer {token}"));
+                Ok(())
+            }
+            None => Err(unauthorized(response_text(response).await)),
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        reference: &Reference,
+        access: Access,
+        realm: &str,
+        service: Option<&str>,
+        credential: Option<&Credential>,
+    ) -> Result<String, RegistryError> {
+        let token_error = |reason: String| RegistryError::Token {
+            reference: reference.to_string(),
+            realm: realm.to_string(),
+            reason,
+        };
+        let scope = Self::scope(reference, access);
+        let mut query: Vec<(&str, &str)> = vec![("scope", scope.as_str())];
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        let mut request = match credential {
+            // An identity token is exchanged through the OAuth2 POST form.
+            Some(Credential::IdentityToken(token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "slipway"),
+                    ("scope", scope.as_str()),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                self.http
+                    .post(realm)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            _ => {
+                let query = query
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                self.http.get(format!("{realm}{sep}{query}"))
+            }
+        };
+        if let Some(header) = credential.and_then(Credential::basic_header) {
+            request = request.header(AUTHORIZATION, header);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| token_error(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            return Err(token_error(format!(
+                "{status}: {}",
+                response_text(response).await
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| token_error(format!("unreadable answer: {e}")))?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| token_error(format!("unreadable answer: {e}")))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| token_error("the answer has no token".into()))
+    }
+
+    /// Fetches the manifest or index `reference` names (by digest if it has
+    /// one, else by tag), verified against the digest it was asked by, or
+    /// the one the registry announces.
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let tail = match (reference.digest(), reference.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        let url = self.url(reference, "manifests", &tail);
+        let accept = media::MANIFEST_TYPES.join(", ");
+        let make = |http: &reqwest::Client| http.get(&url).header(ACCEPT, &accept);
+        let response = self.send(reference, Access::Pull, &url, &make).await?;
+        let response = expect_success(reference, &url, response).await?;
+        let announced = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = self
+            .read_small_body(reference, &url, response, "a manifest")
+            .await?;
+        let expected = reference.digest().cloned().or(announced);
+        let algorithm = expected
+            .as_ref()
+            .map_or(slipway_reference::Algorithm::Sha256, Digest::algorithm);
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(&bytes);
+        let actual = hasher.finish();
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(RegistryError::ContentMismatch {
+                reference: reference.to_string(),
+                expected,
+                actual,
+            });
+        }
+        let media_type = content_type
+            .filter(|t| media::is_index(t) || media::is_manifest(t))
+            .or_else(|| {
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+            })
+            .ok_or_else(|| RegistryError::BadManifest {
+                reference: reference.to_string(),
+                reason: "neither the response nor the document names its media type".into(),
+            })?;
+        Ok(FetchedManifest {
+            descriptor: Descriptor::new(media_type, actual, bytes.len() as u64),
+            bytes,
+        })
+    }
+
+    async fn read_small_body(
+        &self,
+        reference: &Reference,
+        url: &str,
+        response: reqwest::Response,
+        what: &'static str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_large = |size| RegistryError::TooLarge {
+            reference: reference.to_string(),
+            what,
+            size,
+            limit: MAX_DOCUMENT_SIZE,
+        };
+        if let Some(len) = response.content_length()
+            && len > MAX_DOCUMENT_SIZE
+        {
+            return Err(too_large(len));
+        }
+        let mut stream = response.bytes_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.transport_error(&reference.to_string(), url, e))?;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
+                return Err(too_large(bytes.len() as u64));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Downloads the blob `descriptor` names into `store`, hashing as it
+    /// streams. Transient failures are retried; content that does not match
+    /// the digest is fetched once more, then reported. Nothing partial or
+    /// wrong is ever stored.
+    pub async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &Store,
+    ) -> Result<(), RegistryError> {
+        if store.has_blob(&descriptor.digest) {
+            return Ok(());
+        }
+        let url = self.url(reference, "blobs", &descriptor.digest.to_string());
+        let mut attempt = 0;
+        let mut mismatches = 0;
+        loop {
+            let error = match self
+                .try_fetch_blob(reference, descriptor, store, &url)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let retry = if matches!(error, RegistryError::ContentMismatch { .. }) {
+                mismatches += 1;
+                mismatches <= 1
+            } else {
+                attempt += 1;
+                error.is_transient() && attempt < self.options.attempts
+            };
+            if !retry {
+                return Err(error);
+            }
+            tracing::debug!("{error}; fetching the blob again");
+            tokio::time::sleep(self.backoff(attempt.saturating_sub(1))).await;
+        }
+    }
+
+    async fn try_fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &Store,
+        url: &str,
+    ) -> Result<(), RegistryError> {
+        let name = reference.to_string();
+        let store_error = |source| RegistryError::Store {
+            reference: name.clone(),
+            source,
+        };
+        let make = |http: &reqwest::Client| http.get(url);
+        let response = self.send(reference, Access::Pull, url, &make).await?;
+        let response = expect_success(reference, url, response).await?;
+        let mut writer = store
+            .blob_writer(Some((&descriptor.digest, descriptor.size)))
+            .map_err(store_error)?;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.transport_error(&name, url, e))?;
+            writer
+                .write_all(&chunk)
+                .map_err(|e| RegistryError::BadManifest {
+                    reference: name.clone(),
+                    reason: format!("blob {}: {e}", descriptor.digest),
+                })?;
+        }
+        match writer.commit() {
+            Ok(_) => Ok(()),
+            Err(crate::StoreError::DigestMismatch {
+                expected, actual, ..
+            }) => Err(RegistryError::ContentMismatch {
+                reference: name.clone(),
+                expected,
+                actual,
+            }),
+            Err(crate::StoreError::SizeMismatch {
+                expected, actual, ..
+            }) => Err(RegistryError::BadManifest {
+                reference: name.clone(),
+                reason: format!(
+                    "blob {} has {actual} bytes, its descriptor says {expected}",
+                    descriptor.digest
+                ),
+            }),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}
+
+fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+async fn response_text(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let text = text.trim();
+    // Registries answer with JSON error lists; keep them short in messages.
+    text.chars().take(500).collect()
+}
+
+async fn status_error(reference: &str, url: &str, response: reqwest::Response) -> RegistryError {
+    RegistryError::Status {
+        reference: reference.to_string(),
+        url: url.to_string(),
+        status: response.status().as_u16(),
+        body: response_text(response).await,
+    }
+}
+
+/// Turns 401/403/404 and other failures into errors naming the reference.
+pub(crate) async fn expect_success(
+    reference: &Reference,
+    url: &str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, RegistryError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let name = reference.to_string();
+    Err(match status {
+        StatusCode::NOT_FOUND => RegistryError::NotFound {
+            reference: name,
+            url: url.to_string(),
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
+            reference: name,
+            url: url.to_string(),
+            body: response_text(response).await,
+        },
+        _ => status_error(&name, url, response).await,
+    })
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

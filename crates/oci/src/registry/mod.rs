@@ -1,0 +1,9 @@
+//! Talking to OCI distribution registries.
+
+pub mod auth;
+pub(crate) mod client;
+mod error;
+
+pub use auth::{Challenge, Credential, Credentials};
+pub use client::{ClientOptions, FetchedManifest, RegistryClient};
+pub use error::RegistryError;
