@@ -554,3 +554,50 @@ fn bearer_token_flow() {
         "{requests:?}"
     );
 }
+
+#[test]
+fn the_registry_dying_mid_pull_leaves_a_consistent_cache_and_the_next_pull_completes() {
+    let mut registry = Registry::start().unwrap();
+    let image = ImageBuilder::new()
+        .layer([Entry::file("a", pseudo_random_bytes(11, 300_000))])
+        .layer([Entry::file("b", pseudo_random_bytes(12, 300_000))])
+        .layer([Entry::file("c", pseudo_random_bytes(13, 300_000))])
+        .build()
+        .unwrap();
+    PushTarget::new(&registry, "test/big")
+        .push(&image.clone().into(), Some("1"))
+        .unwrap();
+    // Every connection is cut once 500 kB have reached the client, in the
+    // middle of the layers; then the registry itself is killed.
+    let proxy = slipway_testkit::CuttingProxy::start(registry.addr(), 500_000).unwrap();
+    let r = Reference::parse(&format!("{}/test/big:1", proxy.host())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let client = RegistryClient::new(ClientOptions {
+        attempts: 2,
+        ..options()
+    })
+    .unwrap();
+    let rt = runtime();
+    let err = rt
+        .block_on(Puller::new(&store, &client).pull(&r, &[amd64()]))
+        .unwrap_err();
+    assert!(proxy.is_tripped(), "the cut did not happen: {err}");
+    registry.kill();
+    assert!(err.to_string().contains("test/big:1"), "{err}");
+    assert!(store.refs().unwrap().is_empty());
+    assert!(
+        image
+            .layers
+            .iter()
+            .any(|l| !store.has_blob(&digest(l.digest())))
+    );
+    assert_consistent(&store);
+
+    registry.restart().unwrap();
+    proxy.reset();
+    rt.block_on(Puller::new(&store, &client).pull(&r, &[amd64()]))
+        .unwrap();
+    store.resolve(&r, &amd64()).unwrap();
+    assert_consistent(&store);
+}

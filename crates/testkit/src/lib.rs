@@ -9,6 +9,7 @@
 pub mod http;
 pub mod image;
 pub mod mock;
+pub mod proxy;
 pub mod push;
 pub mod registry;
 
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 
 pub use image::{Artifact, Compression, Entry, Format, Image, ImageBuilder, Index};
 pub use mock::{Fault, FaultKind, MockRegistry};
+pub use proxy::CuttingProxy;
 pub use push::PushTarget;
 pub use registry::{BasicAuth, Registry};
 
