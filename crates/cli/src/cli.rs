@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{build::BuildArgs, completions::CompletionsArgs, validate::ValidateArgs};
+use crate::commands::{
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, validate::ValidateArgs,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +76,8 @@ pub enum Command {
     Build(Box<BuildArgs>),
     /// Check configuration files exactly as `build` would, offline
     Validate(ValidateArgs),
+    /// Manage the image cache (an OCI layout, shared with `linuxkit cache`)
+    Cache(CacheArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Build(args) => commands::build::run(args, &cli.global),
         Command::Validate(args) => commands::validate::run(args, &cli.global),
+        Command::Cache(args) => commands::cache::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args).map(|()| Outcome::Success),
     };
     match result {
