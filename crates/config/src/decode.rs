@@ -305,7 +305,7 @@ fn duplicate_key(key: &str, path: &str, at: Span, first: Span) -> Diagnostic {
     Diagnostic::error(
         "duplicate-key",
         at,
-        format!("duplicate key `{key}` in {}", display_path(path)),
+        format!("duplicate key `{key}` {}", where_in(path)),
     )
     .with_label("written again here")
     .with_related(first, format!("`{key}` first written here"))
@@ -316,6 +316,15 @@ fn display_path(path: &str) -> &str {
         "the top level"
     } else {
         path
+    }
+}
+
+/// "in services[0]", or "at the top level".
+fn where_in(path: &str) -> String {
+    if path.is_empty() {
+        "at the top level".to_string()
+    } else {
+        format!("in {path}")
     }
 }
 
@@ -411,8 +420,14 @@ impl<'n> Fields<'n> {
     }
 
     /// Report a key this type requires but which is absent.
-    pub fn require(&self, key: &str, present: bool, cx: &mut Ctx<'_>) {
-        if !present && !self.entries.iter().any(|(k, _, _)| k == key) {
+    pub fn require(&self, key: &'static str, present: bool, cx: &mut Ctx<'_>) {
+        // A misspelling of `key` is reported as an unknown key with a hint;
+        // saying `key` is missing as well would be noise.
+        let misspelt = self
+            .entries
+            .iter()
+            .any(|(k, _, _)| k != key && closest(k, &[key]).is_some());
+        if !present && !misspelt && !self.entries.iter().any(|(k, _, _)| k == key) {
             cx.push(
                 Diagnostic::error(
                     "missing-key",
@@ -433,7 +448,7 @@ impl<'n> Fields<'n> {
             let mut d = Diagnostic::error(
                 "unknown-key",
                 k.span,
-                format!("unknown key `{key}` in {}", display_path(&self.path)),
+                format!("unknown key `{key}` {}", where_in(&self.path)),
             )
             .with_label("not a known key");
             if let Some(best) = closest(key, &self.known) {

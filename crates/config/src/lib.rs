@@ -18,6 +18,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use model::*;
 pub use source::{FileId, SourceMap, Sp, Span};
 pub mod caps;
+pub mod label;
 pub mod load;
 pub mod merge;
 pub mod mounts;

@@ -457,8 +457,8 @@ model! {
         "onboot" => onboot: Vec<Image>,
         "onshutdown" => onshutdown: Vec<Image>,
         "services" => services: Vec<Image>,
-        "files" => files: Vec<File>,
-        "volumes" => volumes: Vec<Volume>,
+        "files" => files: Vec<Sp<File>>,
+        "volumes" => volumes: Vec<Sp<Volume>>,
         "trust" => trust: Trust,
     }
 }
@@ -503,11 +503,11 @@ impl Config {
         })
     }
 
-    pub fn files(&self) -> &[File] {
+    pub fn files(&self) -> &[Sp<File>] {
         self.files.as_ref().map_or(&[], |l| l.value.as_slice())
     }
 
-    pub fn volumes(&self) -> &[Volume] {
+    pub fn volumes(&self) -> &[Sp<Volume>] {
         self.volumes.as_ref().map_or(&[], |l| l.value.as_slice())
     }
 

@@ -168,14 +168,14 @@ fn check_names(config: &Config, diags: &mut Diagnostics) {
     }
 }
 
-fn check_volumes(volumes: &[Volume], diags: &mut Diagnostics) {
+fn check_volumes(volumes: &[Sp<Volume>], diags: &mut Diagnostics) {
     let mut first: HashMap<&str, Span> = HashMap::new();
     for (i, v) in volumes.iter().enumerate() {
         let path = format!("volumes[{i}]");
         let Some(name) = &v.name else {
             diags.push(Diagnostic::error(
                 "missing-key",
-                v.format.as_ref().map_or(Span::default(), |f| f.span),
+                v.span,
                 format!("{path}: missing required key `name`"),
             ));
             continue;
@@ -1167,6 +1167,10 @@ fn check_after_cycles(config: &Config, diags: &mut Diagnostics) {
                 continue;
             };
             for n in next {
+                if n == node {
+                    // Waiting for itself is reported where the annotation is read.
+                    continue;
+                }
                 if n == start {
                     let mut cycle: Vec<&str> = trail.clone();
                     cycle.push(start);
@@ -1195,7 +1199,7 @@ fn check_after_cycles(config: &Config, diags: &mut Diagnostics) {
 }
 
 fn check_file(
-    f: &File,
+    f: &Sp<File>,
     path: &str,
     cx: &Context,
     seen: &mut HashMap<String, Span>,

@@ -14,8 +14,12 @@ use crate::source::{FileId, Span, line_column};
 
 /// Largest configuration file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
-/// Deepest nesting of sequences and mappings accepted.
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting of sequences and mappings accepted (LinuxKit files need
+/// fewer than ten levels).
+pub const MAX_DEPTH: usize = 32;
+/// Stack for the parser's thread: deserialising is recursive, and unoptimised
+/// builds use tens of kilobytes a level.
+const PARSER_STACK_BYTES: usize = 32 * 1024 * 1024;
 /// Most nodes (scalars, sequences, mappings) one file may produce, aliases expanded.
 pub const MAX_NODES: usize = 250_000;
 /// Most events replayed through aliases in one file.
@@ -64,24 +68,8 @@ pub struct SyntaxError {
 }
 
 /// Parse `text` (already checked to be UTF-8) into a node tree.
-pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(SyntaxError {
-            message: format!(
-                "file is {} bytes; configuration files are limited to {} bytes",
-                text.len(),
-                MAX_FILE_BYTES
-            ),
-            span: Span {
-                file,
-                line: 1,
-                column: 1,
-                ..Span::default()
-            },
-            help: None,
-        });
-    }
-    let options = serde_saphyr::options! {
+fn parser_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
             max_nodes: MAX_NODES,
@@ -99,16 +87,52 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         merge_keys: serde_saphyr::MergeKeyPolicy::Merge,
         with_snippet: false,
-    };
+    }
+}
+
+pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(SyntaxError {
+            message: format!(
+                "file is {} bytes; configuration files are limited to {} bytes",
+                text.len(),
+                MAX_FILE_BYTES
+            ),
+            span: Span {
+                file,
+                line: 1,
+                column: 1,
+                ..Span::default()
+            },
+            help: None,
+        });
+    }
     if text.trim().is_empty() {
         return Ok(Node {
             value: Value::Null,
             span: span_at(file, text, 0, 0),
         });
     }
-    match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
-        Ok(root) => Ok(convert(file, text, root)),
-        Err(err) => Err(syntax_error(file, text, &err)),
+    let parsed = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("yaml".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, parser_options()) {
+                    Ok(root) => Ok(convert(file, text, root)),
+                    Err(err) => Err(syntax_error(file, text, &err)),
+                }
+            })
+            .map(|handle| handle.join())
+    });
+    match parsed {
+        Ok(Ok(result)) => result,
+        // The thread could not start, or the parser panicked: report, never unwind.
+        Ok(Err(_)) | Err(_) => Err(SyntaxError {
+            message: "the YAML parser failed on this file".into(),
+            span: span_at(file, text, 0, 0),
+            help: None,
+        }),
     }
 }
 
@@ -168,8 +192,7 @@ fn syntax_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> SyntaxEr
         Some(loc) => location_span(file, text, loc),
         None => span_at(file, text, 0, 0),
     };
-    let message = err.to_string();
-    let message = strip_location_suffix(&message);
+    let message = explain_limit(&strip_location_suffix(&err.to_string()));
     let help = text
         .get(span.offset..)
         .filter(|rest| rest.starts_with("@pkg:") || message.contains('@'))
@@ -184,6 +207,28 @@ fn syntax_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> SyntaxEr
         span,
         help,
     }
+}
+
+/// Say which of our limits a parser limit error is about, in our words.
+fn explain_limit(message: &str) -> String {
+    let limit = if message.contains("Depth") || message.contains("recursion limit") {
+        Some(format!(
+            "the YAML nests deeper than the limit of {MAX_DEPTH} levels"
+        ))
+    } else if message.contains("Nodes") || message.contains("Events") {
+        Some(format!(
+            "the YAML expands to more than {MAX_NODES} values (aliases included)"
+        ))
+    } else if message.contains("alias replay") || message.contains("Aliases") {
+        Some(format!(
+            "aliases expand to more than {MAX_ALIAS_EVENTS} values: refusing a possible alias bomb"
+        ))
+    } else if message.contains("Documents") {
+        Some("a configuration file holds one YAML document".to_string())
+    } else {
+        None
+    };
+    limit.unwrap_or_else(|| message.to_string())
 }
 
 fn line_text(text: &str, line: u32) -> Option<&str> {
