@@ -1,6 +1,8 @@
 //! LinuxKit's own example configurations, reconstructed, validate; the
 //! deliberately invalid ones do not (their messages are in `diagnostics.rs`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use slipway_config::{Input, load};

@@ -2,6 +2,8 @@
 //! user (`file:line:column: severity: message`, help and notes), kept as
 //! snapshots so that a change in wording or position is seen in review.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use slipway_config::{Input, load};
 
 /// Render everything `load` reports for `text`.

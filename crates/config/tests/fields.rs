@@ -3,6 +3,8 @@
 //! type, checked against the type's own key list, so a new field without a
 //! test fails here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use slipway_config::print::{Out, ToOut};
 use slipway_config::{
     BindNs, BlockIo, Config, Cpu, Device, DeviceCgroup, File, HugepageLimit, IdMapping, ImageSpec,

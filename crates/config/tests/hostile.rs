@@ -1,6 +1,8 @@
 //! Hostile input ends in a clear error from an explicit limit: never a panic,
 //! never unbounded time or memory. The tests assert the errors, not timings.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use slipway_config::yaml::{MAX_DEPTH, MAX_FILE_BYTES};
 use slipway_config::{Input, load, load_str};
 

@@ -1,5 +1,7 @@
 //! The image label and the precedence rules: image config < label < YAML.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use slipway_config::label::{ImageDefaults, parse_label, resolve};
 use slipway_config::{Id, Image, load_str};
 
