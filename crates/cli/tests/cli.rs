@@ -1,0 +1,238 @@
+//! The `slipway` command line: configuration commands, global options in
+//! either position, LinuxKit's flag spellings, exit codes and diagnostics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn slipway() -> Command {
+    let mut cmd = Command::cargo_bin("slipway").expect("binary");
+    cmd.env_remove("SLIPWAY_CACHE").env("NO_COLOR", "1");
+    cmd
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn compat(name: &str) -> String {
+    repo()
+        .join("tests/compat/linuxkit")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn invalid(name: &str) -> String {
+    repo()
+        .join("tests/compat/invalid")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn validate_is_silent_on_success() {
+    slipway()
+        .args(["validate", &compat("minimal.yml")])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn validate_reports_every_error_with_its_position_and_exits_1() {
+    let file = invalid("bad-rlimit.yml");
+    let out = slipway().args(["validate", &file]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for line in [11, 12, 13, 14] {
+        assert!(
+            stderr.contains(&format!("{file}:{line}:9: error:")),
+            "{stderr}"
+        );
+    }
+    // The snippet is shown too.
+    assert!(stderr.contains("rlimits"), "{stderr}");
+    assert!(
+        stderr.contains("the configuration has 4 errors"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn warnings_go_to_stderr_with_exit_0() {
+    let out = slipway()
+        .args(["validate", &compat("swap.yml")])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("warning: `trust` is accepted"), "{stderr}");
+    // -q keeps quiet about warnings.
+    slipway()
+        .args(["-q", "validate", &compat("swap.yml")])
+        .assert()
+        .success()
+        .stderr("");
+}
+
+#[test]
+fn dry_run_prints_the_merged_config_which_parses_again() {
+    let out = slipway()
+        .args([
+            "build",
+            "--dry-run",
+            &compat("multi-a.yml"),
+            &compat("multi-b.yml"),
+        ])
+        .assert()
+        .success();
+    let yaml = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(yaml.contains("cmdline: console=ttyS0 quiet"), "{yaml}");
+    assert!(
+        yaml.contains("image: docker.io/linuxkit/"),
+        "references are normalised:\n{yaml}"
+    );
+    // Standard input works, and the printed config validates unchanged.
+    slipway()
+        .args(["validate", "-"])
+        .write_stdin(yaml.clone())
+        .assert()
+        .success();
+    let again = slipway()
+        .args(["build", "--dry-run", "-"])
+        .write_stdin(yaml.clone())
+        .assert()
+        .success();
+    assert_eq!(String::from_utf8_lossy(&again.get_output().stdout), yaml);
+}
+
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    let file = compat("minimal.yml");
+    for args in [
+        vec![
+            "-v",
+            "2",
+            "--arch",
+            "arm64",
+            "--cache",
+            "/nonexistent",
+            "validate",
+            &file,
+        ],
+        vec![
+            "validate",
+            &file,
+            "-v",
+            "2",
+            "--arch",
+            "arm64",
+            "--cache",
+            "/nonexistent",
+        ],
+        vec!["--mirror", "http://mirror.invalid", "validate", "-q", &file],
+    ] {
+        slipway().args(&args).assert().success();
+    }
+}
+
+#[test]
+fn linuxkit_flag_spellings_are_accepted_with_warnings_where_unimplemented() {
+    let file = compat("minimal.yml");
+    let out = slipway()
+        .args([
+            "build",
+            "--dry-run",
+            "--docker",
+            "--input-tar",
+            "old.tar",
+            "--no-sbom",
+            "--size",
+            "2G",
+            "--o",
+            "-",
+            "--format",
+            "tar,kernel+initrd",
+            "-f",
+            "iso-bios",
+            "--cert-file",
+            "/dev/null",
+            &file,
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("--docker is accepted for compatibility and ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--input-tar is accepted for compatibility and ignored"),
+        "{stderr}"
+    );
+    slipway()
+        .args(["build", "--dry-run", "--outfile", "x.tar", &file])
+        .assert()
+        .success();
+}
+
+#[test]
+fn unreadable_input_is_a_clear_error() {
+    slipway()
+        .args(["validate", "/nonexistent/config.yml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot read /nonexistent/config.yml",
+        ));
+    slipway()
+        .args(["validate", "/"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is a directory"));
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    slipway().args(["validate"]).assert().code(2);
+    slipway()
+        .args(["-v", "9", "validate", "x"])
+        .assert()
+        .code(2);
+    slipway().args(["frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn help_and_completions() {
+    slipway()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Build an image"));
+    slipway().args(["build", "--help"]).assert().success();
+    for shell in ["bash", "zsh", "fish"] {
+        slipway()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("slipway"));
+    }
+}
+
+#[test]
+fn diagnostics_are_uncoloured_when_not_on_a_terminal() {
+    let out = slipway()
+        .env_remove("NO_COLOR")
+        .args(["validate", &invalid("bad-capability.yml")])
+        .assert()
+        .code(1);
+    let stderr = out.get_output().stderr.clone();
+    assert!(
+        !stderr.contains(&0x1b),
+        "escape codes in non-terminal output"
+    );
+}
