@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
 pub mod descriptor;
 pub mod error;
 pub mod hash;
@@ -24,6 +25,9 @@ pub mod push;
 pub mod registry;
 pub mod store;
 
+pub use archive::{
+    ArchiveError, ArchiveKind, ExportFormat, ExportReport, ImportReport, export, import,
+};
 pub use descriptor::{
     Descriptor, DescriptorPlatform, ImageIndex, ImageManifest, ManifestKind, REF_NAME_ANNOTATION,
 };
@@ -31,4 +35,6 @@ pub use error::StoreError;
 pub use pull::{PullPolicy, Puller, cache_name};
 pub use push::{PushReport, push};
 pub use registry::{ClientOptions, Credential, Credentials, RegistryClient, RegistryError};
-pub use store::{BlobWriter, ResolvedImage, Store, VerifyingReader};
+pub use store::{
+    BlobWriter, CleanReport, Damaged, GcGuard, ResolvedImage, Store, VerifyReport, VerifyingReader,
+};

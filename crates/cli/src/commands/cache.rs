@@ -48,6 +48,46 @@ pub enum CacheCommand {
         #[arg(required = true, value_name = "REF")]
         refs: Vec<String>,
     },
+    /// Add the images of an OCI image layout tar or a `docker save` tar (`-`: standard input)
+    Import {
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+    /// Write a cached image as a tar: an OCI image layout, or for `docker load`
+    Export {
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Where to write the tar; `-` for standard output
+        #[arg(
+            short = 'o',
+            long = "output",
+            visible_alias = "outfile",
+            value_name = "FILE"
+        )]
+        output: String,
+        /// `oci` (an OCI image layout) or `docker` (for `docker load`, one platform)
+        #[arg(long, value_name = "FORMAT", default_value = "oci")]
+        format: ExportFormatArg,
+        /// Export only this platform (os/arch[/variant]) [docker format: default --arch]
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+    },
+    /// Remove blobs no cached image uses, stale temporary files and cached
+    /// segments; with --all, every image
+    Clean {
+        /// Empty the cache completely
+        #[arg(long)]
+        all: bool,
+    },
+    /// Re-hash every blob; delete the corrupt ones and report damaged images
+    /// (exit status 1 if anything was wrong)
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormatArg {
+    Oci,
+    Docker,
 }
 
 /// `--cache`, else `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`.
@@ -154,6 +194,167 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
             return Ok(outcome);
         }
+        CacheCommand::Import { file } => import(&store, file)?,
+        CacheCommand::Export {
+            reference,
+            output,
+            format,
+            platform,
+        } => export(
+            &store,
+            global,
+            reference,
+            output,
+            *format,
+            platform.as_deref(),
+        )?,
+        CacheCommand::Clean { all } => clean(&store, *all)?,
+        CacheCommand::Verify => return verify(&store),
     }
     Ok(Outcome::Success)
+}
+
+fn import(store: &Store, file: &str) -> anyhow::Result<()> {
+    let report = if file == "-" {
+        slipway_oci::import(store, std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+        slipway_oci::import(store, std::io::BufReader::with_capacity(1 << 20, f))
+    }
+    .with_context(|| format!("importing {file}"))?;
+    if report.images.is_empty() {
+        eprintln!("slipway: warning: {file} holds no image");
+    }
+    for (name, d) in &report.images {
+        println!("{name} {}", d.digest);
+    }
+    Ok(())
+}
+
+fn export(
+    store: &Store,
+    global: &GlobalArgs,
+    reference: &str,
+    output: &str,
+    format: ExportFormatArg,
+    platform_arg: Option<&str>,
+) -> anyhow::Result<()> {
+    let reference = parse_ref(reference)?;
+    let format = match format {
+        ExportFormatArg::Oci => slipway_oci::ExportFormat::Oci,
+        ExportFormatArg::Docker => slipway_oci::ExportFormat::Docker,
+    };
+    let platform = match platform_arg {
+        Some(p) => Some(Platform::parse(p)?),
+        // One platform is all a docker archive can hold: the one built for.
+        None if format == slipway_oci::ExportFormat::Docker => Some(platform(global)?),
+        None => None,
+    };
+    let report = if output == "-" {
+        let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let (mut w, report) =
+            slipway_oci::export(store, &reference, platform.as_ref(), format, stdout)?;
+        std::io::Write::flush(&mut w).context("writing to standard output")?;
+        report
+    } else {
+        // Written beside the target and renamed when complete: never half a file.
+        let path = std::path::Path::new(output);
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let temp = tempfile::Builder::new()
+            .prefix(".slipway-export-")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let writer = std::io::BufWriter::with_capacity(1 << 20, temp);
+        let (writer, report) =
+            slipway_oci::export(store, &reference, platform.as_ref(), format, writer)?;
+        let temp = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {output}"))?;
+        temp.persist(path)
+            .with_context(|| format!("cannot write {output}"))?;
+        report
+    };
+    if let Some(original) = &report.reduced_from {
+        eprintln!(
+            "slipway: warning: {reference}: the cache lacks {}; exported an index of the platforms present ({}), not the original {original}",
+            report.absent_platforms.join(", "),
+            report.root.digest
+        );
+    }
+    eprintln!("slipway: exported {reference} {}", report.root.digest);
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
+    let report = store.clean(all)?;
+    for name in &report.removed_refs {
+        println!("removed image {name}");
+    }
+    for digest in &report.removed_blobs {
+        println!("removed blob {digest}");
+    }
+    for path in &report.removed_temp_files {
+        println!("removed temporary file {}", path.display());
+    }
+    if report.removed_segments > 0 {
+        println!("removed {} cached segments", report.removed_segments);
+    }
+    eprintln!(
+        "slipway: freed {} ({} blobs, {} temporary files, {} segments)",
+        human(report.freed_bytes),
+        report.removed_blobs.len(),
+        report.removed_temp_files.len(),
+        report.removed_segments
+    );
+    Ok(())
+}
+
+fn verify(store: &Store) -> anyhow::Result<Outcome> {
+    let report = store.verify()?;
+    for digest in &report.corrupt {
+        println!("corrupt blob {digest}: deleted");
+    }
+    for name in &report.dropped_refs {
+        println!("image {name}: its manifest is gone; removed from the cache");
+    }
+    for damaged in &report.incomplete {
+        let missing: Vec<String> = damaged.missing.iter().map(ToString::to_string).collect();
+        println!(
+            "image {}: missing {} (pull it again)",
+            damaged.name,
+            missing.join(", ")
+        );
+    }
+    for (name, absent) in &report.partial {
+        println!("image {name}: platforms not cached: {}", absent.join(", "));
+    }
+    eprintln!(
+        "slipway: checked {} blobs ({})",
+        report.checked,
+        human(report.checked_bytes)
+    );
+    Ok(if report.is_sound() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
 }

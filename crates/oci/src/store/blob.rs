@@ -9,6 +9,7 @@ use slipway_reference::{Algorithm, Digest};
 use tempfile::NamedTempFile;
 
 use super::Store;
+use super::lock::GcGuard;
 use crate::error::StoreError;
 use crate::hash::Hasher;
 
@@ -22,6 +23,8 @@ pub struct BlobWriter {
     hasher: Hasher,
     written: u64,
     expected: Option<(Digest, u64)>,
+    /// Keeps `cache clean` from taking the temporary file for a stale one.
+    _guard: GcGuard,
 }
 
 impl BlobWriter {
@@ -32,6 +35,7 @@ impl BlobWriter {
         let algorithm = expected
             .as_ref()
             .map_or(Algorithm::Sha256, |(d, _)| d.algorithm());
+        let guard = store.gc_guard()?;
         let dir = store.root().join("blobs").join(algorithm.as_str());
         std::fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
         // Same directory as the final name, so the rename is atomic.
@@ -45,6 +49,7 @@ impl BlobWriter {
             hasher: Hasher::new(algorithm),
             written: 0,
             expected,
+            _guard: guard,
         })
     }
 
@@ -178,12 +183,12 @@ impl Read for VerifyingReader {
 }
 
 /// Whether `e` is a [`VerifyingReader`]'s digest mismatch.
-pub(super) fn is_verify_error(e: &io::Error) -> bool {
+pub(crate) fn is_verify_error(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<VerifyFailed>())
 }
 
 /// Turns a read error into a [`StoreError`], keeping a digest mismatch typed.
-pub(super) fn verify_error_to_store(e: io::Error, path: &Path) -> StoreError {
+pub(crate) fn verify_error_to_store(e: io::Error, path: &Path) -> StoreError {
     if !is_verify_error(&e) {
         return StoreError::io("reading", path)(e);
     }

@@ -12,6 +12,7 @@
 
 mod blob;
 mod lock;
+mod maintain;
 mod resolve;
 
 use std::fs;
@@ -21,6 +22,9 @@ use std::path::{Path, PathBuf};
 use slipway_reference::{Digest, Reference};
 
 pub use blob::{BlobWriter, VerifyingReader};
+pub(crate) use blob::{is_verify_error, verify_error_to_store};
+pub use lock::GcGuard;
+pub use maintain::{CleanReport, Damaged, VerifyReport};
 pub(crate) use resolve::listed_platforms;
 pub use resolve::{ResolvedImage, select_platform};
 
@@ -209,6 +213,25 @@ impl Store {
 
     fn lock(&self) -> Result<lock::IndexLock, StoreError> {
         lock::IndexLock::acquire(&self.root)
+    }
+
+    /// A shared hold on the blobs: while any is held, `clean` and `verify`
+    /// wait. Take one around everything that writes blobs and then names
+    /// them (a pull, an import), so the blobs are not collected in between.
+    pub fn gc_guard(&self) -> Result<GcGuard, StoreError> {
+        GcGuard::shared(&self.root)
+    }
+
+    /// Adds `descriptor` to `index.json` without a name, unless an entry
+    /// with its digest is there already.
+    pub fn add_unnamed(&self, descriptor: &Descriptor) -> Result<(), StoreError> {
+        let mut entry = descriptor.clone();
+        entry.annotations.remove(REF_NAME_ANNOTATION);
+        self.update_index(|index| {
+            if !index.manifests.iter().any(|d| d.digest == entry.digest) {
+                index.manifests.push(entry);
+            }
+        })
     }
 
     /// Names `descriptor` `name` (a fully expanded reference) in `index.json`,
