@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     #[arg(long = "cert-file", global = true, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
 
+    /// A registry to reach over plain HTTP, as written in references (repeatable; loopback registries always are)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
     /// Verbosity: 0 quiet, 1 info (default), 2 debug, 3 trace
     #[arg(short = 'v', long = "verbose", global = true, value_name = "N",
           value_parser = clap::value_parser!(u8).range(0..=3))]

@@ -20,6 +20,7 @@ pub mod descriptor;
 pub mod error;
 pub mod hash;
 pub mod media;
+pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod registry;
@@ -32,9 +33,10 @@ pub use descriptor::{
     Descriptor, DescriptorPlatform, ImageIndex, ImageManifest, ManifestKind, REF_NAME_ANNOTATION,
 };
 pub use error::StoreError;
+pub use progress::{NoProgress, Progress};
 pub use pull::{PullPolicy, Puller, cache_name};
 pub use push::{PushReport, push};
-pub use registry::{ClientOptions, Credential, Credentials, RegistryClient, RegistryError};
+pub use registry::{ClientOptions, Credential, Credentials, Mirror, RegistryClient, RegistryError};
 pub use store::{
     BlobWriter, CleanReport, Damaged, GcGuard, ResolvedImage, Store, VerifyReport, VerifyingReader,
 };

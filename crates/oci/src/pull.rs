@@ -7,6 +7,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use slipway_reference::{Digest, Platform, Reference};
 
 use crate::descriptor::{Descriptor, ManifestKind};
+use crate::progress::{NoProgress, Progress};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::store::{ResolvedImage, Store, select_platform};
 use crate::{ImageManifest, StoreError};
@@ -24,10 +25,19 @@ pub enum PullPolicy {
 }
 
 /// Pulls images from registries into a [`Store`].
-#[derive(Debug)]
 pub struct Puller<'a> {
     store: &'a Store,
     client: &'a RegistryClient,
+    progress: &'a dyn Progress,
+}
+
+impl std::fmt::Debug for Puller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Puller")
+            .field("store", &self.store)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The name an image is stored under: the fully expanded reference, with
@@ -42,7 +52,17 @@ pub fn cache_name(reference: &Reference) -> Reference {
 
 impl<'a> Puller<'a> {
     pub fn new(store: &'a Store, client: &'a RegistryClient) -> Puller<'a> {
-        Puller { store, client }
+        Puller {
+            store,
+            client,
+            progress: &NoProgress,
+        }
+    }
+
+    /// Reports download progress to `progress`.
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Puller<'a> {
+        self.progress = progress;
+        self
     }
 
     /// Fetches `reference` for each of `platforms` (only those children of
@@ -111,11 +131,16 @@ impl<'a> Puller<'a> {
             .cloned()
             .collect();
         let parallel = self.client.options().parallel_blobs.max(1);
-        stream::iter(
-            blobs
-                .iter()
-                .map(|d| self.client.fetch_blob(&reference, d, self.store)),
-        )
+        let total = blobs
+            .iter()
+            .filter(|d| !self.store.has_blob(&d.digest))
+            .map(|d| d.size)
+            .sum();
+        self.progress.start(&name, total);
+        stream::iter(blobs.iter().map(|d| {
+            self.client
+                .fetch_blob_with_progress(&reference, d, self.store, self.progress)
+        }))
         .buffer_unordered(parallel)
         .try_collect::<Vec<()>>()
         .await?;
@@ -127,6 +152,7 @@ impl<'a> Puller<'a> {
         self.store
             .set_ref(&name, &root.descriptor)
             .map_err(store_error)?;
+        self.progress.finish(&name);
 
         platforms
             .iter()

@@ -125,6 +125,9 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
+    if args.resolve_only {
+        return super::resolve::run(args, global, &loaded);
+    }
     anyhow::bail!(
         "building images is not available in this version of slipway yet; \
          `slipway build --dry-run` prints the merged configuration"

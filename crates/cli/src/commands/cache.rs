@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use slipway_oci::{ClientOptions, Puller, RegistryClient, Store, cache_name};
+use futures_util::StreamExt as _;
+use slipway_oci::{ClientOptions, Mirror, Puller, RegistryClient, Store, cache_name};
+
+use super::resolve::{PARALLEL_IMAGES, ProgressDisplay};
 use slipway_reference::{Arch, Platform, Reference};
 
 use crate::Outcome;
@@ -28,9 +31,6 @@ pub enum CacheCommand {
     Pull {
         #[arg(required = true, value_name = "REF")]
         refs: Vec<String>,
-        /// Registry reached over plain HTTP (loopback registries always are)
-        #[arg(long = "insecure-registry", value_name = "HOST")]
-        insecure: Vec<String>,
     },
     /// Push a cached image to its registry, or to --remote-name
     Push {
@@ -39,9 +39,6 @@ pub enum CacheCommand {
         /// Push under this name instead
         #[arg(long, value_name = "REF")]
         remote_name: Option<String>,
-        /// Registry reached over plain HTTP (loopback registries always are)
-        #[arg(long = "insecure-registry", value_name = "HOST")]
-        insecure: Vec<String>,
     },
     /// Remove images from the cache's index (their blobs stay until `clean`)
     Rm {
@@ -103,7 +100,8 @@ pub fn cache_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     Ok(base.join("slipway"))
 }
 
-fn platform(global: &GlobalArgs) -> anyhow::Result<Platform> {
+/// The platform to fetch: linux and `--arch`, else the host's architecture.
+pub(crate) fn platform(global: &GlobalArgs) -> anyhow::Result<Platform> {
     let arch = match &global.arch {
         Some(a) => Arch::parse(a)?,
         None => Arch::host().context("the host architecture is not supported; pass --arch")?,
@@ -115,14 +113,39 @@ fn parse_ref(text: &str) -> anyhow::Result<Reference> {
     Ok(cache_name(&Reference::parse(text)?))
 }
 
-fn client(insecure: &[String]) -> anyhow::Result<RegistryClient> {
-    Ok(RegistryClient::new(ClientOptions {
-        insecure_registries: insecure.to_vec(),
+/// Registry client options from the global flags: `--insecure-registry`,
+/// `--mirror` (and `LINUXKIT_MIRROR`, whose value may list several,
+/// separated by commas or spaces), `--cert-file`.
+pub(crate) fn client_options(global: &GlobalArgs) -> anyhow::Result<ClientOptions> {
+    let mut mirrors = Vec::new();
+    for value in &global.mirror {
+        for text in value
+            .split([',', ' ', '\n'])
+            .filter(|t| !t.trim().is_empty())
+        {
+            mirrors.push(Mirror::parse(text)?);
+        }
+    }
+    let mut extra_roots_pem = Vec::new();
+    if let Some(path) = &global.cert_file {
+        extra_roots_pem.push(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --cert-file {}", path.display()))?,
+        );
+    }
+    Ok(ClientOptions {
+        insecure_registries: global.insecure_registry.clone(),
+        mirrors,
+        extra_roots_pem,
         ..ClientOptions::default()
-    })?)
+    })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn client(global: &GlobalArgs) -> anyhow::Result<RegistryClient> {
+    Ok(RegistryClient::new(client_options(global)?)?)
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -147,31 +170,54 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        CacheCommand::Pull { refs, insecure } => {
+        CacheCommand::Pull { refs } => {
             let platform = platform(global)?;
-            let client = client(insecure)?;
-            let puller = Puller::new(&store, &client);
+            let client = client(global)?;
+            let progress = ProgressDisplay::new(global);
+            let puller = Puller::new(&store, &client).with_progress(&progress);
+            let references = refs
+                .iter()
+                .map(|r| parse_ref(r))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let rt = runtime()?;
-            for text in refs {
-                let reference = parse_ref(text)?;
-                let images =
-                    rt.block_on(puller.pull(&reference, std::slice::from_ref(&platform)))?;
-                for image in images {
-                    println!("{} {}", image.reference, image.digest());
+            // All at once (bounded), like a build's images; results in the order given.
+            let results = rt.block_on(async {
+                futures_util::stream::iter(
+                    references
+                        .iter()
+                        .map(|r| puller.pull(r, std::slice::from_ref(&platform))),
+                )
+                .buffered(PARALLEL_IMAGES)
+                .collect::<Vec<_>>()
+                .await
+            });
+            progress.clear();
+            let mut outcome = Outcome::Success;
+            for result in results {
+                match result {
+                    Ok(images) => {
+                        for image in images {
+                            println!("{} {}", image.reference, image.digest());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("slipway: error: {e}");
+                        outcome = Outcome::Failure;
+                    }
                 }
             }
+            return Ok(outcome);
         }
         CacheCommand::Push {
             reference,
             remote_name,
-            insecure,
         } => {
             let source = parse_ref(reference)?;
             let target = match remote_name {
                 Some(name) => parse_ref(name)?,
                 None => source.clone(),
             };
-            let client = client(insecure)?;
+            let client = client(global)?;
             let report =
                 runtime()?.block_on(slipway_oci::push(&store, &client, &source, &target))?;
             if let Some(original) = &report.reduced_from {

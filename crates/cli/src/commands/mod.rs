@@ -3,4 +3,5 @@
 pub mod build;
 pub mod cache;
 pub mod completions;
+pub mod resolve;
 pub mod validate;

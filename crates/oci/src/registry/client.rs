@@ -16,6 +16,7 @@ use super::error::RegistryError;
 use crate::descriptor::Descriptor;
 use crate::hash::Hasher;
 use crate::media;
+use crate::progress::{NoProgress, Progress};
 use crate::store::{MAX_DOCUMENT_SIZE, Store};
 
 /// How the client behaves. `Default` suits real use.
@@ -34,6 +35,67 @@ pub struct ClientOptions {
     pub parallel_blobs: usize,
     pub credentials: Credentials,
     pub user_agent: String,
+    /// Registries to pull from instead of the ones references name (`--mirror`).
+    pub mirrors: Vec<Mirror>,
+    /// PEM certificates of private CAs to trust besides the system's (`--cert-file`).
+    pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+/// A pull-through mirror: reads of `registry` (as written in references,
+/// `docker.io` for Docker Hub) go to `url` instead. Pushes never do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mirror {
+    pub registry: String,
+    /// `scheme://host[:port][/path]`, without a trailing slash.
+    pub url: String,
+}
+
+impl Mirror {
+    /// LinuxKit's `--mirror` syntax: `URL` mirrors Docker Hub,
+    /// `REGISTRY=URL` mirrors that registry. A URL without a scheme is HTTPS.
+    pub fn parse(text: &str) -> Result<Mirror, RegistryError> {
+        let text = text.trim();
+        let (registry, url) = match text.split_once('=') {
+            Some((registry, url)) => (registry.trim(), url.trim()),
+            None => ("docker.io", text),
+        };
+        let bad = |reason: &str| RegistryError::Client(format!("--mirror {text:?}: {reason}"));
+        if registry.is_empty() || registry.contains('/') {
+            return Err(bad(
+                "the registry must be a host name, e.g. docker.io=https://mirror.example",
+            ));
+        }
+        let url = url.trim_end_matches('/');
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("https://{url}")
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| bad("the URL must be http:// or https://"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(bad("the URL has no host"));
+        }
+        let registry = match registry {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            other => other,
+        };
+        Ok(Mirror {
+            registry: registry.to_string(),
+            url,
+        })
+    }
+
+    /// The mirror's host (for credentials), without scheme or path.
+    pub fn host(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest)
+    }
 }
 
 impl Default for ClientOptions {
@@ -46,6 +108,8 @@ impl Default for ClientOptions {
             parallel_blobs: 4,
             credentials: Credentials::from_env(),
             user_agent: format!("slipway/{}", env!("CARGO_PKG_VERSION")),
+            mirrors: Vec::new(),
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -88,10 +152,22 @@ impl RegistryClient {
         // reqwest is built without a default crypto provider; ring is ours.
         // An error means one is installed already, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = Vec::new();
+        for pem in &options.extra_roots_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| RegistryError::Client(format!("reading a CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(RegistryError::Client(
+                    "the CA certificate file holds no PEM certificate".into(),
+                ));
+            }
+            roots.extend(certs);
+        }
         let http = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .connect_timeout(options.stall_timeout)
             .read_timeout(options.stall_timeout)
+            .tls_certs_merge(roots)
             .build()
             .map_err(|e| RegistryError::Client(e.to_string()))?;
         Ok(RegistryClient {
@@ -117,10 +193,26 @@ impl RegistryClient {
         format!("{scheme}://{}", reference.registry_host())
     }
 
+    /// The mirror that serves reads of `reference`, if one is configured.
+    pub fn mirror_for(&self, reference: &Reference) -> Option<&Mirror> {
+        self.options
+            .mirrors
+            .iter()
+            .find(|m| m.registry == reference.domain())
+    }
+
+    /// Where reads go: the mirror's URL if one is configured, else [`Self::base_url`].
+    fn read_base_url(&self, reference: &Reference) -> String {
+        match self.mirror_for(reference) {
+            Some(mirror) => mirror.url.clone(),
+            None => self.base_url(reference),
+        }
+    }
+
     fn url(&self, reference: &Reference, kind: &str, tail: &str) -> String {
         format!(
             "{}/v2/{}/{kind}/{tail}",
-            self.base_url(reference),
+            self.read_base_url(reference),
             reference.repository()
         )
     }
@@ -221,7 +313,13 @@ impl RegistryClient {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge);
-        let credential = self.options.credentials.lookup(reference.domain());
+        // A mirror is asked with its own credentials.
+        let credential = match self.mirror_for(reference) {
+            Some(mirror) if url.starts_with(&mirror.url) => {
+                self.options.credentials.lookup(mirror.host())
+            }
+            _ => self.options.credentials.lookup(reference.domain()),
+        };
         let unauthorized = |body: String| RegistryError::Unauthorized {
             reference: name.clone(),
             url: url.to_string(),
@@ -435,6 +533,19 @@ impl RegistryClient {
         descriptor: &Descriptor,
         store: &Store,
     ) -> Result<(), RegistryError> {
+        self.fetch_blob_with_progress(reference, descriptor, store, &NoProgress)
+            .await
+    }
+
+    /// As [`Self::fetch_blob`], telling `progress` of the bytes as they come
+    /// (under the reference's name).
+    pub async fn fetch_blob_with_progress(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &Store,
+        progress: &dyn Progress,
+    ) -> Result<(), RegistryError> {
         if store.has_blob(&descriptor.digest) {
             return Ok(());
         }
@@ -443,7 +554,7 @@ impl RegistryClient {
         let mut mismatches = 0;
         loop {
             let error = match self
-                .try_fetch_blob(reference, descriptor, store, &url)
+                .try_fetch_blob(reference, descriptor, store, &url, progress)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -470,6 +581,28 @@ impl RegistryClient {
         descriptor: &Descriptor,
         store: &Store,
         url: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let name = reference.to_string();
+        // Bytes counted for this try, taken back if it fails.
+        let mut counted = 0u64;
+        let result = self
+            .try_fetch_blob_inner(reference, descriptor, store, url, progress, &mut counted)
+            .await;
+        if result.is_err() && counted > 0 {
+            progress.rewind(&name, counted);
+        }
+        result
+    }
+
+    async fn try_fetch_blob_inner(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &Store,
+        url: &str,
+        progress: &dyn Progress,
+        counted: &mut u64,
     ) -> Result<(), RegistryError> {
         let name = reference.to_string();
         let store_error = |source| RegistryError::Store {
@@ -491,6 +624,8 @@ impl RegistryClient {
                     reference: name.clone(),
                     reason: format!("blob {}: {e}", descriptor.digest),
                 })?;
+            *counted += chunk.len() as u64;
+            progress.advance(&name, chunk.len() as u64);
         }
         match writer.commit() {
             Ok(_) => Ok(()),

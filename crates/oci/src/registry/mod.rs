@@ -5,5 +5,5 @@ pub(crate) mod client;
 mod error;
 
 pub use auth::{Challenge, Credential, Credentials};
-pub use client::{ClientOptions, FetchedManifest, RegistryClient};
+pub use client::{ClientOptions, FetchedManifest, Mirror, RegistryClient};
 pub use error::RegistryError;
