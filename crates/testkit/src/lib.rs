@@ -12,6 +12,7 @@ pub mod mock;
 pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,7 @@ pub use mock::{Fault, FaultKind, MockRegistry};
 pub use proxy::CuttingProxy;
 pub use push::PushTarget;
 pub use registry::{BasicAuth, Registry};
+pub use tls::TlsProxy;
 
 /// Everything that can go wrong in the testkit.
 #[derive(Debug, thiserror::Error)]

@@ -201,7 +201,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                         }
                     }
                     Err(e) => {
-                        eprintln!("slipway: error: {e}");
+                        eprintln!("slipway: error: {}", super::resolve::chain(&e));
                         outcome = Outcome::Failure;
                     }
                 }

@@ -71,6 +71,22 @@ fn images(config: &Config) -> Vec<Wanted<'_>> {
     out
 }
 
+/// An error and its causes, `: `-separated, each said once (TLS and
+/// connection failures are only explained by the innermost cause).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn location(loaded: &Loaded, span: &Span) -> String {
     format!(
         "{}:{}:{}",
@@ -137,9 +153,10 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Re
         match resolved.get(&name) {
             Some(Ok(image)) => lines.push(format!("{name} {}", image.digest())),
             Some(Err(e)) => errors.push(format!(
-                "{}: error: {name} ({}): {e}",
+                "{}: error: {name} ({}): {}",
                 location(loaded, &w.image.span),
-                w.role
+                w.role,
+                chain(e)
             )),
             None => {}
         }
