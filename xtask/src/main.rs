@@ -2,6 +2,7 @@
 //!
 //! Kept dependency-light on purpose: it runs before anything else is built.
 
+mod bench;
 mod deps;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ commands:
                   (ARGS go to cargo nextest, e.g. a test name filter)
   deps [--install]
                   list the Debian packages the tests need; install them (root)
+  bench [--large-mb N] [--small N] [--small-kb N]
+                  time slipway's pulls against skopeo's from a loopback registry
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn run() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(&rest),
         Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
+        Some("bench") => bench::command(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

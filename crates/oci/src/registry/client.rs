@@ -707,3 +707,59 @@ fn url_encode(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_syntax_is_linuxkits() {
+        let hub = Mirror::parse("http://127.0.0.1:5000/").unwrap();
+        assert_eq!(hub.registry, "docker.io");
+        assert_eq!(hub.url, "http://127.0.0.1:5000");
+        assert_eq!(hub.host(), "127.0.0.1:5000");
+        let named = Mirror::parse("quay.io=mirror.example:8443/quay").unwrap();
+        assert_eq!(named.registry, "quay.io");
+        assert_eq!(named.url, "https://mirror.example:8443/quay");
+        assert_eq!(named.host(), "mirror.example:8443");
+        assert_eq!(
+            Mirror::parse("index.docker.io=https://m").unwrap().registry,
+            "docker.io"
+        );
+        for bad in ["ftp://x", "docker.io=", "a/b=https://m", "=https://m"] {
+            assert!(Mirror::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_go_to_the_mirror_and_pushes_do_not() {
+        let client = RegistryClient::new(ClientOptions {
+            mirrors: vec![Mirror::parse("https://mirror.example").unwrap()],
+            credentials: Credentials::none(),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let hub = Reference::parse("alpine:3.20").unwrap();
+        assert_eq!(
+            client.url(&hub, "manifests", "3.20"),
+            "https://mirror.example/v2/library/alpine/manifests/3.20"
+        );
+        assert_eq!(client.base_url(&hub), "https://registry-1.docker.io");
+        let other = Reference::parse("quay.io/a/b:1").unwrap();
+        assert_eq!(
+            client.url(&other, "blobs", "x"),
+            "https://quay.io/v2/a/b/blobs/x"
+        );
+    }
+
+    #[test]
+    fn a_cert_file_without_a_certificate_is_refused() {
+        let err = RegistryClient::new(ClientOptions {
+            extra_roots_pem: vec![b"hello".to_vec()],
+            credentials: Credentials::none(),
+            ..ClientOptions::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+}
