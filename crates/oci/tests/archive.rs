@@ -340,6 +340,28 @@ fn clean_removes_only_what_no_image_uses() {
 }
 
 #[test]
+fn clean_waits_for_writers() {
+    let image = ImageBuilder::new()
+        .layer([Entry::file("a", "b")])
+        .build()
+        .unwrap();
+    let (_dir, store) = store_with(&image.into(), "example.com/x:1");
+    // A pull or import holds the cache from its first blob to naming the image.
+    let guard = store.gc_guard().unwrap();
+    let stray = store.put_blob(b"fetched, not yet named").unwrap();
+    assert!(store.try_clean(false).unwrap().is_none());
+    // So does a blob being written, through its temporary file.
+    drop(guard);
+    let writer = store.blob_writer(None).unwrap();
+    let temp = writer.temp_path().to_path_buf();
+    assert!(store.try_clean(false).unwrap().is_none());
+    assert!(temp.exists() && store.has_blob(&stray));
+    drop(writer);
+    let report = store.try_clean(false).unwrap().expect("no writer left");
+    assert_eq!(report.removed_blobs, [stray]);
+}
+
+#[test]
 fn verify_drops_corrupt_blobs_and_reports_damaged_images() {
     let index = two_arch();
     let (dir, store) = store_with(&index.clone().into(), "example.com/multi:1");

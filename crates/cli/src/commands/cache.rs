@@ -351,7 +351,13 @@ fn human(bytes: u64) -> String {
 }
 
 fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
-    let report = store.clean(all)?;
+    let report = match store.try_clean(all)? {
+        Some(report) => report,
+        None => {
+            eprintln!("slipway: waiting for the pulls and imports using the cache to finish");
+            store.clean(all)?
+        }
+    };
     for name in &report.removed_refs {
         println!("removed image {name}");
     }

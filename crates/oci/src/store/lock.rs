@@ -69,6 +69,16 @@ impl GcGuard {
         file.lock().map_err(StoreError::io("locking", &path))?;
         Ok(GcGuard { file })
     }
+
+    /// Exclusive if no writer holds the cache now; `None` if one does.
+    pub fn try_exclusive(root: &Path) -> Result<Option<GcGuard>, StoreError> {
+        let (file, path) = open(root, ".gc.lock")?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(GcGuard { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("locking", &path)(e)),
+        }
+    }
 }
 
 impl Drop for GcGuard {

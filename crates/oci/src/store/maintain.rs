@@ -131,7 +131,20 @@ impl Store {
     /// left by killed processes, and `segments/`; with `all`, every image
     /// and blob too. Waits for running pulls and imports to finish first.
     pub fn clean(&self, all: bool) -> Result<CleanReport, StoreError> {
-        let _gc = GcGuard::exclusive(self.root())?;
+        let gc = GcGuard::exclusive(self.root())?;
+        self.clean_holding(all, gc)
+    }
+
+    /// As [`Store::clean`], but `None` at once if a pull, an import or a
+    /// blob write is running (the caller may say so, then wait with `clean`).
+    pub fn try_clean(&self, all: bool) -> Result<Option<CleanReport>, StoreError> {
+        match GcGuard::try_exclusive(self.root())? {
+            Some(gc) => self.clean_holding(all, gc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn clean_holding(&self, all: bool, _gc: GcGuard) -> Result<CleanReport, StoreError> {
         let mut report = CleanReport::default();
         let keep = if all {
             let _lock = IndexLock::acquire(self.root())?;
