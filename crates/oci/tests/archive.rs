@@ -462,3 +462,49 @@ fn skopeo_reads_an_exported_archive_and_its_archives_import() {
         image.layers[0].digest()
     );
 }
+
+#[test]
+fn skopeo_reads_a_docker_export_and_writes_docker_archives_that_import() {
+    let image = ImageBuilder::new()
+        .layer([Entry::file("etc/motd", "hi")])
+        .layer([Entry::file("big", pseudo_random_bytes(9, 50_000))])
+        .build()
+        .unwrap();
+    let (_a, store) = store_with(&image.clone().into(), "example.com/d:1");
+    let work = tempfile::tempdir().unwrap();
+    let tar_path = work.path().join("docker.tar");
+    let amd = Platform::linux(Arch::Amd64);
+    let (tar, _) = export_bytes(&store, "example.com/d:1", Some(&amd), ExportFormat::Docker);
+    std::fs::write(&tar_path, tar).unwrap();
+    // skopeo's docker-archive transport reads what `docker load` reads: manifest.json.
+    let archive = format!("docker-archive:{}", tar_path.display());
+    let config = skopeo(&["inspect", "--config", &archive]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+
+    // A docker-archive written by skopeo (legacy docker save layout) imports,
+    // with the same config and the same uncompressed layer contents.
+    let back = work.path().join("skopeo-docker.tar");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        &archive,
+        &format!("docker-archive:{}:example.com/e:2", back.display()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let target = Store::open(dir.path()).unwrap();
+    let report = slipway_oci::import(&target, std::fs::File::open(&back).unwrap()).unwrap();
+    assert_eq!(report.kind, ArchiveKind::DockerSave);
+    assert_eq!(report.images[0].0, "example.com/e:2");
+    let resolved = target
+        .resolve(&Reference::parse("example.com/e:2").unwrap(), &amd)
+        .unwrap();
+    assert_eq!(
+        resolved.manifest.config.digest.to_string(),
+        image.config.digest()
+    );
+    assert_eq!(resolved.manifest.layers.len(), 2);
+    for d in resolved.blobs() {
+        assert!(target.verify_blob(&d.digest).unwrap());
+    }
+}
