@@ -3,6 +3,7 @@
 //! As root (CI, a fresh machine) missing packages are installed; otherwise the
 //! exact commands are printed and the task stops.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +30,31 @@ pub const PACKAGES: &[Package] = &[
         name: "cpio",
         suite: Suite::Main,
         why: "newc oracle for initrd tests",
+    },
+    Package {
+        name: "qemu-system-x86",
+        suite: Suite::Backports,
+        why: "boot tests under TCG (slipway run, the init)",
+    },
+    Package {
+        name: "busybox-static",
+        suite: Suite::Main,
+        why: "static userland for test images and containers",
+    },
+    Package {
+        name: "runc",
+        suite: Suite::Main,
+        why: "OCI runtime copied into test initramfs images",
+    },
+    Package {
+        name: "crun",
+        suite: Suite::Main,
+        why: "OCI runtime copied into test initramfs images",
+    },
+    Package {
+        name: "kmod",
+        suite: Suite::Main,
+        why: "depmod for the test kernel's modules",
     },
     Package {
         name: "docker-registry",
@@ -142,4 +168,56 @@ pub fn command(install: bool) -> Result<()> {
         println!("{:<8} {:<22} {:<20} {}", state, p.name, suite, p.why);
     }
     if install { ensure() } else { Ok(()) }
+}
+
+/// The environment variable through which tests find the test kernel.
+pub const TEST_KERNEL_ENV: &str = "SLIPWAY_TEST_KERNEL_DIR";
+
+/// Debian's 6.12 backports kernel, unpacked into `<target>/test-kernel`:
+/// `vmlinuz`, `version` and `lib/modules/<version>/` with its `modules.dep`.
+/// Needs bookworm-backports enabled ([`ensure`] does that with qemu). Does
+/// nothing when the kernel is already there.
+pub fn test_kernel(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("test-kernel");
+    if dir.join("vmlinuz").is_file() && dir.join("version").is_file() {
+        return Ok(dir);
+    }
+    let out = Command::new("apt-cache")
+        .args(["depends", "linux-image-amd64/bookworm-backports"])
+        .output()
+        .context("could not run apt-cache")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let package = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-6"))
+        .map(str::to_owned)
+        .context("apt-cache does not know linux-image-amd64 in bookworm-backports: enable backports (cargo xtask deps --install as root)")?;
+    let version = package.trim_start_matches("linux-image-").to_owned();
+    let download = target.join("test-kernel.download");
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download).context("creating the kernel download directory")?;
+    let script = format!(
+        "apt-get download -q {package} 2>&1 | grep -v 'unsandboxed' || true; \
+         ls {package}_*.deb >/dev/null; \
+         dpkg-deb -x {package}_*.deb kroot; \
+         depmod -b kroot {version}; \
+         mkdir -p out/lib/modules; \
+         mv kroot/boot/vmlinuz-{version} out/vmlinuz; \
+         mv kroot/lib/modules/{version} out/lib/modules/; \
+         echo {version} > out/version"
+    );
+    eprintln!("xtask: fetching the test kernel {package}");
+    let status = Command::new("sh")
+        .args(["-ec", &script])
+        .current_dir(&download)
+        .status()
+        .context("could not start sh")?;
+    if !status.success() {
+        bail!("fetching the test kernel {package} failed ({status})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(download.join("out"), &dir).context("moving the test kernel into place")?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(dir)
 }

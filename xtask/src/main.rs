@@ -96,7 +96,9 @@ fn target_dir() -> PathBuf {
 /// The whole test suite: every test of every crate, doc tests included.
 fn test(extra: &[String]) -> Result<()> {
     deps::ensure()?;
+    let kernel = deps::test_kernel(&target_dir())?;
     let mut nextest = cargo();
+    nextest.env(deps::TEST_KERNEL_ENV, &kernel);
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     nextest.args(extra);
     // Snapshots are checked, never written, by the suite.

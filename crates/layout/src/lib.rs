@@ -2,8 +2,9 @@
 //!
 //! Plain data and parsing only, no I/O: the host side (config validation,
 //! assembly) and the guest's init both depend on this crate, so they agree
-//! on where bundles live ([`bundle`]) and what slipway's own OCI annotations
-//! mean ([`annotations`]).
+//! on where bundles live ([`bundle`]), what slipway's own OCI annotations
+//! mean ([`annotations`]), what `runtime.json` holds ([`runtime`]) and how
+//! the boot timeline is written ([`timeline`]).
 //!
 //! ```
 //! use slipway_layout::annotations::{Restart, SlipwayAnnotations};
@@ -16,3 +17,5 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod runtime;
+pub mod timeline;

@@ -1,0 +1,417 @@
+//! The boot sequence: root, mounts, modules, system, `/etc/init.d` with
+//! LinuxKit's hooks as built-in phases (volumes, onboot, services).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_layout::bundle::{LOWER, MERGED, ONBOOT_DIR, SERVICES_DIR, TMP, VOLUMES_DIR};
+use slipway_layout::timeline::Event;
+
+use crate::bundle::{OciRuntime, list, run_once};
+use crate::mounts::{self, RootStrategy};
+use crate::services::Supervisor;
+use crate::sys::{Cmd, MountSpec, MsFlags, Sys};
+use crate::timeline::Timeline;
+use crate::{Error, Result, modules, system};
+
+/// A built-in phase, and the `/etc/init.d` hook names that stand for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Mount `/containers/volumes/*` (`005-volumes`).
+    Volumes,
+    /// Run `/containers/onboot/*` (`010-onboot`).
+    Onboot,
+    /// Start `/containers/services/*` (`020-containerd`, `020-services`).
+    Services,
+}
+
+/// Which phase an `/etc/init.d` entry stands for: LinuxKit's hooks are
+/// links to `/usr/bin/service`, named after what they do.
+pub fn hook_phase(name: &str, link: Option<&Path>) -> Option<Phase> {
+    let to_service = link.is_some_and(|l| l.file_name().is_some_and(|n| n == "service"));
+    let phase = match name.split_once('-').map(|(_, rest)| rest) {
+        Some("volumes") => Phase::Volumes,
+        Some("onboot") => Phase::Onboot,
+        Some("containerd") | Some("services") => Phase::Services,
+        _ => return None,
+    };
+    // A real containerd script (not a link) is LinuxKit's, but slipway
+    // runs the services itself: it stands for the phase either way.
+    (to_service || phase == Phase::Services || link.is_none()).then_some(phase)
+}
+
+const PHASES: &[Phase] = &[Phase::Volumes, Phase::Onboot, Phase::Services];
+
+/// Boot settings from the kernel command line (`slipway.*=` parameters,
+/// which the kernel hands to init as environment variables).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How to leave the initramfs.
+    pub root: RootStrategy,
+    /// `crun` or `runc`.
+    pub runtime: Option<String>,
+}
+
+impl Options {
+    /// From the kernel command line. `slipway.root=` and `slipway.runtime=`
+    /// contain a dot, so the kernel treats them as module parameters and
+    /// does not hand them to init: they are read from `/proc/cmdline`.
+    pub fn from_cmdline(cmdline: &str) -> Options {
+        let param = |key: &str| {
+            cmdline
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix(key))
+                .next_back()
+                .map(str::to_owned)
+        };
+        Options {
+            root: RootStrategy::from_param(param("slipway.root=").as_deref()),
+            runtime: param("slipway.runtime="),
+        }
+    }
+
+    /// Read the kernel command line before anything else is mounted:
+    /// mount `/proc` for a moment.
+    pub fn read(sys: &dyn Sys) -> Options {
+        let proc_dir = Path::new("/proc");
+        let _ = sys.mkdir_all(proc_dir, 0o555);
+        let spec = MountSpec::fs("proc", "proc", "/proc", MsFlags::empty(), "");
+        let mounted = sys.mount(&spec).is_ok();
+        let cmdline = sys
+            .read(Path::new("/proc/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default();
+        if mounted {
+            let _ = sys.umount(proc_dir, false);
+        }
+        Options::from_cmdline(&cmdline)
+    }
+}
+
+/// What boot hands to the rest of PID 1.
+#[derive(Debug)]
+pub struct Booted {
+    /// The OCI runtime, if the image has one.
+    pub runtime: Option<OciRuntime>,
+    /// The services' supervisor, once started.
+    pub supervisor: Option<Arc<Supervisor>>,
+}
+
+/// Everything from the first instruction to the services started. An error
+/// is fatal; problems that are not (a module, a bundle) go on the timeline.
+pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> Result<Booted> {
+    let s = sys.as_ref();
+    let how = mounts::leave_initramfs(s, options.root)?;
+    let stayed = how.contains("stayed");
+    timeline.event(s, Event::RootDone, None, Some(&how));
+    mounts::apply(s, &mounts::base_plan())?;
+    timeline.enable_json(s);
+    timeline.event(s, Event::MountsDone, None, None);
+
+    let release = s
+        .read(Path::new("/proc/sys/kernel/osrelease"))
+        .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
+        .unwrap_or_default();
+    let loaded = modules::load_all(s, &release);
+    for (module, error) in &loaded.failed {
+        s.console(&format!("slipway-init: module {module}: {error}"));
+    }
+    timeline.event(
+        s,
+        Event::ModulesDone,
+        None,
+        Some(&format!(
+            "{} loaded, {} failed",
+            loaded.loaded,
+            loaded.failed.len()
+        )),
+    );
+    let (hostname, problems) = system::setup(s);
+    for problem in problems {
+        s.console(&format!("slipway-init: {problem}"));
+    }
+    timeline.event(s, Event::SystemDone, None, Some(&hostname));
+
+    let runtime = OciRuntime::choose(s, options.runtime.as_deref(), stayed);
+    let mut booted = Booted {
+        runtime,
+        supervisor: None,
+    };
+    let mut done = Vec::new();
+    let mut scripts: Vec<(String, Option<PathBuf>)> = s
+        .read_dir(Path::new("/etc/init.d"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.is_dir)
+        .map(|e| (e.name, e.link))
+        .collect();
+    scripts.sort();
+    for (name, link) in scripts {
+        match hook_phase(&name, link.as_deref()) {
+            Some(phase) => {
+                // Earlier phases first (volumes before onboot before services).
+                for earlier in PHASES.iter().take_while(|p| **p != phase).chain([&phase]) {
+                    if !done.contains(earlier) {
+                        run_phase(sys, timeline, *earlier, &mut booted)?;
+                        done.push(*earlier);
+                    }
+                }
+            }
+            None => {
+                let path = Path::new("/etc/init.d").join(&name);
+                let status = match s.spawn(&Cmd::new(&path, &[])).and_then(|pid| s.wait(pid)) {
+                    Ok(exit) => exit.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                timeline.event(s, Event::InitdScript, Some(&name), Some(&status));
+            }
+        }
+    }
+    for phase in PHASES {
+        if !done.contains(phase) {
+            run_phase(sys, timeline, *phase, &mut booted)?;
+        }
+    }
+    Ok(booted)
+}
+
+fn run_phase(
+    sys: &Arc<dyn Sys>,
+    timeline: &Arc<Timeline>,
+    phase: Phase,
+    booted: &mut Booted,
+) -> Result<()> {
+    let s = sys.as_ref();
+    match phase {
+        Phase::Volumes => {
+            let count = mount_volumes(s)?;
+            timeline.event(s, Event::VolumesDone, None, Some(&count.to_string()));
+        }
+        Phase::Onboot => {
+            let bundles = list(s, &Path::new("/").join(ONBOOT_DIR));
+            if !bundles.is_empty() {
+                let rt = booted
+                    .runtime
+                    .as_ref()
+                    .ok_or_else(|| no_runtime("onboot"))?;
+                for dir in &bundles {
+                    let name = dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    timeline.event(s, Event::OnbootStart, Some(&name), None);
+                    match run_once(s, rt, dir, Path::new("/run/log/onboot"), "onboot") {
+                        Ok(exit) if exit.success() => timeline.event(
+                            s,
+                            Event::OnbootExit,
+                            Some(&name),
+                            Some(&exit.to_string()),
+                        ),
+                        Ok(exit) => timeline.event(
+                            s,
+                            Event::OnbootFailed,
+                            Some(&name),
+                            Some(&exit.to_string()),
+                        ),
+                        Err(e) => timeline.event(
+                            s,
+                            Event::OnbootFailed,
+                            Some(&name),
+                            Some(&e.to_string()),
+                        ),
+                    }
+                }
+            }
+            timeline.event(s, Event::OnbootDone, None, Some(&bundles.len().to_string()));
+        }
+        Phase::Services => {
+            let dirs = list(s, &Path::new("/").join(SERVICES_DIR));
+            if dirs.is_empty() {
+                return Ok(());
+            }
+            let rt = booted
+                .runtime
+                .clone()
+                .ok_or_else(|| no_runtime("services"))?;
+            let supervisor = Supervisor::new(
+                Arc::clone(sys),
+                Arc::clone(timeline),
+                rt,
+                PathBuf::from("/var/log"),
+            );
+            // The threads run for the life of the machine.
+            drop(supervisor.start_all(&dirs));
+            supervisor.wait_started(Duration::from_secs(120));
+            timeline.event(
+                s,
+                Event::ServicesStarted,
+                None,
+                Some(&dirs.len().to_string()),
+            );
+            booted.supervisor = Some(supervisor);
+        }
+    }
+    Ok(())
+}
+
+fn no_runtime(what: &str) -> Error {
+    Error::io(
+        format!("{what} bundles need an OCI runtime"),
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "neither crun nor runc is in /usr/bin, /usr/sbin, /bin or /sbin",
+        ),
+    )
+}
+
+/// LinuxKit's `005-volumes`: a tmpfs on `tmp/` and an overlay of `lower`
+/// on `merged/`; read-only (a bind) when the volume has no `tmp/`.
+pub fn mount_volumes(sys: &dyn Sys) -> Result<usize> {
+    let volumes = list(sys, &Path::new("/").join(VOLUMES_DIR));
+    for dir in &volumes {
+        let lower = dir.join(LOWER);
+        let tmp = dir.join(TMP);
+        let merged = dir.join(MERGED);
+        let mut specs = Vec::new();
+        if sys.exists(&tmp) {
+            specs.push(MountSpec::fs(
+                "tmpfs",
+                "tmpfs",
+                &tmp.to_string_lossy(),
+                MsFlags::empty(),
+                "",
+            ));
+            specs.push(MountSpec::fs(
+                "overlay",
+                "overlay",
+                &merged.to_string_lossy(),
+                MsFlags::empty(),
+                &format!(
+                    "lowerdir={},upperdir={}/upper,workdir={}/work",
+                    lower.display(),
+                    tmp.display(),
+                    tmp.display()
+                ),
+            ));
+        } else {
+            specs.push(MountSpec {
+                source: Some(lower.to_string_lossy().into_owned()),
+                target: merged.clone(),
+                fstype: None,
+                flags: MsFlags::MS_BIND,
+                data: None,
+            });
+            specs.push(MountSpec::flags_only(
+                &merged.to_string_lossy(),
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            ));
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            if i == 1 && sys.exists(&tmp) {
+                for sub in ["upper", "work"] {
+                    sys.mkdir_all(&tmp.join(sub), 0o755)
+                        .map_err(|e| Error::io(format!("mkdir {}/{sub}", tmp.display()), e))?;
+                }
+            }
+            sys.mount(spec).map_err(|e| Error::mount(spec, e))?;
+        }
+    }
+    Ok(volumes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Exit;
+    use crate::sys::fake::FakeSys;
+
+    #[test]
+    fn options_from_the_command_line() {
+        let o =
+            Options::from_cmdline("console=ttyS0 slipway.runtime=runc quiet slipway.root=copy\n");
+        assert_eq!(
+            (o.root, o.runtime.as_deref()),
+            (RootStrategy::Copy, Some("runc"))
+        );
+        let o = Options::from_cmdline("console=ttyS0");
+        assert_eq!((o.root, o.runtime), (RootStrategy::Bind, None));
+        let fake = FakeSys::new();
+        fake.add_file("/proc/cmdline", "slipway.root=stay\n");
+        assert_eq!(Options::read(&fake).root, RootStrategy::Stay);
+        assert_eq!(
+            fake.calls()[1..],
+            [
+                "mount proc on /proc type proc flags 0x0".to_owned(),
+                "umount /proc".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn hooks() {
+        let service = Some(Path::new("/usr/bin/service"));
+        assert_eq!(hook_phase("010-onboot", service), Some(Phase::Onboot));
+        assert_eq!(hook_phase("005-volumes", service), Some(Phase::Volumes));
+        assert_eq!(hook_phase("020-containerd", service), Some(Phase::Services));
+        assert_eq!(hook_phase("020-containerd", None), Some(Phase::Services));
+        assert_eq!(hook_phase("000-issue", None), None);
+        assert_eq!(
+            hook_phase("010-onboot", Some(Path::new("/bin/other"))),
+            None
+        );
+    }
+
+    #[test]
+    fn whole_boot_in_order() {
+        let fake = Arc::new(FakeSys::new());
+        fake.add_file("/proc/sys/kernel/osrelease", "6.12.0\n");
+        fake.add_file("/usr/bin/crun", "");
+        fake.add_file("/etc/init.d/000-issue", "#!/bin/sh");
+        fake.add_link("/etc/init.d/010-onboot", "/usr/bin/service");
+        fake.add_file("/containers/onboot/000-a/config.json", "{}");
+        fake.add_file("/containers/onboot/001-bad/config.json", "{");
+        fake.add_file("/containers/onboot/002-c/config.json", "{}");
+        fake.add_file("/run/slipway/000-a.pid", "10");
+        fake.add_file("/run/slipway/002-c.pid", "12");
+        fake.script_exits("pid12", &[Exit::Code(3)]);
+        fake.add_dir("/containers/volumes/data/tmp");
+        let sys: Arc<dyn Sys> = fake.clone();
+        let timeline = Arc::new(Timeline::default());
+        let options = Options {
+            root: RootStrategy::Bind,
+            runtime: None,
+        };
+        let booted = boot(&sys, &timeline, &options).unwrap();
+        assert_eq!(booted.runtime.unwrap().name(), "crun");
+        let events: Vec<String> = timeline
+            .entries()
+            .iter()
+            .map(|e| {
+                format!("{} {}", e.event, e.name.clone().unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "root-done",
+                "mounts-done",
+                "modules-done",
+                "system-done",
+                "initd 000-issue",
+                "volumes-done",
+                "onboot-start 000-a",
+                "onboot-exit 000-a",
+                "onboot-start 001-bad",
+                "onboot-failed 001-bad",
+                "onboot-start 002-c",
+                "onboot-failed 002-c",
+                "onboot-done",
+            ]
+        );
+        let overlay = fake.calls_starting("mount overlay on /containers/volumes/data/merged");
+        assert_eq!(overlay.len(), 1);
+    }
+}

@@ -1,0 +1,186 @@
+//! Shutdown: stop the services (TERM, grace, KILL), run the onshutdown
+//! bundles, signal what is left, sync, unmount, then power off, reboot or halt.
+
+use std::path::Path;
+use std::time::Duration;
+
+use slipway_layout::bundle::ONSHUTDOWN_DIR;
+use slipway_layout::timeline::Event;
+
+use crate::bundle::{OciRuntime, list, run_once};
+use crate::services::{SIGKILL, SIGTERM, Supervisor};
+use crate::sys::{PowerAction, Sys};
+use crate::timeline::Timeline;
+
+/// Filesystems unmounted at shutdown (others are virtual or go away with the machine).
+const UNMOUNT_TYPES: &[&str] = &[
+    "ext2", "ext3", "ext4", "btrfs", "xfs", "vfat", "msdos", "overlay",
+];
+/// Network filesystems, detached lazily.
+const LAZY_TYPES: &[&str] = &["nfs", "nfs4", "cifs", "smb3"];
+
+/// `(mountpoint, fstype)` from `/proc/self/mountinfo` text, in mount order.
+pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let mountpoint = fields.get(4)?;
+            let fstype = fields.get(sep + 1)?;
+            Some(((*mountpoint).replace("\\040", " "), (*fstype).to_owned()))
+        })
+        .collect()
+}
+
+/// Everything after the decision to shut down, up to the power call.
+pub fn run(
+    sys: &dyn Sys,
+    timeline: &Timeline,
+    supervisor: Option<&Supervisor>,
+    runtime: Option<&OciRuntime>,
+    action: PowerAction,
+    why: &str,
+    grace: Duration,
+) -> std::io::Error {
+    timeline.event(
+        sys,
+        Event::Shutdown,
+        None,
+        Some(&format!("{} ({why})", action.as_str())),
+    );
+    if let Some(supervisor) = supervisor {
+        supervisor.stop_all(grace);
+    }
+    if let Some(rt) = runtime {
+        let bundles = list(sys, &Path::new("/").join(ONSHUTDOWN_DIR));
+        for dir in &bundles {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            timeline.event(sys, Event::OnshutdownStart, Some(&name), None);
+            match run_once(sys, rt, dir, Path::new("/run/log/onshutdown"), "onshutdown") {
+                Ok(exit) if exit.success() => {}
+                Ok(exit) => timeline.event(
+                    sys,
+                    Event::OnbootFailed,
+                    Some(&name),
+                    Some(&exit.to_string()),
+                ),
+                Err(e) => {
+                    timeline.event(sys, Event::OnbootFailed, Some(&name), Some(&e.to_string()))
+                }
+            }
+        }
+        if !bundles.is_empty() {
+            timeline.event(sys, Event::OnshutdownDone, None, None);
+        }
+    }
+    let _ = sys.kill(-1, SIGTERM);
+    sys.sleep(Duration::from_millis(100));
+    let _ = sys.kill(-1, SIGKILL);
+    sys.sync();
+    let mounts = sys
+        .read(Path::new("/proc/self/mountinfo"))
+        .map(|t| parse_mountinfo(&String::from_utf8_lossy(&t)))
+        .unwrap_or_default();
+    for (mountpoint, fstype) in mounts.iter().rev() {
+        if mountpoint == "/" {
+            continue;
+        }
+        if UNMOUNT_TYPES.contains(&fstype.as_str()) {
+            // A busy filesystem stays mounted; it was synced above.
+            let _ = sys.umount(Path::new(mountpoint), false);
+        } else if LAZY_TYPES.contains(&fstype.as_str()) {
+            let _ = sys.umount(Path::new(mountpoint), true);
+        }
+    }
+    sys.sync();
+    let event = match action {
+        PowerAction::Poweroff => Event::Poweroff,
+        PowerAction::Reboot => Event::Reboot,
+        PowerAction::Halt => Event::Halt,
+    };
+    timeline.event(sys, event, None, None);
+    sys.power(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::FakeSys;
+
+    const MOUNTINFO: &str = "\
+22 1 0:20 / / rw shared:1 - tmpfs rootfs rw
+23 22 0:21 / /proc rw,nosuid shared:2 - proc proc rw
+30 22 253:0 / /var/lib/data rw shared:9 - ext4 /dev/vda1 rw
+31 22 0:40 / /containers/services/web/rootfs rw - overlay overlay rw,lowerdir=/x
+32 22 0:41 / /mnt/share rw - nfs4 host:/share rw
+";
+
+    #[test]
+    fn mountinfo() {
+        let parsed = parse_mountinfo(MOUNTINFO);
+        assert_eq!(parsed[2], ("/var/lib/data".to_owned(), "ext4".to_owned()));
+        assert_eq!(parsed.len(), 5);
+    }
+
+    #[test]
+    fn sequence() {
+        let sys = FakeSys::new();
+        sys.add_file("/proc/self/mountinfo", MOUNTINFO);
+        sys.add_file("/containers/onshutdown/000-bye/config.json", "{}");
+        sys.add_file("/run/slipway/000-bye.pid", "77");
+        let rt = OciRuntime {
+            program: "/usr/bin/crun".into(),
+            root: "/run/crun".into(),
+            no_pivot: false,
+        };
+        let timeline = Timeline::default();
+        let err = run(
+            &sys,
+            &timeline,
+            None,
+            Some(&rt),
+            PowerAction::Poweroff,
+            "SIGUSR2",
+            Duration::from_secs(1),
+        );
+        assert!(err.to_string().contains("fake"));
+        let calls: Vec<String> = sys
+            .calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("wait") && !c.starts_with("sleep"))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "spawn /usr/bin/crun --root /run/crun create --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
+                "spawn /usr/bin/crun --root /run/crun start 000-bye",
+                "spawn /usr/bin/crun --root /run/crun delete --force 000-bye",
+                "kill -1 15",
+                "kill -1 9",
+                "sync",
+                "umount /mnt/share lazy",
+                "umount /containers/services/web/rootfs",
+                "umount /var/lib/data",
+                "sync",
+                "power poweroff",
+            ]
+        );
+        let events: Vec<String> = timeline
+            .entries()
+            .iter()
+            .map(|e| e.event.to_string())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "shutdown",
+                "onshutdown-start",
+                "onshutdown-done",
+                "poweroff"
+            ]
+        );
+    }
+}
