@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, validate::ValidateArgs,
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs,
+    validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -84,4 +85,6 @@ pub enum Command {
     Cache(CacheArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Build packages (build.yml directories) into the cache, without Docker
+    Pkg(PkgArgs),
 }

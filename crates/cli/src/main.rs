@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, &cli.global),
         Command::Cache(args) => commands::cache::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args).map(|()| Outcome::Success),
+        Command::Pkg(args) => commands::pkg::run(args, &cli.global),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -3,5 +3,6 @@
 pub mod build;
 pub mod cache;
 pub mod completions;
+pub mod pkg;
 pub mod resolve;
 pub mod validate;

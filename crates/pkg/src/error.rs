@@ -1,0 +1,63 @@
+//! Errors of package builds.
+
+use std::path::PathBuf;
+
+/// What can go wrong loading or building a package.
+#[derive(Debug, thiserror::Error)]
+pub enum PkgError {
+    /// `build.yml` (or a `debs.lock`) has problems; `rendered` is one
+    /// `file:line:column: error: ...` line per problem, with snippets.
+    #[error("{rendered}")]
+    Definition { rendered: String, count: usize },
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", dir.display())]
+    Package { dir: PathBuf, message: String },
+    #[error(transparent)]
+    Store(#[from] slipway_oci::StoreError),
+    #[error(transparent)]
+    Registry(#[from] slipway_oci::RegistryError),
+    #[error(transparent)]
+    Deb(#[from] crate::deb::DebError),
+    #[error(
+        "{} is not in the cache at {}; build it with: slipway pkg build {}",
+        reference,
+        cache.display(),
+        dir.display()
+    )]
+    NotBuilt {
+        reference: String,
+        dir: PathBuf,
+        cache: PathBuf,
+    },
+    #[error("missing shared libraries in the image:\n{}", missing.join("\n"))]
+    MissingLibraries { missing: Vec<String> },
+    #[error("{step}: {message}")]
+    Step { step: String, message: String },
+}
+
+impl PkgError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> PkgError {
+        let path = path.into();
+        move |source| PkgError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn step(step: impl Into<String>, message: impl Into<String>) -> PkgError {
+        PkgError::Step {
+            step: step.into(),
+            message: message.into(),
+        }
+    }
+}

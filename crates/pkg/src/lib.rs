@@ -1,0 +1,52 @@
+//! `slipway pkg build`: package directories (`build.yml`) to OCI images in
+//! the cache, without Docker.
+//!
+//! A package is LinuxKit's `build.yml` (`image`, `org`, `tag`, `arches`,
+//! `config` → the `org.mobyproject.config` label, ...) plus `steps:` applied
+//! in order into one image: a root directory, Debian packages fetched and
+//! verified by slipway's own repository client (pinned in `debs.lock`),
+//! files, symlinks, users and groups, the CA bundle, a kernel with a module
+//! subset, and binaries of this workspace. See docs/packages.md.
+
+pub mod build;
+pub mod cargo_step;
+pub mod deb;
+pub mod def;
+pub mod elf;
+pub mod error;
+pub mod image;
+pub mod kernel;
+pub mod steps;
+pub mod tag;
+pub mod tree;
+
+use std::path::Path;
+
+use slipway_oci::Store;
+use slipway_reference::Reference;
+
+pub use build::{BuildOptions, Built, build};
+pub use def::{PackageDef, load};
+pub use error::PkgError;
+
+/// The reference `slipway pkg build DIR` names its image: `org/image:tag`
+/// (fully expanded), whether or not it is built.
+pub fn show_tag(dir: &Path) -> Result<Reference, PkgError> {
+    let def = def::load(dir)?;
+    let tag = tag::tag(&def)?;
+    build::reference_for(&def, &tag)
+}
+
+/// Resolves `@pkg:DIR` to the image the cache holds for it; when it is not
+/// there, the error names the `slipway pkg build` command that makes it.
+pub fn package_reference(dir: &Path, store: &Store) -> Result<Reference, PkgError> {
+    let reference = show_tag(dir)?;
+    if store.lookup(&reference)?.is_none() {
+        return Err(PkgError::NotBuilt {
+            reference: reference.to_string(),
+            dir: dir.to_path_buf(),
+            cache: store.root().to_path_buf(),
+        });
+    }
+    Ok(reference)
+}
