@@ -61,11 +61,14 @@ labels:
     .unwrap();
 }
 
-/// (path, mode, uid, gid, kind, link/content) of the image's one layer.
+/// (path, mode, uid, gid, `dir` / `-> target` / content) of a layer entry.
+type Listed = (String, u32, u64, u64, String);
+
+/// The entries of the image's one layer, and its config.
 fn listing(
     store: &Store,
     reference: &slipway_reference::Reference,
-) -> (Vec<(String, u32, u64, u64, String)>, serde_json::Value) {
+) -> (Vec<Listed>, serde_json::Value) {
     let image = store
         .resolve(reference, &Platform::linux(Arch::Amd64))
         .unwrap();
