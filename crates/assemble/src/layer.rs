@@ -1,0 +1,101 @@
+//! Reading an image's layers from the content store, decompressed on the fly.
+
+use std::io::{BufRead, BufReader, Read};
+
+use slipway_oci::{Descriptor, Store};
+
+use crate::error::{AssembleError, Result};
+
+/// Something made of tar streams, bottom first: an image's layers, or a
+/// single tar inside an image (the kernel's `kernel.tar`).
+pub trait TarSource {
+    /// Names the source in errors (the image reference).
+    fn image(&self) -> &str;
+    fn layer_count(&self) -> usize;
+    /// Names layer `index` in errors (its digest).
+    fn layer_name(&self, index: usize) -> String;
+    /// Calls `f` with a fresh reader of layer `index`'s uncompressed tar.
+    fn with_layer(
+        &self,
+        index: usize,
+        f: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
+    ) -> Result<()>;
+}
+
+/// The layers of an image in the store.
+#[derive(Debug, Clone)]
+pub struct StoreLayers<'a> {
+    pub store: &'a Store,
+    pub image: String,
+    pub layers: Vec<Descriptor>,
+}
+
+/// Wraps `reader` in the decompressor its first bytes call for: gzip, zstd,
+/// or none. The magic numbers decide, not the media type, so mislabelled
+/// layers (common with Docker's media types) still read.
+pub fn decompress<'r>(reader: impl Read + 'r) -> std::io::Result<Box<dyn Read + 'r>> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let head = buffered.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(
+            buffered,
+        )?))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+impl TarSource for StoreLayers<'_> {
+    fn image(&self) -> &str {
+        &self.image
+    }
+
+    fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer_name(&self, index: usize) -> String {
+        self.layers
+            .get(index)
+            .map(|d| d.digest.to_string())
+            .unwrap_or_default()
+    }
+
+    fn with_layer(
+        &self,
+        index: usize,
+        f: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let Some(descriptor) = self.layers.get(index) else {
+            return Err(AssembleError::Image {
+                image: self.image.clone(),
+                message: format!("no layer {index}"),
+            });
+        };
+        let blob =
+            self.store
+                .open_blob(&descriptor.digest)
+                .map_err(|source| AssembleError::Store {
+                    image: self.image.clone(),
+                    source,
+                })?;
+        let mut reader = decompress(blob).map_err(|source| AssembleError::LayerIo {
+            image: self.image.clone(),
+            layer: descriptor.digest.to_string(),
+            source,
+        })?;
+        f(&mut reader)?;
+        // Read to the end so the blob's digest is checked even when the tar
+        // stopped early (its end marker, or a caller that found what it sought).
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
+            AssembleError::LayerIo {
+                image: self.image.clone(),
+                layer: descriptor.digest.to_string(),
+                source,
+            }
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! Assembly: a resolved configuration becomes an ordered list of [`Unit`]s
+//! (kernel, init images, volumes, onboot/onshutdown/service bundles, files),
+//! each a deterministic stream of filesystem entries pushed into an
+//! [`EntrySink`], with content streamed from the image cache's blobs.
+//!
+//! Nothing is unpacked to the host. Writers of output formats live in
+//! `slipway-formats`; this crate writes none.
+
+pub mod entry;
+pub mod error;
+pub mod flatten;
+pub mod json;
+pub mod layer;
+pub mod oci;
+pub mod path;
+pub mod units;
+
+pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
+pub use error::AssembleError;
+pub use flatten::{Filters, Plan};
+pub use layer::{StoreLayers, TarSource};
+pub use units::{FORMAT_VERSION, ImageInput, Inputs, KernelPart, Unit, plan_units};

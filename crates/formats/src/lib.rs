@@ -1,0 +1,13 @@
+//! Output writers: tar (PAX), newc cpio initramfs (gzip, zstd or none), the
+//! segments units become and their cache, and the output files of
+//! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
+
+pub mod cpio;
+pub mod outputs;
+pub mod segments;
+pub mod tar;
+
+pub use cpio::{CpioWriter, TooLarge};
+pub use outputs::{Output, OutputFile, write_outputs};
+pub use segments::{Compression, FormatError, SegmentCache, UnitReport, Writer, build_units};
+pub use tar::TarWriter;

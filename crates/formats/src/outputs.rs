@@ -1,0 +1,242 @@
+//! The output formats LinuxKit writes without Docker, each file written to
+//! a temporary name beside it and renamed when complete.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use slipway_assemble::{Header, KernelPart, Kind, Unit};
+use slipway_oci::Store;
+
+use crate::segments::{
+    Compression, FormatError, SegmentCache, UnitReport, Writer, build_units, concatenate,
+};
+use crate::tar::{TarWriter, finish};
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Tar,
+    KernelInitrd,
+    TarKernelInitrd,
+    Docker,
+}
+
+impl Output {
+    pub fn parse(s: &str) -> Option<Output> {
+        match s {
+            "tar" => Some(Output::Tar),
+            "kernel+initrd" => Some(Output::KernelInitrd),
+            "tar-kernel-initrd" => Some(Output::TarKernelInitrd),
+            "docker" => Some(Output::Docker),
+            _ => None,
+        }
+    }
+
+    /// Whether it can be written to standard output (`-o -`).
+    pub fn streamable(self) -> bool {
+        matches!(self, Output::Tar | Output::Docker)
+    }
+}
+
+/// A file written.
+#[derive(Clone, Debug)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+fn io_at(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FormatError + use<> {
+    let path = path.to_path_buf();
+    move |source| FormatError::Io { what, path, source }
+}
+
+/// Writes `path` through a temporary file in the same directory.
+fn atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
+) -> Result<OutputFile, FormatError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".slipway-")
+        .tempfile_in(dir)
+        .map_err(io_at("creating a temporary file in", dir))?;
+    let mut w = BufWriter::new(tmp);
+    f(&mut w)?;
+    let tmp = w.into_inner().map_err(|e| FormatError::Io {
+        what: "writing",
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    tmp.as_file().sync_all().map_err(io_at("syncing", path))?;
+    let bytes = tmp
+        .as_file()
+        .metadata()
+        .map_err(io_at("reading", path))?
+        .len();
+    tmp.persist(path).map_err(|e| FormatError::Io {
+        what: "renaming to",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(OutputFile {
+        path: path.to_path_buf(),
+        bytes,
+    })
+}
+
+const DOCKERFILE: &str = "FROM scratch\nCOPY . ./\nENTRYPOINT [\"/bin/rc.init\"]\n";
+
+/// The whole image as one tar stream (`tar`, or `docker` with a Dockerfile).
+pub fn write_tar(
+    units: &[&Unit],
+    store: &Store,
+    cache: &SegmentCache,
+    docker: bool,
+    out: &mut dyn Write,
+) -> Result<Vec<UnitReport>, FormatError> {
+    let files = build_units(units, store, Writer::Tar, cache)?;
+    concatenate(&files, out)?;
+    if docker {
+        let h = Header::new(
+            "Dockerfile",
+            Kind::File {
+                size: DOCKERFILE.len() as u64,
+            },
+            0o644,
+        );
+        let mut w = TarWriter::new(&mut *out);
+        slipway_assemble::EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
+            .map_err(io_at("writing", Path::new("Dockerfile")))?;
+    }
+    finish(out).map_err(io_at("writing", Path::new("the end of the tar")))?;
+    Ok(files.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A kernel part, cached like a segment.
+fn kernel_part(
+    unit: &Unit,
+    store: &Store,
+    cache: &SegmentCache,
+    part: KernelPart,
+) -> Result<Option<PathBuf>, FormatError> {
+    let key = format!(
+        "{}-{part:?}",
+        crate::segments::segment_key(unit, Writer::Tar)
+    );
+    let path = cache.dir.join(key);
+    if path.is_file() {
+        return Ok(Some(path));
+    }
+    fs::create_dir_all(&cache.dir).map_err(io_at("creating", &cache.dir))?;
+    let mut found = false;
+    atomic(&path, |w| {
+        found = unit.write_kernel_part(store, part, w)?;
+        Ok(())
+    })?;
+    if !found {
+        let _ = fs::remove_file(&path);
+        return Ok(None);
+    }
+    Ok(Some(path))
+}
+
+fn copy_file(from: &Path, out: &mut dyn Write) -> Result<(), FormatError> {
+    let mut f = File::open(from).map_err(io_at("reading", from))?;
+    io::copy(&mut f, out).map_err(io_at("copying", from))?;
+    Ok(())
+}
+
+/// Writes `outputs` as `<base>...` files. Returns the files and unit reports.
+pub fn write_outputs(
+    outputs: &[Output],
+    units: &[&Unit],
+    store: &Store,
+    cache: &SegmentCache,
+    compression: Compression,
+    base: &Path,
+) -> Result<(Vec<OutputFile>, Vec<UnitReport>), FormatError> {
+    let name = |suffix: &str| {
+        let mut s = base.as_os_str().to_os_string();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let mut files = Vec::new();
+    let mut reports = Vec::new();
+    for output in outputs {
+        match output {
+            Output::Tar | Output::Docker => {
+                let docker = *output == Output::Docker;
+                let path = name(if docker { ".docker" } else { ".tar" });
+                files.push(atomic(&path, |w| {
+                    reports = write_tar(units, store, cache, docker, w)?;
+                    Ok(())
+                })?);
+            }
+            Output::KernelInitrd | Output::TarKernelInitrd => {
+                let kernel =
+                    units
+                        .iter()
+                        .find(|u| u.is_kernel())
+                        .ok_or_else(|| FormatError::Io {
+                            what: "building",
+                            path: name(""),
+                            source: io::Error::other(
+                                "kernel+initrd outputs need a `kernel:` with an image",
+                            ),
+                        })?;
+                let kpath = kernel_part(kernel, store, cache, KernelPart::Kernel)?;
+                let cpath = kernel_part(kernel, store, cache, KernelPart::Cmdline)?;
+                let upath = kernel_part(kernel, store, cache, KernelPart::Ucode)?;
+                let built = build_units(units, store, Writer::Initrd(compression), cache)?;
+                reports = built.iter().map(|(_, r)| r.clone()).collect();
+                let write_initrd = |w: &mut dyn Write| -> Result<(), FormatError> {
+                    if let Some(u) = &upath {
+                        copy_file(u, w)?;
+                    }
+                    concatenate(&built, w)
+                };
+                if *output == Output::KernelInitrd {
+                    if let Some(k) = &kpath {
+                        files.push(atomic(&name("-kernel"), |w| copy_file(k, w))?);
+                    }
+                    files.push(atomic(&name("-initrd.img"), write_initrd)?);
+                    if let Some(c) = &cpath {
+                        files.push(atomic(&name("-cmdline"), |w| copy_file(c, w))?);
+                    }
+                } else {
+                    // A tar of kernel, initrd.img, cmdline and ucode.cpio.
+                    let initrd_tmp = tempfile::NamedTempFile::new_in(&cache.dir)
+                        .map_err(io_at("creating a file in", &cache.dir))?;
+                    {
+                        let mut w = BufWriter::new(initrd_tmp.as_file());
+                        write_initrd(&mut w)?;
+                        w.flush().map_err(io_at("writing", initrd_tmp.path()))?;
+                    }
+                    let parts: Vec<(&str, Option<&Path>)> = vec![
+                        ("kernel", kpath.as_deref()),
+                        ("initrd.img", Some(initrd_tmp.path())),
+                        ("cmdline", cpath.as_deref()),
+                        ("ucode.cpio", upath.as_deref()),
+                    ];
+                    files.push(atomic(&name("-initrd.tar"), |w| {
+                        let mut tw = TarWriter::new(&mut *w);
+                        for (n, p) in parts {
+                            let Some(p) = p else { continue };
+                            let size = fs::metadata(p).map_err(io_at("reading", p))?.len();
+                            let h = Header::new(n, Kind::File { size }, 0o644);
+                            let mut f = File::open(p).map_err(io_at("reading", p))?;
+                            slipway_assemble::EntrySink::entry(&mut tw, &h, &[], &mut f)
+                                .map_err(io_at("writing", p))?;
+                        }
+                        finish(w).map_err(io_at("writing", Path::new("the end of the tar")))
+                    })?);
+                }
+            }
+        }
+    }
+    Ok((files, reports))
+}
