@@ -164,6 +164,14 @@ impl Fetcher {
         Ok(path)
     }
 
+    /// The bytes at `url` (at most `limit`), unverified and not cached:
+    /// for tools and tests that copy a repository.
+    pub fn fetch_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>, DebError> {
+        let temp = self.temp_in(&self.cache.join("tmp"))?;
+        self.download(url, temp.path(), Some(limit))?;
+        std::fs::read(temp.path()).map_err(DebError::io("reading", temp.path()))
+    }
+
     /// Downloads and verifies `InRelease`; returns its signed text.
     pub fn in_release(&self, source: &Source) -> Result<String, DebError> {
         let url = source.dist_url("InRelease");

@@ -1,0 +1,401 @@
+//! A copy of a real Debian suite (its signed `InRelease`, `Packages.xz`
+//! and one `.deb`, taken from the current mirror: no version is assumed)
+//! served from a loopback HTTP server, intact and tampered with: the
+//! image's contents from the intact copy; clear errors naming the file for
+//! a changed index, a changed `.deb` and a broken signature, with nothing
+//! added to either cache; and a pinned version the index no longer has.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slipway_oci::Store;
+use slipway_pkg::deb::repo::{Fetcher, Repository, release_hashes};
+use slipway_pkg::deb::sources::{Source, host_sources};
+use slipway_pkg::deb::{DebError, default_cache_dir};
+use slipway_pkg::{BuildOptions, PkgError};
+use slipway_reference::{Arch, Platform};
+
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Serves `files` (URL path -> bytes) on 127.0.0.1; 404 for anything else.
+fn serve(files: Files) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let _ = answer(stream, &files);
+            });
+        }
+    });
+    format!("http://{addr}/debian")
+}
+
+fn answer(stream: TcpStream, files: &Files) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+    let body = files.lock().unwrap().get(&path).cloned();
+    let mut out = stream;
+    match body {
+        Some(b) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            )?;
+            out.write_all(&b)?;
+        }
+        None => write!(
+            out,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?,
+    }
+    out.flush()
+}
+
+/// The real repository files: (InRelease, Packages.xz, the `.deb`'s pool
+/// path, the `.deb`, its version).
+struct Copy {
+    in_release: Vec<u8>,
+    packages_xz: Vec<u8>,
+    deb_path: String,
+    deb: Vec<u8>,
+    version: String,
+}
+
+const PACKAGE: &str = "busybox-static";
+
+fn copy_from_mirror() -> Copy {
+    // The host's first Debian source (deb.debian.org on our machines).
+    let host = host_sources(Path::new("/"));
+    let source: Source = host
+        .iter()
+        .find(|s| s.components.iter().any(|c| c == "main"))
+        .cloned()
+        .expect("the host has a Debian apt source");
+    let fetcher = Fetcher::new(default_cache_dir()).unwrap();
+    let in_release = fetcher
+        .fetch_bytes(&source.dist_url("InRelease"), 16 << 20)
+        .unwrap();
+    let signed = fetcher.in_release(&source).unwrap();
+    let (sha, size) = release_hashes(&signed)["main/binary-amd64/Packages.xz"].clone();
+    let index = fetcher
+        .fetch_verified(
+            &source.dist_url("main/binary-amd64/Packages.xz"),
+            &sha,
+            Some(size),
+            "indexes",
+            "InRelease",
+        )
+        .unwrap();
+    let packages_xz = std::fs::read(&index).unwrap();
+    let mut repo = Repository::default();
+    let mut text = BufReader::new(liblzma::read::XzDecoder::new(packages_xz.as_slice()));
+    repo.add_index(&mut text, 0, "amd64").unwrap();
+    let p = repo.packages[PACKAGE]
+        .iter()
+        .max_by(|a, b| slipway_pkg::deb::version::compare(&a.version, &b.version))
+        .unwrap()
+        .clone();
+    assert!(p.depends.is_empty() && p.pre_depends.is_empty(), "{p:?}");
+    let deb = fetcher
+        .fetch_verified(
+            &source.pool_url(&p.filename),
+            &p.sha256,
+            Some(p.size),
+            "pool",
+            "Packages",
+        )
+        .unwrap();
+    Copy {
+        in_release,
+        packages_xz,
+        deb_path: p.filename.clone(),
+        deb: std::fs::read(deb).unwrap(),
+        version: p.version.clone(),
+    }
+}
+
+/// Files in a download cache (temporary downloads included).
+fn cached_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in ["indexes", "pool", "tmp"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            out.extend(rd.map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn suite_of(in_release: &[u8]) -> String {
+    let text = String::from_utf8_lossy(in_release);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Codename: "))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+struct Setup {
+    files: Files,
+    copy: Copy,
+    suite: String,
+    tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let copy = copy_from_mirror();
+        let files: Files = Arc::default();
+        let suite = suite_of(&copy.in_release);
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Setup {
+            files,
+            copy,
+            suite,
+            tmp,
+        };
+        s.intact();
+        s
+    }
+
+    fn intact(&self) {
+        let mut f = self.files.lock().unwrap();
+        f.clear();
+        let dists = format!("/debian/dists/{}", self.suite);
+        f.insert(format!("{dists}/InRelease"), self.copy.in_release.clone());
+        f.insert(
+            format!("{dists}/main/binary-amd64/Packages.xz"),
+            self.copy.packages_xz.clone(),
+        );
+        f.insert(
+            format!("/debian/{}", self.copy.deb_path),
+            self.copy.deb.clone(),
+        );
+    }
+
+    fn replace(&self, suffix: &str, bytes: Vec<u8>) {
+        let mut f = self.files.lock().unwrap();
+        let key = f.keys().find(|k| k.ends_with(suffix)).unwrap().clone();
+        f.insert(key, bytes);
+    }
+
+    /// A package installing PACKAGE from the served mirror, in a new
+    /// directory, with new download and image caches.
+    fn package(&self, name: &str, mirror: &str) -> (PathBuf, Store, BuildOptions) {
+        let dir = self.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("build.yml"),
+            format!(
+                "image: {name}\narches: [amd64]\ndebian:\n  mirror: {mirror}\n  suites: [{}]\nsteps:\n  - debs: [{PACKAGE}]\n",
+                self.suite
+            ),
+        )
+        .unwrap();
+        let store = Store::open(self.tmp.path().join(format!("{name}-cache"))).unwrap();
+        let opts = BuildOptions {
+            debs_cache: self.tmp.path().join(format!("{name}-debs")),
+            ..BuildOptions::default()
+        };
+        (dir, store, opts)
+    }
+}
+
+#[test]
+fn a_copied_repository_intact_and_tampered() {
+    let setup = Setup::new();
+    let mirror = serve(setup.files.clone());
+
+    // Intact: the image holds the package's files, root-owned, and the
+    // lock pins what was served.
+    let (dir, store, opts) = setup.package("good", &mirror);
+    let built = slipway_pkg::build(&dir, &store, &opts).unwrap();
+    assert!(built.warnings.is_empty(), "{:?}", built.warnings);
+    let image = store
+        .resolve(&built.reference, &Platform::linux(Arch::Amd64))
+        .unwrap();
+    let layer = store.open_blob(&image.manifest.layers[0].digest).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let mut entries = HashMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut head = [0u8; 4];
+        let n = e.read(&mut head).unwrap_or(0);
+        entries.insert(
+            e.path().unwrap().to_string_lossy().to_string(),
+            (
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                head[..n].to_vec(),
+            ),
+        );
+    }
+    let busybox = &entries["bin/busybox"];
+    assert_eq!(busybox.0, 0o755);
+    assert_eq!((busybox.1, busybox.2), (0, 0));
+    assert_eq!(busybox.3, b"\x7fELF");
+    let copyright = &entries[&format!("usr/share/doc/{PACKAGE}/copyright")];
+    assert_eq!((copyright.0, copyright.1, copyright.2), (0o644, 0, 0));
+    assert_eq!(entries["bin/"].0, 0o755);
+    assert!(
+        !entries
+            .keys()
+            .any(|p| p.starts_with("DEBIAN") || p.contains("control"))
+    );
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("debs.lock")).unwrap()).unwrap();
+    let pinned = &lock["steps"][0]["resolved"]["amd64"][0];
+    assert_eq!(pinned["name"], PACKAGE);
+    assert_eq!(pinned["version"], setup.copy.version.as_str());
+    assert_eq!(pinned["filename"], setup.copy.deb_path.as_str());
+    assert_eq!(pinned["size"], setup.copy.deb.len() as u64);
+
+    // (a) A changed Packages index: its checksum is not the InRelease's.
+    let mut changed = setup.copy.packages_xz.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    setup.replace("Packages.xz", changed);
+    let (dir, store, opts) = setup.package("index", &mirror);
+    let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, PkgError::Deb(DebError::Checksum { .. })),
+        "{text}"
+    );
+    assert!(text.contains("/main/binary-amd64/Packages.xz"), "{text}");
+    assert!(text.contains("InRelease says"), "{text}");
+    assert!(store.refs().unwrap().is_empty());
+    assert_eq!(cached_files(&opts.debs_cache), Vec::<PathBuf>::new());
+    assert!(!dir.join("debs.lock").exists());
+
+    // (b) A changed .deb: its SHA-256 is not the index's.
+    setup.intact();
+    let mut deb = setup.copy.deb.clone();
+    let middle = deb.len() / 2;
+    deb[middle] ^= 0xff;
+    setup.replace(".deb", deb);
+    let (dir, store, opts) = setup.package("deb", &mirror);
+    let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, PkgError::Deb(DebError::Checksum { .. })),
+        "{text}"
+    );
+    assert!(text.contains(&setup.copy.deb_path), "{text}");
+    assert!(store.refs().unwrap().is_empty());
+    let pool = opts.debs_cache.join("pool");
+    assert!(
+        !pool.exists() || std::fs::read_dir(&pool).unwrap().next().is_none(),
+        "a bad .deb was kept"
+    );
+
+    // (c) A broken signature: one changed character of the signed text.
+    setup.intact();
+    let mut release = String::from_utf8(setup.copy.in_release.clone()).unwrap();
+    let at = release.find("Codename: ").unwrap();
+    release.replace_range(at..at + 1, "K");
+    setup.replace("InRelease", release.into_bytes());
+    let (dir, store, opts) = setup.package("signature", &mirror);
+    let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, PkgError::Deb(DebError::BadSignature { .. })),
+        "{text}"
+    );
+    assert!(
+        text.contains("/InRelease: the signature does not verify"),
+        "{text}"
+    );
+    assert!(store.refs().unwrap().is_empty());
+    assert_eq!(cached_files(&opts.debs_cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_pinned_version_the_mirror_no_longer_has() {
+    let setup = Setup::new();
+    let mirror = serve(setup.files.clone());
+    let (dir, store, opts) = setup.package("gone", &mirror);
+    let gone = format!(
+        r#"{{
+  "lockVersion": 1,
+  "steps": [
+    {{
+      "packages": ["{PACKAGE}"],
+      "resolved": {{
+        "amd64": [
+          {{
+            "name": "{PACKAGE}",
+            "version": "1:0.0-gone",
+            "architecture": "amd64",
+            "filename": "pool/main/b/busybox/{PACKAGE}_0.0-gone_amd64.deb",
+            "size": 1,
+            "sha256": "{}",
+            "suite": "{mirror} {}"
+          }}
+        ]
+      }}
+    }}
+  ]
+}}
+"#,
+        "0".repeat(64),
+        setup.suite
+    );
+    std::fs::write(dir.join("debs.lock"), &gone).unwrap();
+
+    // Under --locked: an error naming the lock and the way out; nothing changes.
+    let locked = BuildOptions {
+        locked: true,
+        ..opts.clone()
+    };
+    let err = slipway_pkg::build(&dir, &store, &locked).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("debs.lock: --locked"), "{text}");
+    assert!(text.contains("no longer served"), "{text}");
+    assert!(text.contains("--update-lock"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("debs.lock")).unwrap(),
+        gone
+    );
+    assert!(store.refs().unwrap().is_empty());
+
+    // Otherwise: re-resolved to what is served, with a warning; the lock updated.
+    let built = slipway_pkg::build(&dir, &store, &opts).unwrap();
+    assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+    assert!(
+        built.warnings[0].contains(&format!(
+            "{PACKAGE} 1:0.0-gone (pinned in debs.lock) is no longer served; using {}",
+            setup.copy.version
+        )),
+        "{:?}",
+        built.warnings
+    );
+    let lock = std::fs::read_to_string(dir.join("debs.lock")).unwrap();
+    assert!(!lock.contains("0.0-gone"), "{lock}");
+    assert!(lock.contains(&setup.copy.version), "{lock}");
+    // And the updated lock now holds under --locked.
+    let again = slipway_pkg::build(&dir, &store, &locked).unwrap();
+    assert!(again.cached);
+}
