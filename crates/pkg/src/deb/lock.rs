@@ -96,6 +96,15 @@ impl Lock {
             .map_err(DebError::io("creating a file in", dir))?;
         std::io::Write::write_all(&mut temp, self.to_text().as_bytes())
             .map_err(DebError::io("writing", temp.path().to_path_buf()))?;
+        // A file to commit: readable by all, like the build.yml beside it.
+        std::fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .map_err(DebError::io(
+            "setting the mode of",
+            temp.path().to_path_buf(),
+        ))?;
         temp.persist(&path)
             .map_err(|e| DebError::io("renaming into", &path)(e.error))?;
         Ok(())
