@@ -4,6 +4,7 @@
 
 mod bench;
 mod deps;
+mod packages;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,6 +22,8 @@ commands:
                   list the Debian packages the tests need; install them (root)
   bench [--large-mb N] [--small N] [--small-kb N]
                   time slipway's pulls against skopeo's from a loopback registry
+  packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
+                  build every package in pkg/ into the cache, timing each
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn run() -> Result<()> {
         Some("test") => test(&rest),
         Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
         Some("bench") => bench::command(&rest),
+        Some("packages") => packages::command(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
