@@ -182,7 +182,111 @@ impl Fetcher {
             url: url.clone(),
             message: "InRelease is not UTF-8".into(),
         })?;
-        verify_clearsigned(&url, &text, &source.keyring)
+        let signed = verify_clearsigned(&url, &text, &source.keyring)?;
+        check_valid_until(&url, &signed, std::time::SystemTime::now())?;
+        Ok(signed)
+    }
+}
+
+/// Seconds since the epoch of an RFC 2822 date as Release files write them
+/// (`Sat, 05 Dec 2026 08:00:00 UTC`; the weekday is optional).
+pub fn parse_release_date(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let text = text.split_once(", ").map_or(text, |(_, rest)| rest);
+    let mut words = text.split_whitespace();
+    let day: i64 = words.next()?.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| Some(*m) == words.clone().next())? as i64
+        + 1;
+    words.next();
+    let year: i64 = words.next()?.parse().ok()?;
+    let mut hms = words.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    let offset = match words.next() {
+        None | Some("UTC" | "GMT" | "Z") => 0,
+        Some(z) if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let n: i64 = z[1..].parse().ok()?;
+            let secs = (n / 100) * 3600 + (n % 100) * 60;
+            if z.starts_with('-') { -secs } else { secs }
+        }
+        Some(_) => return None,
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian).
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec - offset)
+}
+
+/// A Release file with a `Valid-Until` date in the past is refused (an
+/// old, validly signed file replayed by a mirror); one without the field
+/// (Debian's stable suites) never expires.
+pub fn check_valid_until(
+    url: &str,
+    release: &str,
+    now: std::time::SystemTime,
+) -> Result<(), DebError> {
+    let Some(field) = release_field(release, "Valid-Until") else {
+        return Ok(());
+    };
+    let bad = |message: String| DebError::BadIndex {
+        url: url.to_string(),
+        message,
+    };
+    let until = parse_release_date(field)
+        .ok_or_else(|| bad(format!("cannot read its Valid-Until date {field:?}")))?;
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if now > until {
+        return Err(bad(format!(
+            "expired: Valid-Until {field} has passed (the mirror serves an outdated InRelease)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_dates_and_valid_until() {
+        assert_eq!(parse_release_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_release_date("Sat, 10 May 2025 09:12:33 UTC"),
+            Some(1_746_868_353)
+        );
+        assert_eq!(
+            parse_release_date("10 May 2025 11:12:33 +0200"),
+            Some(1_746_868_353)
+        );
+        assert_eq!(parse_release_date("Sat, 10 Foo 2025 09:12:33 UTC"), None);
+        assert_eq!(parse_release_date("tomorrow"), None);
+        let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let release = "Origin: Debian\nValid-Until: Sat, 10 May 2025 09:12:33 UTC\nSHA256:\n";
+        check_valid_until("u", release, at(1_746_868_353)).unwrap();
+        let err = check_valid_until("http://m/InRelease", release, at(1_746_868_354)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("http://m/InRelease: expired: Valid-Until Sat, 10 May 2025"),
+            "{err}"
+        );
+        check_valid_until("u", "Origin: Debian\n", at(u64::MAX >> 2)).unwrap();
+        assert!(check_valid_until("u", "Valid-Until: soon\n", at(0)).is_err());
     }
 }
 
