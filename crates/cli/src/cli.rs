@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs,
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
     validate::ValidateArgs,
 };
 
@@ -87,4 +87,6 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Build packages (build.yml directories) into the cache, without Docker
     Pkg(PkgArgs),
+    /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
+    Run(RunArgs),
 }

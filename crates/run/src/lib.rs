@@ -254,6 +254,8 @@ pub struct Options {
     pub echo: bool,
     /// Kill the machine after this long.
     pub timeout: Option<Duration>,
+    /// The network card's MAC address (qemu picks one when `None`).
+    pub mac: Option<String>,
 }
 
 impl Options {
@@ -271,12 +273,92 @@ impl Options {
             extra_cmdline: Vec::new(),
             echo: true,
             timeout: None,
+            mac: None,
         }
     }
 
     fn qmp_socket(&self) -> PathBuf {
         self.state_dir.join("qmp.sock")
     }
+}
+
+/// The state directory LinuxKit uses for `path`: `<prefix>-state`, where
+/// the prefix is a kernel+initrd prefix as given, or a file's path without
+/// its extension.
+pub fn default_state_dir(boot: &Boot, path: &Path) -> PathBuf {
+    let prefix = match boot {
+        Boot::Kernel { .. } => path.to_path_buf(),
+        Boot::Iso(_) | Boot::Disk(_) => path.with_extension(""),
+    };
+    let mut text = prefix.into_os_string();
+    text.push("-state");
+    PathBuf::from(text)
+}
+
+/// The MAC address kept in `<state>/mac-addr`, made (locally administered,
+/// unicast, random) and written there on the first run, so a machine keeps
+/// its address, and with it its DHCP lease and hostname, across boots.
+pub fn persistent_mac(state_dir: &Path) -> Result<String, RunError> {
+    let file = state_dir.join("mac-addr");
+    if let Ok(text) = fs::read_to_string(&file) {
+        let mac = text.trim();
+        if valid_mac(mac) {
+            return Ok(mac.to_owned());
+        }
+    }
+    fs::create_dir_all(state_dir).map_err(io(format!("creating {}", state_dir.display())))?;
+    let mut bytes = [0u8; 6];
+    let mut random =
+        fs::File::open("/dev/urandom").map_err(io("opening /dev/urandom for a MAC address"))?;
+    std::io::Read::read_exact(&mut random, &mut bytes)
+        .map_err(io("reading /dev/urandom for a MAC address"))?;
+    // Locally administered (bit 1), unicast (bit 0 clear).
+    bytes[0] = (bytes[0] | 0x02) & 0xfe;
+    let mac = bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let tmp = state_dir.join("mac-addr.tmp");
+    fs::write(&tmp, format!("{mac}\n")).map_err(io(format!("writing {}", tmp.display())))?;
+    fs::rename(&tmp, &file).map_err(io(format!("writing {}", file.display())))?;
+    Ok(mac)
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A flag set when the process receives SIGINT (Ctrl-C) or SIGTERM, for
+/// [`run`]'s `interrupt`. The signals are blocked and taken by a thread
+/// with `sigwait`, so no handler runs in signal context; call this before
+/// starting other threads, since only the calling thread's mask (and that
+/// of threads it starts later) changes. Processes started with
+/// `std::process::Command` get an empty signal mask again.
+pub fn interrupt_on_signals() -> Result<Arc<AtomicBool>, RunError> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().map_err(|e| RunError::Io {
+        what: "blocking SIGINT and SIGTERM".into(),
+        source: std::io::Error::from(e),
+    })?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let set_flag = Arc::clone(&flag);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while set.wait().is_ok() {
+                set_flag.store(true, Ordering::SeqCst);
+            }
+        })
+        .map_err(io("starting the signal thread"))?;
+    Ok(flag)
 }
 
 /// The qemu command line (without the program).
@@ -327,7 +409,11 @@ pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
             p.proto, p.host, p.guest
         ));
     }
-    push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0"]);
+    let mut nic = "virtio-net-pci,netdev=net0".to_owned();
+    if let Some(mac) = &options.mac {
+        nic.push_str(&format!(",mac={mac}"));
+    }
+    push(&["-netdev", &netdev, "-device", &nic]);
     match boot {
         Boot::Kernel {
             kernel,
@@ -593,6 +679,37 @@ mod tests {
         assert!(Disk::parse("size=1G").is_err());
         assert_eq!(Accel::parse("tcg").unwrap(), Accel::Tcg);
         assert!(Accel::parse("hvf").is_err());
+    }
+
+    #[test]
+    fn state_dir_and_mac() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = Boot::Kernel {
+            kernel: "k".into(),
+            initrd: "i".into(),
+            cmdline: String::new(),
+        };
+        assert_eq!(
+            default_state_dir(&kernel, Path::new("out/img")),
+            PathBuf::from("out/img-state")
+        );
+        assert_eq!(
+            default_state_dir(&Boot::Disk("d.qcow2".into()), Path::new("out/d.qcow2")),
+            PathBuf::from("out/d-state")
+        );
+        let state = dir.path().join("s");
+        let mac = persistent_mac(&state).unwrap();
+        assert!(valid_mac(&mac), "{mac}");
+        let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "{mac}");
+        assert_eq!(persistent_mac(&state).unwrap(), mac);
+        let mut options = Options::new(state);
+        options.mac = Some(mac.clone());
+        let args = qemu_args(&kernel, &options).join(" ");
+        assert!(
+            args.contains(&format!("virtio-net-pci,netdev=net0,mac={mac}")),
+            "{args}"
+        );
     }
 
     #[test]

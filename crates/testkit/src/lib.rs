@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod image;
+pub mod initramfs;
 pub mod mock;
 pub mod proxy;
 pub mod push;

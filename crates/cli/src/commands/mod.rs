@@ -5,4 +5,5 @@ pub mod cache;
 pub mod completions;
 pub mod pkg;
 pub mod resolve;
+pub mod run;
 pub mod validate;
