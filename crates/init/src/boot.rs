@@ -51,6 +51,9 @@ pub struct Options {
     pub root: RootStrategy,
     /// `crun` or `runc`.
     pub runtime: Option<String>,
+    /// Threads loading modules (`slipway.module_threads=`); default: one
+    /// per CPU.
+    pub module_threads: Option<usize>,
 }
 
 impl Options {
@@ -68,6 +71,9 @@ impl Options {
         Options {
             root: RootStrategy::from_param(param("slipway.root=").as_deref()),
             runtime: param("slipway.runtime="),
+            module_threads: param("slipway.module_threads=")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0),
         }
     }
 
@@ -113,7 +119,10 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .read(Path::new("/proc/sys/kernel/osrelease"))
         .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
         .unwrap_or_default();
-    let loaded = modules::load_all(s, &release);
+    let threads = options.module_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let loaded = modules::load_all(s, &release, threads);
     for (module, error) in &loaded.failed {
         s.console(&format!("slipway-init: module {module}: {error}"));
     }
@@ -122,9 +131,10 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         Event::ModulesDone,
         None,
         Some(&format!(
-            "{} loaded, {} failed",
+            "{} loaded, {} failed, {} threads",
             loaded.loaded,
-            loaded.failed.len()
+            loaded.failed.len(),
+            loaded.workers
         )),
     );
     let (hostname, problems) = system::setup(s);
@@ -334,6 +344,14 @@ mod tests {
             (o.root, o.runtime.as_deref()),
             (RootStrategy::Copy, Some("runc"))
         );
+        assert_eq!(
+            Options::from_cmdline("slipway.module_threads=1").module_threads,
+            Some(1)
+        );
+        assert_eq!(
+            Options::from_cmdline("slipway.module_threads=x").module_threads,
+            None
+        );
         let o = Options::from_cmdline("console=ttyS0");
         assert_eq!((o.root, o.runtime), (RootStrategy::Bind, None));
         let fake = FakeSys::new();
@@ -381,6 +399,7 @@ mod tests {
         let options = Options {
             root: RootStrategy::Bind,
             runtime: None,
+            module_threads: None,
         };
         let booted = boot(&sys, &timeline, &options).unwrap();
         assert_eq!(booted.runtime.unwrap().name(), "crun");

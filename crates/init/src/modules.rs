@@ -3,9 +3,13 @@
 //! `modalias` and `modules.alias`, each after its dependencies
 //! (`modules.dep`, `modules.softdep` `pre:`), with `finit_module` (flag 4
 //! for compressed modules, which the 6.12 kernel decompresses itself).
+//!
+//! Independent modules load in parallel, one thread per CPU: a module
+//! starts once everything it depends on has been tried ([`load_parallel`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::sys::Sys;
 
@@ -137,6 +141,124 @@ impl Index {
     }
 }
 
+impl Index {
+    /// The dependencies of each module of `order` (a [`Index::load_order`]
+    /// result) among the modules of `order`, as indexes into it: its
+    /// `modules.dep` entries and `softdep` `pre:` modules. Only earlier
+    /// modules count, so the graph has no cycle whatever the index says.
+    pub fn load_graph(&self, order: &[String]) -> Vec<Vec<usize>> {
+        let position: HashMap<String, usize> = order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| module_name(p).map(|n| (n, i)))
+            .collect();
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let Some(name) = module_name(path) else {
+                    return Vec::new();
+                };
+                let hard = self
+                    .deps
+                    .get(&name)
+                    .into_iter()
+                    .flat_map(|(_, deps)| deps.iter().filter_map(|d| module_name(d)));
+                let soft = self.softdeps.get(&name).into_iter().flatten().cloned();
+                let mut before: Vec<usize> = hard
+                    .chain(soft)
+                    .filter_map(|n| position.get(&n).copied())
+                    .filter(|j| *j < i)
+                    .collect();
+                before.sort_unstable();
+                before.dedup();
+                before
+            })
+            .collect()
+    }
+}
+
+/// Run `load` for each of `graph.len()` items on up to `workers` threads,
+/// an item only after all its dependencies (`graph[i]`, earlier indexes)
+/// have finished, whether they succeeded or not (the kernel then reports
+/// what is missing). Items become ready in index order, so one worker
+/// loads them exactly in order. Returns each item's result, by index.
+pub fn load_parallel<F>(graph: &[Vec<usize>], workers: usize, load: F) -> Vec<Result<(), String>>
+where
+    F: Fn(usize) -> Result<(), String> + Sync,
+{
+    let n = graph.len();
+    let mut waiting: Vec<usize> = graph.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, deps) in graph.iter().enumerate() {
+        for &d in deps {
+            if let Some(list) = dependents.get_mut(d) {
+                list.push(i);
+            }
+        }
+    }
+    struct State {
+        ready: VecDeque<usize>,
+        waiting: Vec<usize>,
+        results: Vec<Option<Result<(), String>>>,
+        finished: usize,
+    }
+    let state = Mutex::new(State {
+        ready: (0..n).filter(|i| waiting[*i] == 0).collect(),
+        waiting: std::mem::take(&mut waiting),
+        results: (0..n).map(|_| None).collect(),
+        finished: 0,
+    });
+    let wake = Condvar::new();
+    let worker = || {
+        let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(i) = guard.ready.pop_front() {
+                drop(guard);
+                let result = load(i);
+                guard = state.lock().unwrap_or_else(PoisonError::into_inner);
+                guard.results[i] = Some(result);
+                guard.finished += 1;
+                let mut newly: Vec<usize> = Vec::new();
+                for &j in &dependents[i] {
+                    guard.waiting[j] -= 1;
+                    if guard.waiting[j] == 0 {
+                        newly.push(j);
+                    }
+                }
+                newly.sort_unstable();
+                // Ready items stay in index order.
+                let mut all: Vec<usize> = guard.ready.drain(..).chain(newly).collect();
+                all.sort_unstable();
+                guard.ready = all.into();
+                wake.notify_all();
+            } else if guard.finished == n {
+                return;
+            } else {
+                guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    };
+    let workers = workers.clamp(1, n.max(1));
+    if workers == 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(worker);
+            }
+        });
+    }
+    let results = state
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .results;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not loaded".to_owned())))
+        .collect()
+}
+
 /// `fnmatch(3)` without flags: `*`, `?`, `[...]` (with ranges and `!`/`^`).
 pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
@@ -242,10 +364,13 @@ pub struct Loaded {
     pub loaded: usize,
     /// `(module path, error)` for each that failed.
     pub failed: Vec<(String, String)>,
+    /// Threads that loaded them.
+    pub workers: usize,
 }
 
-/// Load everything for this boot from `/lib/modules/<release>`.
-pub fn load_all(sys: &dyn Sys, release: &str) -> Loaded {
+/// Load everything for this boot from `/lib/modules/<release>`, on up to
+/// `workers` threads.
+pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
     let dir = PathBuf::from("/lib/modules").join(release);
     let read = |name: &str| {
         sys.read(&dir.join(name))
@@ -272,13 +397,22 @@ pub fn load_all(sys: &dyn Sys, release: &str) -> Loaded {
         .into_iter()
         .map(|e| e.name)
         .collect();
-    let mut result = Loaded::default();
-    for path in index.load_order(&wanted, &loaded_now) {
-        let full = dir.join(&path);
+    let order = index.load_order(&wanted, &loaded_now);
+    let graph = index.load_graph(&order);
+    let results = load_parallel(&graph, workers, |i| {
+        let path = &order[i];
         let compressed = !path.ends_with(".ko");
-        match sys.load_module(&full, compressed) {
+        sys.load_module(&dir.join(path), compressed)
+            .map_err(|e| e.to_string())
+    });
+    let mut result = Loaded {
+        workers: workers.clamp(1, order.len().max(1)),
+        ..Loaded::default()
+    };
+    for (path, outcome) in order.into_iter().zip(results) {
+        match outcome {
             Ok(()) => result.loaded += 1,
-            Err(e) => result.failed.push((path, e.to_string())),
+            Err(e) => result.failed.push((path, e)),
         }
     }
     result
@@ -398,7 +532,8 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         );
         sys.add_dir("/sys/module/evdev");
         sys.fail_module("button.ko.xz");
-        let result = load_all(&sys, "6.12.0");
+        let result = load_all(&sys, "6.12.0", 1);
+        // One thread: exactly the dependency order.
         assert_eq!(
             sys.calls_starting("finit_module"),
             [
@@ -406,7 +541,114 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
                 "finit_module /lib/modules/6.12.0/kernel/drivers/acpi/button.ko.xz flags 4",
             ]
         );
+        assert_eq!(result.workers, 1);
         assert_eq!(result.loaded, 1);
         assert_eq!(result.failed.len(), 1);
+    }
+
+    fn ext4_and_virtio_net() -> (Vec<String>, Vec<Vec<usize>>) {
+        let index = index();
+        let order = index.load_order(
+            &["ext4".into(), "virtio_net".into(), "crc16".into()],
+            &HashSet::new(),
+        );
+        let graph = index.load_graph(&order);
+        (order, graph)
+    }
+
+    #[test]
+    fn graph_has_hard_and_soft_dependencies_among_the_loaded() {
+        let (order, graph) = ext4_and_virtio_net();
+        let names: Vec<String> = order.iter().filter_map(|p| module_name(p)).collect();
+        let deps_of = |name: &str| -> Vec<String> {
+            let i = names.iter().position(|n| n == name).unwrap();
+            graph[i].iter().map(|j| names[*j].clone()).collect()
+        };
+        // ext4: crc16, mbcache, jbd2 (modules.dep) and crc32c_generic (softdep).
+        assert_eq!(
+            deps_of("ext4"),
+            ["crc32c_generic", "jbd2", "mbcache", "crc16"]
+        );
+        assert_eq!(deps_of("virtio_net"), ["failover", "net_failover"]);
+        assert_eq!(deps_of("net_failover"), ["failover"]);
+        assert!(deps_of("crc16").is_empty());
+        // Already loaded dependencies are not in the graph.
+        let index = index();
+        let loaded: HashSet<String> = ["failover".to_owned()].into();
+        let order = index.load_order(&["virtio_net".into()], &loaded);
+        assert_eq!(index.load_graph(&order), [vec![], vec![0]]);
+    }
+
+    /// Every item starts after its dependencies finished, each runs once.
+    fn check_schedule(graph: &[Vec<usize>], workers: usize) -> Vec<usize> {
+        let log = Mutex::new(Vec::new());
+        let results = load_parallel(graph, workers, |i| {
+            let mut entries = log.lock().unwrap();
+            for d in &graph[i] {
+                assert!(
+                    entries.contains(&(d + 1000)),
+                    "{i} started before {d} finished"
+                );
+            }
+            entries.push(i);
+            drop(entries);
+            std::thread::yield_now();
+            log_done(&log, i);
+            if i == 2 { Err("bad".into()) } else { Ok(()) }
+        });
+        assert_eq!(results.len(), graph.len());
+        assert_eq!(results[2], Err("bad".to_owned()));
+        assert!(results.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
+        let log = log.into_inner().unwrap();
+        let started: Vec<usize> = log.into_iter().filter(|i| *i < 1000).collect();
+        let mut sorted = started.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..graph.len()).collect::<Vec<_>>());
+        started
+    }
+
+    fn log_done(log: &Mutex<Vec<usize>>, i: usize) {
+        log.lock().unwrap().push(i + 1000);
+    }
+
+    #[test]
+    fn parallel_schedule_keeps_dependencies() {
+        let (_, graph) = ext4_and_virtio_net();
+        for workers in [1, 2, 3, 8] {
+            let started = check_schedule(&graph, workers);
+            if workers == 1 {
+                // One worker loads exactly in the sequential order.
+                assert_eq!(started, (0..graph.len()).collect::<Vec<_>>());
+            }
+        }
+        // A dependency that failed still lets its dependents be tried.
+        let started = check_schedule(&[vec![], vec![], vec![], vec![2], vec![3, 0]], 2);
+        assert_eq!(started.len(), 5);
+        assert!(load_parallel(&[], 4, |_| Ok(())).is_empty());
+    }
+
+    /// Independent modules really overlap: two loads that each wait (with a
+    /// bound) for the other to have started both see it with two workers.
+    #[test]
+    fn independent_modules_load_at_the_same_time() {
+        let started = Mutex::new(0usize);
+        let both = Condvar::new();
+        let results = load_parallel(&[vec![], vec![], vec![0, 1]], 2, |i| {
+            if i == 2 {
+                return Ok(());
+            }
+            let mut count = started.lock().unwrap();
+            *count += 1;
+            both.notify_all();
+            let (count, timeout) = both
+                .wait_timeout_while(count, std::time::Duration::from_secs(30), |c| *c < 2)
+                .unwrap();
+            if timeout.timed_out() && *count < 2 {
+                Err("ran alone".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(results, [Ok(()), Ok(()), Ok(())]);
     }
 }

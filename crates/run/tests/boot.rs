@@ -150,8 +150,8 @@ fn summary(timeline: &[Entry]) -> String {
 }
 
 /// The numbers behind issue 6's overhead goal, several boots each: modules
-/// as `.ko.xz` or `.ko`, one or two vCPUs (parallel loading), the root
-/// left by bind+move or by copying it. Prints, asserts nothing about time.
+/// as `.ko.xz` or `.ko`, loaded by one thread or in parallel on two vCPUs,
+/// the root left by bind+move or by copying it. Prints, asserts nothing about time.
 /// `cargo nextest run -p slipway-run --run-ignored only timeline_matrix --no-capture`
 #[test]
 #[ignore = "a measurement, about five minutes of TCG boots"]
@@ -169,11 +169,13 @@ fn timeline_matrix() {
             ..Spec::default()
         },
     );
-    let configs: [(&str, &Path, u32, &str); 5] = [
+    let one = "slipway.module_threads=1";
+    let configs: [(&str, &Path, u32, &str); 6] = [
+        (".ko.xz 2cpu 1-thread bind", &xz, 2, one),
+        (".ko.xz 2cpu parallel bind", &xz, 2, ""),
+        (".ko 2cpu 1-thread bind", &plain, 2, one),
+        (".ko 2cpu parallel bind", &plain, 2, ""),
         (".ko.xz 1cpu bind", &xz, 1, ""),
-        (".ko.xz 2cpu bind", &xz, 2, ""),
-        (".ko 1cpu bind", &plain, 1, ""),
-        (".ko 2cpu bind", &plain, 2, ""),
         (".ko.xz 1cpu copy", &xz, 1, "slipway.root=copy"),
     ];
     for (label, initrd, cpus, extra) in configs {
