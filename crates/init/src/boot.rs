@@ -131,10 +131,12 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         Event::ModulesDone,
         None,
         Some(&format!(
-            "{} loaded, {} failed, {} threads",
+            "{} loaded, {} failed, {} threads; index and devices {} ms, loading {} ms",
             loaded.loaded,
             loaded.failed.len(),
-            loaded.workers
+            loaded.workers,
+            loaded.prepare_ms,
+            loaded.load_ms
         )),
     );
     let (hostname, problems) = system::setup(s);

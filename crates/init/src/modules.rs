@@ -366,11 +366,16 @@ pub struct Loaded {
     pub failed: Vec<(String, String)>,
     /// Threads that loaded them.
     pub workers: usize,
+    /// Milliseconds reading the index and the devices' modaliases.
+    pub prepare_ms: u64,
+    /// Milliseconds in `finit_module` calls, wall clock.
+    pub load_ms: u64,
 }
 
 /// Load everything for this boot from `/lib/modules/<release>`, on up to
 /// `workers` threads.
 pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
+    let start = sys.now_ms();
     let dir = PathBuf::from("/lib/modules").join(release);
     let read = |name: &str| {
         sys.read(&dir.join(name))
@@ -399,6 +404,7 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
         .collect();
     let order = index.load_order(&wanted, &loaded_now);
     let graph = index.load_graph(&order);
+    let loading = sys.now_ms();
     let results = load_parallel(&graph, workers, |i| {
         let path = &order[i];
         let compressed = !path.ends_with(".ko");
@@ -407,6 +413,8 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
     });
     let mut result = Loaded {
         workers: workers.clamp(1, order.len().max(1)),
+        prepare_ms: loading.saturating_sub(start),
+        load_ms: sys.now_ms().saturating_sub(loading),
         ..Loaded::default()
     };
     for (path, outcome) in order.into_iter().zip(results) {

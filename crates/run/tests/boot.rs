@@ -122,7 +122,15 @@ fn boot_with(runtime: &str, spec: Spec) {
     } else {
         ".ko.xz"
     };
-    eprintln!("TIMELINE {runtime} {kind}: {}", summary(&timeline));
+    let modules = timeline
+        .iter()
+        .find(|e| e.event == Event::ModulesDone)
+        .and_then(|e| e.detail.clone())
+        .unwrap_or_default();
+    eprintln!(
+        "TIMELINE {runtime} {kind}: {} [modules: {modules}]",
+        summary(&timeline)
+    );
 }
 
 /// The boot's numbers: kernel start to init, init to onboot done, onboot
