@@ -141,11 +141,14 @@ fn hash_parts(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 fn image_for<'a>(inputs: &'a Inputs, name: &ImageName, location: &str) -> Result<&'a ImageInput> {
+    if let Some(image) = inputs.images.get(name) {
+        return Ok(image);
+    }
     if let ImageName::Package(p) = name {
         return Err(AssembleError::Config {
             location: location.to_string(),
             message: format!(
-                "`@pkg:{}` packages cannot be built yet; name a published image instead",
+                "`@pkg:{}` was not resolved to a built package",
                 p.dir.display()
             ),
         });

@@ -159,10 +159,7 @@ fn a_package_reference_is_reported_where_it_is_written() {
         .failure();
     let text = err(&a);
     assert!(text.contains("pkg.yml:3:12"), "{text}");
-    assert!(
-        text.contains("package references are resolved by `slipway pkg`"),
-        "{text}"
-    );
+    assert!(text.contains("@pkg:") && text.contains("mypkg"), "{text}");
 }
 
 #[test]

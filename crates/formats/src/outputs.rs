@@ -116,6 +116,23 @@ pub fn write_tar(
     Ok(files.into_iter().map(|(_, r)| r).collect())
 }
 
+/// The whole image as one tar (`tar`, or `docker` with a Dockerfile) at
+/// `path`, through a temporary file renamed when complete (`-o FILE`).
+pub fn write_tar_file(
+    path: &Path,
+    units: &[&Unit],
+    store: &Store,
+    cache: &SegmentCache,
+    docker: bool,
+) -> Result<(OutputFile, Vec<UnitReport>), FormatError> {
+    let mut reports = Vec::new();
+    let file = atomic(path, |w| {
+        reports = write_tar(units, store, cache, docker, w)?;
+        Ok(())
+    })?;
+    Ok((file, reports))
+}
+
 /// A kernel part, cached like a segment.
 fn kernel_part(
     unit: &Unit,

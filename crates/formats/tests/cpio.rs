@@ -14,23 +14,49 @@ fn file(path: &str, size: u64) -> Header {
 #[test]
 fn gnu_cpio_extracts_files_links_and_hard_link_groups() {
     let mut w = CpioWriter::new(Vec::new(), true);
-    w.entry(&Header::new("bin", Kind::Dir, 0o755), &[], &mut std::io::empty()).unwrap();
-    let link = |p: &str| Header::new(p, Kind::Link { target: "bin/busybox".into() }, 0o755);
+    w.entry(
+        &Header::new("bin", Kind::Dir, 0o755),
+        &[],
+        &mut std::io::empty(),
+    )
+    .unwrap();
+    let link = |p: &str| {
+        Header::new(
+            p,
+            Kind::Link {
+                target: "bin/busybox".into(),
+            },
+            0o755,
+        )
+    };
     w.entry(
         &Header::new("bin/busybox", Kind::File { size: 4 }, 0o755),
         &[link("bin/sh"), link("bin/ls")],
         &mut &b"BBOX"[..],
     )
     .unwrap();
-    w.entry(&Header::new("etc", Kind::Dir, 0o755), &[], &mut std::io::empty()).unwrap();
-    w.entry(&file("etc/motd", 3), &[], &mut &b"hi\n"[..]).unwrap();
     w.entry(
-        &Header::new("etc/mtab", Kind::Symlink { target: "/proc/mounts".into() }, 0o777),
+        &Header::new("etc", Kind::Dir, 0o755),
         &[],
         &mut std::io::empty(),
     )
     .unwrap();
-    w.entry(&file("boot/kernel", 1), &[], &mut &b"K"[..]).unwrap();
+    w.entry(&file("etc/motd", 3), &[], &mut &b"hi\n"[..])
+        .unwrap();
+    w.entry(
+        &Header::new(
+            "etc/mtab",
+            Kind::Symlink {
+                target: "/proc/mounts".into(),
+            },
+            0o777,
+        ),
+        &[],
+        &mut std::io::empty(),
+    )
+    .unwrap();
+    w.entry(&file("boot/kernel", 1), &[], &mut &b"K"[..])
+        .unwrap();
     let archive = w.finish().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -51,10 +77,15 @@ fn gnu_cpio_extracts_files_links_and_hard_link_groups() {
     assert_eq!(std::fs::read(dir.path().join("bin/ls")).unwrap(), b"BBOX");
     assert_eq!(std::fs::read(dir.path().join("etc/motd")).unwrap(), b"hi\n");
     assert_eq!(
-        std::fs::read_link(dir.path().join("etc/mtab")).unwrap().to_str(),
+        std::fs::read_link(dir.path().join("etc/mtab"))
+            .unwrap()
+            .to_str(),
         Some("/proc/mounts")
     );
-    assert!(!dir.path().join("boot/kernel").exists(), "boot/ is left out of the initrd");
+    assert!(
+        !dir.path().join("boot/kernel").exists(),
+        "boot/ is left out of the initrd"
+    );
 }
 
 #[test]
@@ -63,6 +94,9 @@ fn files_over_4_gib_are_a_clear_error() {
     let err = w
         .entry(&file("huge", 5 << 30), &[], &mut std::io::empty())
         .unwrap_err();
-    let too = err.get_ref().and_then(|e| e.downcast_ref::<TooLarge>()).unwrap();
+    let too = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<TooLarge>())
+        .unwrap();
     assert!(too.to_string().contains("another format"), "{too}");
 }

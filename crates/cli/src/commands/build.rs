@@ -1,9 +1,19 @@
-//! `slipway build`: LinuxKit's flags; for now `--dry-run` prints the merged,
-//! normalised configuration.
+//! `slipway build`: LinuxKit's flags. Resolves every image, plans the units,
+//! writes them (in parallel, through the segment cache) as the outputs
+//! asked for, and sums up on standard error. `--dry-run` prints the merged,
+//! normalised configuration; `--resolve-only` the resolved images.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::Args;
+use slipway_assemble::{ImageInput, Inputs, plan_units};
+use slipway_config::Loaded;
+use slipway_formats::{
+    Compression, Output, SegmentCache, write_outputs, write_tar, write_tar_file,
+};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
@@ -113,6 +123,145 @@ impl BuildArgs {
     }
 }
 
+/// The formats this version writes, for error messages.
+const AVAILABLE: &str = "tar, kernel+initrd, tar-kernel-initrd, docker";
+
+/// LinuxKit's other formats: accepted names, not written yet.
+const NOT_YET: &[&str] = &[
+    "aws",
+    "dynamic-vhd",
+    "gcp",
+    "iso-bios",
+    "iso-efi",
+    "iso-efi-initrd",
+    "kernel+iso",
+    "kernel+squashfs",
+    "qcow2-bios",
+    "qcow2-efi",
+    "raw-bios",
+    "raw-efi",
+    "rpi3",
+    "vhd",
+    "vmdk",
+];
+
+/// Where the outputs go.
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    /// `--dir`/`--name`: `DIR/NAME...` files.
+    Files(PathBuf),
+    /// `-o FILE`.
+    File(PathBuf),
+    /// `-o -`.
+    Stdout,
+}
+
+/// The formats asked for, checked: known, implemented, and `tar`/`docker`
+/// alone (they are the whole image in one stream).
+fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
+    let mut names: Vec<&str> = args
+        .format
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .collect();
+    if names.is_empty() {
+        names.push(if args.output.is_some() {
+            "tar"
+        } else {
+            "kernel+initrd"
+        });
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let Some(o) = Output::parse(name) else {
+            if NOT_YET.contains(&name) {
+                anyhow::bail!(
+                    "the {name} format is not available in this version of slipway yet; available: {AVAILABLE}"
+                );
+            }
+            anyhow::bail!("unknown format {name:?}; available: {AVAILABLE}");
+        };
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    if out.len() > 1
+        && let Some(o) = out.iter().find(|o| o.streamable())
+    {
+        anyhow::bail!(
+            "the {} format must be the only format (asked for: {})",
+            name_of(*o),
+            out.iter()
+                .map(|o| name_of(*o))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if args.output.is_some()
+        && let [o] = out.as_slice()
+        && !o.streamable()
+    {
+        anyhow::bail!(
+            "-o writes a single file: it takes the tar or docker format, not {}",
+            name_of(*o)
+        );
+    }
+    Ok(out)
+}
+
+fn name_of(o: Output) -> &'static str {
+    match o {
+        Output::Tar => "tar",
+        Output::KernelInitrd => "kernel+initrd",
+        Output::TarKernelInitrd => "tar-kernel-initrd",
+        Output::Docker => "docker",
+    }
+}
+
+/// `--name`, else the last file's name without its extension (`moby` for
+/// standard input).
+fn output_name(args: &BuildArgs) -> String {
+    if let Some(n) = &args.name {
+        return n.clone();
+    }
+    match args.files.files.last().map(String::as_str) {
+        None | Some("-") => "moby".into(),
+        Some(f) => Path::new(f)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "moby".into()),
+    }
+}
+
+fn destination(args: &BuildArgs) -> Destination {
+    match args.output.as_deref() {
+        Some("-") => Destination::Stdout,
+        Some(f) => Destination::File(PathBuf::from(f)),
+        None => Destination::Files(
+            args.dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(output_name(args)),
+        ),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+    } else if bytes >= 1 << 10 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
 pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     args.warn_unimplemented();
     let Some(loaded) = load_config(&args.files, global)? else {
@@ -128,8 +277,130 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     if args.resolve_only {
         return super::resolve::run(args, global, &loaded);
     }
-    anyhow::bail!(
-        "building images is not available in this version of slipway yet; \
-         `slipway build --dry-run` prints the merged configuration"
-    )
+    build(args, global, &loaded)
+}
+
+/// Resolves, plans, writes; then the summary on standard error.
+fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let outputs = outputs(args)?;
+    let compression = match args.compress.as_deref() {
+        None => Compression::Gzip,
+        Some(c) => Compression::parse(c)
+            .with_context(|| format!("unknown compression {c:?}; use gzip, zstd or none"))?,
+    };
+    let destination = destination(args);
+    let needs_kernel = outputs
+        .iter()
+        .any(|o| matches!(o, Output::KernelInitrd | Output::TarKernelInitrd));
+    if needs_kernel
+        && loaded
+            .config
+            .kernel
+            .as_ref()
+            .and_then(|k| k.value.image.as_ref())
+            .is_none()
+    {
+        anyhow::bail!(
+            "the {} format needs a `kernel:` with an image; use --format tar for an image without one",
+            outputs
+                .iter()
+                .find(|o| matches!(o, Output::KernelInitrd | Output::TarKernelInitrd))
+                .map_or("kernel+initrd", |o| name_of(*o))
+        );
+    }
+
+    let resolution = super::resolve::resolve_config(args, global, loaded)?;
+    let resolved_at = Instant::now();
+    let store = resolution.store;
+    let to_out = slipway_config::print::ToOut::to_out(&loaded.config);
+    let inputs = Inputs {
+        images: resolution
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    ImageInput {
+                        name: e.reference.clone(),
+                        resolved: e.image.clone(),
+                    },
+                )
+            })
+            .collect(),
+        decompress_kernel: args.decompress_kernel,
+        source_dir: std::env::current_dir().context("finding the working directory")?,
+        metadata_yaml: slipway_config::print::to_yaml(&to_out),
+        metadata_json: serde_json::to_string(&to_out)
+            .context("writing the configuration as JSON")?,
+    };
+    let units = plan_units(&loaded.config, &inputs, &store)?;
+    let planned_at = Instant::now();
+    let unit_refs: Vec<&slipway_assemble::Unit> = units.iter().collect();
+    let cache = SegmentCache::in_store(store.root());
+
+    let (files, reports) = match &destination {
+        Destination::Stdout => {
+            let docker = outputs.first() == Some(&Output::Docker);
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            let reports = write_tar(&unit_refs, &store, &cache, docker, &mut w)?;
+            w.flush().context("writing to standard output")?;
+            (Vec::new(), reports)
+        }
+        Destination::File(path) => {
+            let docker = outputs.first() == Some(&Output::Docker);
+            let (file, reports) = write_tar_file(path, &unit_refs, &store, &cache, docker)?;
+            (vec![file], reports)
+        }
+        Destination::Files(base) => {
+            if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            write_outputs(&outputs, &unit_refs, &store, &cache, compression, base)?
+        }
+    };
+    let written_at = Instant::now();
+
+    if global.level() > 0 {
+        for line in &resolution.lines {
+            eprintln!("slipway: image {line}");
+        }
+        let cached = reports.iter().filter(|r| r.cached).count();
+        eprintln!(
+            "slipway: built {} ({}) in {}: resolve {}, plan {}, write {} ({} units, {} from the segment cache)",
+            output_name(args),
+            outputs
+                .iter()
+                .map(|o| name_of(*o))
+                .collect::<Vec<_>>()
+                .join(", "),
+            secs(written_at - started),
+            secs(resolved_at - started),
+            secs(planned_at - resolved_at),
+            secs(written_at - planned_at),
+            reports.len(),
+            cached
+        );
+        if global.level() > 1 {
+            for r in &reports {
+                eprintln!(
+                    "slipway:   unit {}: {} in {} segment(s){}, {}",
+                    r.title,
+                    size(r.bytes),
+                    r.segments,
+                    if r.cached { " (cached)" } else { "" },
+                    secs(r.time)
+                );
+            }
+        }
+        if destination == Destination::Stdout {
+            eprintln!("slipway:   <standard output>");
+        }
+        for f in &files {
+            eprintln!("slipway:   {} {}", f.path.display(), size(f.bytes));
+        }
+    }
+    Ok(Outcome::Success)
 }

@@ -96,27 +96,38 @@ fn location(loaded: &Loaded, span: &Span) -> String {
     )
 }
 
-/// Resolves and prints every image of the loaded configuration.
-pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
+/// The configuration's images, resolved.
+pub(crate) struct Resolution {
+    pub(crate) store: Store,
+    /// Each distinct image name once, in the configuration's order.
+    pub(crate) entries: Vec<ResolvedEntry>,
+    /// `REFERENCE DIGEST` for every place an image is named, in order.
+    pub(crate) lines: Vec<String>,
+}
+
+/// One image of the configuration, resolved: the name it is written with,
+/// the reference it was resolved through (a package's tag for `@pkg:`),
+/// and what the cache holds for it.
+#[derive(Debug)]
+pub(crate) struct ResolvedEntry {
+    pub(crate) name: ImageName,
+    pub(crate) reference: String,
+    pub(crate) image: ResolvedImage,
+}
+
+/// Every image of the loaded configuration, resolved to a digest (fetching
+/// what the cache lacks, unless `--offline`), in the configuration's order
+/// without repeats. `@pkg:DIR` names the package's built image, which must
+/// be in the cache. Each failure is printed as `file:line:column: error:`;
+/// any failure is an error.
+pub(crate) fn resolve_config(
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    loaded: &Loaded,
+) -> anyhow::Result<Resolution> {
     let wanted = images(&loaded.config);
+    let store = Store::open(cache_dir(global)?)?;
     let mut errors = Vec::new();
-    let mut references: Vec<Reference> = Vec::new();
-    for w in &wanted {
-        match &w.image.value {
-            ImageName::Reference(r) => {
-                let r = cache_name(r);
-                if !references.contains(&r) {
-                    references.push(r);
-                }
-            }
-            ImageName::Package(_) => errors.push(format!(
-                "{}: error: {} ({}): package references are resolved by `slipway pkg`, not available yet",
-                location(loaded, &w.image.span),
-                w.image.value,
-                w.role
-            )),
-        }
-    }
     let policy = if args.offline {
         PullPolicy::Never
     } else if args.pull {
@@ -124,8 +135,33 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Re
     } else {
         PullPolicy::IfMissing
     };
+    // What each image name stands for, and each distinct reference to resolve.
+    let mut names: Vec<(usize, Reference)> = Vec::new();
+    let mut references: Vec<(Reference, PullPolicy)> = Vec::new();
+    for (i, w) in wanted.iter().enumerate() {
+        let (r, policy) = match &w.image.value {
+            ImageName::Reference(r) => (cache_name(r), policy),
+            // A package is built into the cache, never pulled.
+            ImageName::Package(p) => match slipway_pkg::package_reference(&p.dir, &store) {
+                Ok(r) => (cache_name(&r), PullPolicy::Never),
+                Err(e) => {
+                    errors.push(format!(
+                        "{}: error: {} ({}): {}",
+                        location(loaded, &w.image.span),
+                        w.image.value,
+                        w.role,
+                        chain(&e)
+                    ));
+                    continue;
+                }
+            },
+        };
+        if !references.iter().any(|(seen, _)| *seen == r) {
+            references.push((r.clone(), policy));
+        }
+        names.push((i, r));
+    }
     let platform = platform(global)?;
-    let store = Store::open(cache_dir(global)?)?;
     let client = client(global)?;
     let progress = ProgressDisplay::new(global);
     let puller = Puller::new(&store, &client).with_progress(&progress);
@@ -133,7 +169,7 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Re
         futures_util::stream::iter(
             references
                 .iter()
-                .map(|r| puller.resolve(r, &platform, policy)),
+                .map(|(r, policy)| puller.resolve(r, &platform, *policy)),
         )
         .buffered(PARALLEL_IMAGES)
         .collect(),
@@ -141,17 +177,25 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Re
     progress.clear();
     let resolved: HashMap<String, Result<ResolvedImage, slipway_oci::RegistryError>> = references
         .iter()
-        .map(ToString::to_string)
+        .map(|(r, _)| r.to_string())
         .zip(results)
         .collect();
+    let mut out: Vec<ResolvedEntry> = Vec::new();
     let mut lines = Vec::new();
-    for w in &wanted {
-        let ImageName::Reference(r) = &w.image.value else {
-            continue;
-        };
-        let name = cache_name(r).to_string();
+    for (i, r) in names {
+        let Some(w) = wanted.get(i) else { continue };
+        let name = r.to_string();
         match resolved.get(&name) {
-            Some(Ok(image)) => lines.push(format!("{name} {}", image.digest())),
+            Some(Ok(image)) => {
+                lines.push(format!("{name} {}", image.digest()));
+                if !out.iter().any(|e| e.name == w.image.value) {
+                    out.push(ResolvedEntry {
+                        name: w.image.value.clone(),
+                        reference: name,
+                        image: image.clone(),
+                    });
+                }
+            }
             Some(Err(e)) => errors.push(format!(
                 "{}: error: {name} ({}): {}",
                 location(loaded, &w.image.span),
@@ -170,7 +214,16 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Re
             errors.len()
         );
     }
-    for line in lines {
+    Ok(Resolution {
+        store,
+        entries: out,
+        lines,
+    })
+}
+
+/// Resolves and prints every image of the loaded configuration.
+pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
+    for line in resolve_config(args, global, loaded)?.lines {
         println!("{line}");
     }
     Ok(Outcome::Success)
