@@ -1,0 +1,609 @@
+//! `slipway build` end to end against the real registry on loopback: the
+//! tar layout, the initrd read back by GNU cpio, reproducibility across
+//! umask and working directory, and a golden hash.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Std, Stdio};
+
+use assert_cmd::Command;
+use sha2::{Digest, Sha256};
+use slipway_testkit::image::{pseudo_random_bytes, tar_bytes};
+use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
+
+/// The tar of the fixture config, built with `--format tar`. Changes only
+/// when slipway's output changes on purpose (then bump FORMAT_VERSION).
+const GOLDEN_TAR_SHA256: &str = "c68a0bcd07acaabbe0ef8f8956e1fd6c98158dcd892980d1ccc50c3c7b6af87f";
+
+fn push(registry: &Registry, repo: &str, builder: ImageBuilder) {
+    let artifact: Artifact = builder.arch("amd64").build().unwrap().into();
+    PushTarget::new(registry, repo)
+        .push(&artifact, Some("1"))
+        .unwrap();
+}
+
+/// kernel, init, tool and svc images under `test/` in `registry`.
+fn seed(registry: &Registry) {
+    let modules = tar_bytes(&[
+        Entry::dir("lib/modules/6.6.0"),
+        Entry::file("lib/modules/6.6.0/modules.dep", "kernel/x.ko:\n"),
+        Entry::file("lib/modules/6.6.0/kernel/x.ko", "\x7fELF module"),
+    ])
+    .unwrap();
+    push(
+        registry,
+        "test/kernel",
+        ImageBuilder::new().layer([
+            Entry::file("kernel", pseudo_random_bytes(7, 5000)),
+            Entry::file("kernel.tar", modules),
+        ]),
+    );
+    let long = format!("usr/share/{}/file", "d".repeat(120));
+    push(
+        registry,
+        "test/init",
+        ImageBuilder::new()
+            .layer([
+                Entry::dir("bin"),
+                Entry::executable("bin/init", "#!/bin/sh\n"),
+                Entry::hard_link("bin/init-again", "bin/init"),
+                Entry::dir("sbin"),
+                Entry::symlink("sbin/init", "../bin/init"),
+                Entry::dir("etc"),
+                Entry::file("etc/hosts", "replaced"),
+                Entry::file("etc/owned", "x")
+                    .with_owner(1000, 1001)
+                    .with_mode(0o640),
+                Entry::dir("dev"),
+                Entry::char_device("dev/null", 1, 3),
+                Entry::block_device("dev/loop0", 7, 0),
+                Entry::fifo("dev/pipe"),
+                Entry::file(long, "long"),
+                Entry::file("gone", "deleted below"),
+            ])
+            .layer([Entry::whiteout("gone"), Entry::file("etc/motd", "hi\n")]),
+    );
+    push(
+        registry,
+        "test/tool",
+        ImageBuilder::new()
+            .layer([Entry::dir("bin"), Entry::executable("bin/tool", "tool")])
+            .cmd(["/bin/tool"]),
+    );
+    push(
+        registry,
+        "test/svc",
+        ImageBuilder::new()
+            .layer([
+                Entry::dir("usr"),
+                Entry::dir("usr/bin"),
+                Entry::executable("usr/bin/svc", "svc"),
+            ])
+            .cmd(["/usr/bin/svc", "-d"])
+            .env(["PATH=/usr/bin", "FROM_IMAGE=1"])
+            .label(
+                "org.mobyproject.config",
+                r#"{"capabilities":["CAP_NET_ADMIN"],"binds":["/var/run:/var/run"],"env":["FROM_LABEL=1"]}"#,
+            ),
+    );
+}
+
+const CONFIG: &str = r#"kernel:
+  image: example.org/test/kernel:1
+  cmdline: console=ttyS0 quiet
+init:
+  - example.org/test/init:1
+onboot:
+  - name: setup
+    image: example.org/test/tool:1
+    command: ["/bin/tool", "setup"]
+onshutdown:
+  - name: bye
+    image: example.org/test/tool:1
+    readonly: true
+services:
+  - name: daemon
+    image: example.org/test/svc:1
+    env: ["FROM_YAML=1"]
+  - name: ro
+    image: example.org/test/svc:1
+    readonly: true
+volumes:
+  - name: data
+    image: example.org/test/tool:1
+  - name: blob
+    image: example.org/test/svc:1
+    format: oci
+  - name: scratch
+files:
+  - path: etc/motd
+    contents: "hello\n"
+    mode: "0644"
+  - path: etc/app/config
+    source: ~/src.txt
+    uid: daemon
+    gid: 7
+    mode: "0640"
+  - path: etc/linuxkit.yml
+    metadata: yaml
+  - path: etc/linuxkit.json
+    metadata: json
+  - path: var/link
+    symlink: /etc/motd
+  - path: var/empty
+    directory: true
+    mode: "0750"
+  - path: opt/missing
+    source: ~/not-there
+    optional: true
+"#;
+
+struct Fixture {
+    registry: Registry,
+    work: tempfile::TempDir,
+    home: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let registry = Registry::start().unwrap();
+        seed(&registry);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("image.yml"), CONFIG).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("src.txt"), "from the host\n").unwrap();
+        Fixture {
+            registry,
+            work,
+            home,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.work.path().join("image.yml")
+    }
+
+    /// `slipway --cache C --arch amd64 --mirror example.org=REGISTRY ARGS`
+    /// in `cwd` under `umask`, through `sh`.
+    fn slipway(&self, cwd: &Path, umask: &str, args: &[&str]) -> Command {
+        let bin = assert_cmd::cargo::cargo_bin("slipway");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(bin)
+            .arg("--cache")
+            .arg(self.cache.path())
+            .args(["--arch", "amd64", "--mirror"])
+            .arg(format!("example.org=http://{}", self.registry.host()))
+            .args(args)
+            .current_dir(cwd)
+            .env("HOME", self.home.path())
+            .env_remove("SLIPWAY_CACHE")
+            .env_remove("LINUXKIT_MIRROR")
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+
+    fn build(&self, dir: &Path, format: &str) -> assert_cmd::assert::Assert {
+        let config = self.config();
+        self.slipway(
+            self.work.path(),
+            "022",
+            &[
+                "build",
+                "--format",
+                format,
+                "--dir",
+                dir.to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success()
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// One line per tar entry: type, mode, owner, size, path, link, PAX records.
+fn listing(tar: &[u8]) -> String {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let h = entry.header().clone();
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular => "f",
+            tar::EntryType::Directory => "d",
+            tar::EntryType::Symlink => "l",
+            tar::EntryType::Link => "h",
+            tar::EntryType::Char => "c",
+            tar::EntryType::Block => "b",
+            tar::EntryType::Fifo => "p",
+            _ => "?",
+        };
+        let mut pax = Vec::new();
+        if let Some(exts) = entry.pax_extensions().unwrap() {
+            for e in exts {
+                let e = e.unwrap();
+                let key = e.key().unwrap().to_string();
+                if key.starts_with("LINUXKIT.") {
+                    pax.push(format!("{key}={}", e.value().unwrap()));
+                }
+            }
+        }
+        let path = entry.path().unwrap().display().to_string();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| format!(" -> {}", l.display()))
+            .unwrap_or_default();
+        let dev = if matches!(kind, "c" | "b") {
+            format!(
+                " {},{}",
+                h.device_major().unwrap().unwrap(),
+                h.device_minor().unwrap().unwrap()
+            )
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{kind} {:04o} {}:{} {:>5} {path}{link}{dev} [{}]\n",
+            h.mode().unwrap(),
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.size().unwrap(),
+            pax.join(" ")
+        ));
+        let mut sink = Vec::new();
+        entry.read_to_end(&mut sink).unwrap();
+    }
+    out
+}
+
+#[test]
+fn tar_layout_initrd_agreement_and_reproducibility() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    let a = fx.build(out.path(), "tar");
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("slipway: built image (tar)"), "{err}");
+    assert!(err.contains("example.org/test/svc:1 sha256:"), "{err}");
+    let tar_path = out.path().join("image.tar");
+    let tar = std::fs::read(&tar_path).unwrap();
+    insta::assert_snapshot!("tar_listing", listing(&tar));
+
+    // The same config as kernel+initrd: GNU cpio unpacks the initrd, and it
+    // holds exactly the tar's entries outside boot/.
+    fx.build(out.path(), "kernel+initrd");
+    let kernel = std::fs::read(out.path().join("image-kernel")).unwrap();
+    assert_eq!(kernel, pseudo_random_bytes(7, 5000));
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("image-cmdline")).unwrap(),
+        "console=ttyS0 quiet"
+    );
+    let gz = std::fs::read(out.path().join("image-initrd.img")).unwrap();
+    let mut cpio = Vec::new();
+    flate_decode(&gz, &mut cpio);
+    let unpacked = tempfile::tempdir().unwrap();
+    // The kernel reads the concatenated archives as one; GNU cpio stops at
+    // the first trailer, so it is given one archive at a time.
+    let archives = split_archives(&cpio);
+    assert!(archives.len() > 1, "one archive per unit");
+    for archive in archives {
+        let mut child = Std::new("cpio")
+            .args(["-i", "-d", "-u", "--quiet", "--no-absolute-filenames"])
+            .current_dir(unpacked.path())
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("GNU cpio (apt-get install cpio)");
+        child.stdin.take().unwrap().write_all(archive).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    compare_with_tar(&tar, unpacked.path());
+
+    // Again, from another directory, under another umask: the same bytes.
+    let other = tempfile::tempdir().unwrap();
+    let out2 = other.path().join("out");
+    let config = fx.config();
+    for format in ["tar", "kernel+initrd"] {
+        fx.slipway(
+            other.path(),
+            "077",
+            &[
+                "build",
+                "--format",
+                format,
+                "--dir",
+                "out",
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success();
+    }
+    for name in [
+        "image.tar",
+        "image-kernel",
+        "image-initrd.img",
+        "image-cmdline",
+    ] {
+        assert_eq!(
+            sha256(&out.path().join(name)),
+            sha256(&out2.join(name)),
+            "{name} differs between the two builds"
+        );
+    }
+    // And with a fresh segment cache, so every unit is encoded again.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut cmd = fx.slipway(
+        other.path(),
+        "077",
+        &["build", "-o", "-", config.to_str().unwrap()],
+    );
+    cmd.arg("--cache").arg(fresh.path());
+    let streamed = cmd.assert().success().get_output().stdout.clone();
+    assert_eq!(hex::encode(Sha256::digest(&streamed)), sha256(&tar_path));
+
+    let golden = sha256(&tar_path);
+    assert_eq!(
+        golden, GOLDEN_TAR_SHA256,
+        "the tar of the fixture changed; if on purpose, update GOLDEN_TAR_SHA256"
+    );
+}
+
+/// The newc archives of a concatenation, each up to and including its
+/// trailer (and the zero padding after it).
+fn split_archives(mut data: &[u8]) -> Vec<&[u8]> {
+    let field = |h: &[u8], i: usize| {
+        let start = 6 + 8 * i;
+        usize::from_str_radix(std::str::from_utf8(&h[start..start + 8]).unwrap(), 16).unwrap()
+    };
+    let pad = |n: usize| n.div_ceil(4) * 4;
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let mut at = 0;
+        loop {
+            let h = &data[at..];
+            assert_eq!(&h[..6], b"070701", "a newc header at {at}");
+            let (filesize, namesize) = (field(h, 6), field(h, 11));
+            let name = &h[110..110 + namesize - 1];
+            at += pad(110 + namesize) + pad(filesize);
+            if name == b"TRAILER!!!" {
+                break;
+            }
+        }
+        while at < data.len() && data[at] == 0 {
+            at += 1;
+        }
+        out.push(&data[..at]);
+        data = &data[at..];
+    }
+    out
+}
+
+fn flate_decode(gz: &[u8], out: &mut Vec<u8>) {
+    let mut child = Std::new("gzip")
+        .args(["-dc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = gz.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    child.stdout.take().unwrap().read_to_end(out).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Every tar entry outside boot/ is in `dir` with its type, mode, owner,
+/// contents and link target, and `dir` holds nothing else.
+fn compare_with_tar(tar: &[u8], dir: &Path) {
+    let mut archive = tar::Archive::new(tar);
+    let mut expected: BTreeMap<String, (u8, u32, u64, u64, Vec<u8>)> = BTreeMap::new();
+    let mut hard: Vec<(String, String)> = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .display()
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        if path == "boot" || path.starts_with("boot/") {
+            continue;
+        }
+        let h = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        let t = h.entry_type();
+        if t == tar::EntryType::Link {
+            let target = entry.link_name().unwrap().unwrap().display().to_string();
+            hard.push((path.clone(), target));
+        }
+        if t == tar::EntryType::Symlink {
+            data = entry
+                .link_name()
+                .unwrap()
+                .unwrap()
+                .display()
+                .to_string()
+                .into_bytes();
+        }
+        expected.insert(
+            path,
+            (
+                t.as_byte(),
+                h.mode().unwrap() & 0o7777,
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                data,
+            ),
+        );
+    }
+    let mut found = Vec::new();
+    walk(dir, dir, &mut found);
+    // cpio -d makes the parents an image does not list; nothing else is extra.
+    let found_names: Vec<&String> = found
+        .iter()
+        // The initrd keeps the (empty) boot/ directory itself.
+        .filter(|f| *f != "boot")
+        .filter(|f| {
+            expected.contains_key(*f) || !expected.keys().any(|e| e.starts_with(&format!("{f}/")))
+        })
+        .collect();
+    let expected_names: Vec<&String> = expected.keys().collect();
+    assert_eq!(found_names, expected_names, "the initrd's paths");
+    for (path, (t, mode, uid, gid, data)) in &expected {
+        let p = dir.join(path);
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let ft = meta.file_type();
+        match *t {
+            b'5' => assert!(ft.is_dir(), "{path}"),
+            b'2' => {
+                assert!(ft.is_symlink(), "{path}");
+                assert_eq!(
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .as_bytes(),
+                    data.as_slice(),
+                    "{path}"
+                );
+                continue;
+            }
+            b'3' | b'4' | b'6' => {
+                use std::os::unix::fs::FileTypeExt;
+                assert!(
+                    ft.is_char_device() || ft.is_block_device() || ft.is_fifo(),
+                    "{path}"
+                );
+            }
+            b'1' => {}
+            _ => {
+                assert!(ft.is_file(), "{path}");
+                assert_eq!(&std::fs::read(&p).unwrap(), data, "{path}");
+            }
+        }
+        if *t != b'1' {
+            assert_eq!(meta.permissions().mode() & 0o7777, *mode, "mode of {path}");
+            assert_eq!(
+                (meta.uid() as u64, meta.gid() as u64),
+                (*uid, *gid),
+                "owner of {path}"
+            );
+        }
+    }
+    // Hard links are real: one inode.
+    for (link, target) in hard {
+        let a = std::fs::metadata(dir.join(&link)).unwrap();
+        let b = std::fs::metadata(dir.join(&target)).unwrap();
+        assert_eq!(a.ino(), b.ino(), "{link} is a hard link to {target}");
+        assert_eq!(
+            std::fs::read(dir.join(&link)).unwrap(),
+            std::fs::read(dir.join(&target)).unwrap()
+        );
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for p in names {
+        out.push(p.strip_prefix(root).unwrap().display().to_string());
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            walk(root, &p, out);
+        }
+    }
+    out.sort();
+}
+
+#[test]
+fn format_flags_are_checked_before_anything_is_fetched() {
+    let fx = Fixture::new();
+    let config = fx.config();
+    let cfg = config.to_str().unwrap();
+    let cwd = fx.work.path();
+    for (args, message) in [
+        (
+            vec!["build", "--format", "iso-efi", cfg],
+            "iso-efi format is not available in this version of slipway yet; available: tar",
+        ),
+        (
+            vec!["build", "--format", "floppy", cfg],
+            "unknown format \"floppy\"",
+        ),
+        (
+            vec!["build", "--format", "tar,kernel+initrd", cfg],
+            "the tar format must be the only format",
+        ),
+        (
+            vec!["build", "-f", "kernel+initrd", "-o", "x", cfg],
+            "-o writes a single file",
+        ),
+        (
+            vec!["build", "--compress", "lz4", cfg],
+            "unknown compression",
+        ),
+    ] {
+        let a = fx.slipway(cwd, "022", &args).assert().failure();
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_failed_build_leaves_the_previous_outputs() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    fx.build(out.path(), "kernel+initrd");
+    let before: Vec<String> = ["image-kernel", "image-initrd.img", "image-cmdline"]
+        .iter()
+        .map(|n| sha256(&out.path().join(n)))
+        .collect();
+    // A required source file disappears: the build fails.
+    std::fs::remove_file(fx.home.path().join("src.txt")).unwrap();
+    let config = fx.config();
+    let a = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--compress",
+                "zstd",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("src.txt"), "{err}");
+    let after: Vec<String> = ["image-kernel", "image-initrd.img", "image-cmdline"]
+        .iter()
+        .map(|n| sha256(&out.path().join(n)))
+        .collect();
+    assert_eq!(before, after);
+    let stray: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+}
