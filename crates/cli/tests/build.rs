@@ -607,3 +607,63 @@ fn a_failed_build_leaves_the_previous_outputs() {
         .collect();
     assert!(stray.is_empty(), "temporary files left: {stray:?}");
 }
+
+#[test]
+fn cache_export_filesystem_flattens_one_image() {
+    let fx = Fixture::new();
+    let cwd = fx.work.path();
+    fx.slipway(cwd, "022", &["cache", "pull", "example.org/test/init:1"])
+        .assert()
+        .success();
+    let file = cwd.join("init-fs.tar");
+    let file_arg = file.to_str().unwrap();
+    fx.slipway(
+        cwd,
+        "022",
+        &[
+            "cache",
+            "export",
+            "--format",
+            "filesystem",
+            "-o",
+            file_arg,
+            "example.org/test/init:1",
+        ],
+    )
+    .assert()
+    .success();
+    let tar = std::fs::read(&file).unwrap();
+    let list = listing(&tar);
+    // The upper layer's whiteout removed `gone`, its etc/motd is there,
+    // the hard link, devices and long name survive.
+    assert!(!list.contains(" gone "), "{list}");
+    assert!(list.contains("f 0644 0:0     3 etc/motd"), "{list}");
+    assert!(
+        list.contains("h 0755 0:0     0 bin/init-again -> bin/init"),
+        "{list}"
+    );
+    assert!(list.contains("c 0666 0:0     0 dev/null 1,3"), "{list}");
+    assert!(list.contains("f 0640 1000:1001     1 etc/owned"), "{list}");
+    assert!(
+        list.contains(&format!("usr/share/{}/file", "d".repeat(120))),
+        "{list}"
+    );
+    // Standard output gives the same bytes.
+    let a = fx
+        .slipway(
+            cwd,
+            "022",
+            &[
+                "cache",
+                "export",
+                "--format",
+                "filesystem",
+                "-o",
+                "-",
+                "example.org/test/init:1",
+            ],
+        )
+        .assert()
+        .success();
+    assert_eq!(a.get_output().stdout, tar);
+}

@@ -133,6 +133,34 @@ pub fn write_tar_file(
     Ok((file, reports))
 }
 
+/// One image of the cache, its layers flattened (whiteouts applied, hard
+/// links kept), as a tar: `cache export --format filesystem`. Written to
+/// `path` through a temporary file, or to `out` for standard output.
+pub fn write_image_filesystem(
+    store: &Store,
+    image: &slipway_assemble::ImageInput,
+    out: &mut dyn Write,
+) -> Result<(), FormatError> {
+    let src = slipway_assemble::StoreLayers {
+        store,
+        image: image.name.clone(),
+        layers: image.resolved.manifest.layers.clone(),
+    };
+    let plan = slipway_assemble::Plan::build(&src, None)?;
+    let mut w = TarWriter::new(&mut *out);
+    plan.emit(&src, "", &image.name, "export", &mut w)?;
+    finish(out).map_err(io_at("writing", Path::new("the end of the tar")))
+}
+
+/// [`write_image_filesystem`] to `path`, renamed into place when complete.
+pub fn write_image_filesystem_file(
+    path: &Path,
+    store: &Store,
+    image: &slipway_assemble::ImageInput,
+) -> Result<OutputFile, FormatError> {
+    atomic(path, |w| write_image_filesystem(store, image, w))
+}
+
 /// A kernel part, cached like a segment.
 fn kernel_part(
     unit: &Unit,

@@ -85,6 +85,8 @@ pub enum CacheCommand {
 pub enum ExportFormatArg {
     Oci,
     Docker,
+    /// The image's layers flattened into one tar of its filesystem
+    Filesystem,
 }
 
 /// `--cache`, else `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`.
@@ -289,6 +291,9 @@ fn export(
     let format = match format {
         ExportFormatArg::Oci => slipway_oci::ExportFormat::Oci,
         ExportFormatArg::Docker => slipway_oci::ExportFormat::Docker,
+        ExportFormatArg::Filesystem => {
+            return export_filesystem(store, global, &reference, output, platform_arg);
+        }
     };
     let platform = match platform_arg {
         Some(p) => Some(Platform::parse(p)?),
@@ -332,6 +337,39 @@ fn export(
         );
     }
     eprintln!("slipway: exported {reference} {}", report.root.digest);
+    Ok(())
+}
+
+/// `cache export --format filesystem`: one platform's layers flattened.
+fn export_filesystem(
+    store: &Store,
+    global: &GlobalArgs,
+    reference: &Reference,
+    output: &str,
+    platform_arg: Option<&str>,
+) -> anyhow::Result<()> {
+    let platform = match platform_arg {
+        Some(p) => Platform::parse(p)?,
+        None => platform(global)?,
+    };
+    let resolved = store
+        .resolve(reference, &platform)
+        .with_context(|| format!("{reference} for {platform}"))?;
+    let image = slipway_assemble::ImageInput {
+        name: reference.to_string(),
+        resolved,
+    };
+    if output == "-" {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        slipway_formats::write_image_filesystem(store, &image, &mut w)?;
+        std::io::Write::flush(&mut w).context("writing to standard output")?;
+    } else {
+        slipway_formats::write_image_filesystem_file(std::path::Path::new(output), store, &image)?;
+    }
+    eprintln!(
+        "slipway: exported the filesystem of {reference} {}",
+        image.resolved.manifest_descriptor.digest
+    );
     Ok(())
 }
 
