@@ -122,23 +122,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
     let threads = options.module_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let loaded = modules::load_all(s, &release, threads);
-    for (module, error) in &loaded.failed {
-        s.console(&format!("slipway-init: module {module}: {error}"));
-    }
-    timeline.event(
-        s,
-        Event::ModulesDone,
-        None,
-        Some(&format!(
-            "{} loaded, {} failed, {} threads; index and devices {} ms, loading {} ms",
-            loaded.loaded,
-            loaded.failed.len(),
-            loaded.workers,
-            loaded.prepare_ms,
-            loaded.load_ms
-        )),
-    );
+    load_modules(s, timeline, &release, threads, modules::Stage::Boot);
     let (hostname, problems) = system::setup(s);
     for problem in problems {
         s.console(&format!("slipway-init: {problem}"));
@@ -185,7 +169,41 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
             run_phase(sys, timeline, *phase, &mut booted)?;
         }
     }
+    // The power button's modules, off the path to the services.
+    load_modules(s, timeline, &release, threads, modules::Stage::Init);
     Ok(booted)
+}
+
+/// Load one stage's modules; `modules-done` (named `init` for the init's
+/// own stage) says what happened and how long it took.
+fn load_modules(
+    s: &dyn Sys,
+    timeline: &Timeline,
+    release: &str,
+    threads: usize,
+    stage: modules::Stage,
+) {
+    let loaded = modules::load_all(s, release, threads, stage);
+    for (module, error) in &loaded.failed {
+        s.console(&format!("slipway-init: module {module}: {error}"));
+    }
+    let name = match stage {
+        modules::Stage::Boot => None,
+        modules::Stage::Init => Some("init"),
+    };
+    timeline.event(
+        s,
+        Event::ModulesDone,
+        name,
+        Some(&format!(
+            "{} loaded, {} failed, {} threads; index and devices {} ms, loading {} ms",
+            loaded.loaded,
+            loaded.failed.len(),
+            loaded.workers,
+            loaded.prepare_ms,
+            loaded.load_ms
+        )),
+    );
 }
 
 fn run_phase(
@@ -430,6 +448,7 @@ mod tests {
                 "onboot-start 002-c",
                 "onboot-failed 002-c",
                 "onboot-done",
+                "modules-done init",
             ]
         );
         let overlay = fake.calls_starting("mount overlay on /containers/volumes/data/merged");

@@ -14,7 +14,9 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use crate::sys::Sys;
 
 /// Modules the init itself wants when present: the ACPI power button and
-/// the event interface it reads it through.
+/// the event interface it reads it through. Nothing before the services
+/// needs them, so they are loaded after the services have started (see
+/// [`load_all`]), unless `modules.load` names them.
 pub const INIT_MODULES: &[&str] = &["button", "evdev"];
 
 /// `ext4` for `kernel/fs/ext4/ext4.ko.xz`; `-` becomes `_`.
@@ -372,9 +374,20 @@ pub struct Loaded {
     pub load_ms: u64,
 }
 
-/// Load everything for this boot from `/lib/modules/<release>`, on up to
+/// Which modules to load: the boot's ([`Stage::Boot`]: `modules.load` and
+/// the devices' modules, except [`INIT_MODULES`] that `modules.load` does
+/// not name), or the init's own, later ([`Stage::Init`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Before the onboot bundles.
+    Boot,
+    /// Once the services have started.
+    Init,
+}
+
+/// Load the modules of `stage` from `/lib/modules/<release>`, on up to
 /// `workers` threads.
-pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
+pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> Loaded {
     let start = sys.now_ms();
     let dir = PathBuf::from("/lib/modules").join(release);
     let read = |name: &str| {
@@ -388,14 +401,24 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize) -> Loaded {
         &read("modules.softdep"),
         &read("modules.builtin"),
     );
-    let mut wanted: Vec<String> = read("modules.load")
+    let listed: Vec<String> = read("modules.load")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect();
-    wanted.extend(index.modules_for(&device_modaliases(sys)));
-    wanted.extend(INIT_MODULES.iter().map(|m| (*m).to_owned()));
+    let wanted: Vec<String> = match stage {
+        Stage::Boot => {
+            let is_init = |m: &String| {
+                let name = module_name(m).unwrap_or_else(|| m.replace('-', "_"));
+                INIT_MODULES.contains(&name.as_str())
+            };
+            let devices = index.modules_for(&device_modaliases(sys));
+            let later: Vec<String> = devices.into_iter().filter(|m| !is_init(m)).collect();
+            listed.into_iter().chain(later).collect()
+        }
+        Stage::Init => INIT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
+    };
     let loaded_now: HashSet<String> = sys
         .read_dir(Path::new("/sys/module"))
         .unwrap_or_default()
@@ -540,8 +563,15 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         );
         sys.add_dir("/sys/module/evdev");
         sys.fail_module("button.ko.xz");
-        let result = load_all(&sys, "6.12.0", 1);
-        // One thread: exactly the dependency order.
+        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
+        // The power button's module waits for the init stage.
+        assert_eq!(
+            sys.calls_starting("finit_module"),
+            ["finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0"]
+        );
+        assert_eq!((result.loaded, result.workers), (1, 1));
+        let result = load_all(&sys, "6.12.0", 1, Stage::Init);
+        // One thread: exactly the dependency order; evdev is loaded already.
         assert_eq!(
             sys.calls_starting("finit_module"),
             [
@@ -549,8 +579,7 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
                 "finit_module /lib/modules/6.12.0/kernel/drivers/acpi/button.ko.xz flags 4",
             ]
         );
-        assert_eq!(result.workers, 1);
-        assert_eq!(result.loaded, 1);
+        assert_eq!(result.loaded, 0);
         assert_eq!(result.failed.len(), 1);
     }
 
