@@ -11,13 +11,22 @@ fn flatten(
     layers: Vec<Vec<Entry>>,
     filters: Option<Filters>,
 ) -> Result<Vec<(Header, Vec<u8>)>, String> {
-    let dir = tempfile::tempdir().unwrap();
     let mut b = ImageBuilder::new();
     for l in layers {
         b = b.layer(l);
     }
-    let image = b.build().unwrap();
-    Artifact::from(image)
+    flatten_image(b, filters, 1 << 20)
+}
+
+/// Write the image into a store, flatten it, and collect the entries,
+/// keeping up to `keep` bytes of each file's content.
+fn flatten_image(
+    builder: ImageBuilder,
+    filters: Option<Filters>,
+    keep: usize,
+) -> Result<Vec<(Header, Vec<u8>)>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    Artifact::from(builder.build().unwrap())
         .write_oci_layout(dir.path(), Some("docker.io/library/t:1"))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -33,7 +42,7 @@ fn flatten(
         layers: resolved.manifest.layers.clone(),
     };
     let plan = Plan::build(&src, filters).map_err(|e| e.to_string())?;
-    let mut sink = Collect::keeping(1 << 20);
+    let mut sink = Collect::keeping(keep);
     plan.emit(&src, "", "t:1", "init[0]", &mut sink)
         .map_err(|e| e.to_string())?;
     Ok(sink.entries)
@@ -177,28 +186,7 @@ fn raw_layer(files: &[(&str, &[u8])]) -> Layer {
 }
 
 fn flatten_layer(layer: Layer) -> Result<Vec<(Header, Vec<u8>)>, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let image = ImageBuilder::new().prebuilt_layer(layer).build().unwrap();
-    Artifact::from(image)
-        .write_oci_layout(dir.path(), Some("docker.io/library/t:1"))
-        .unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let resolved = store
-        .resolve(
-            &Reference::parse("t:1").unwrap(),
-            &Platform::linux(Arch::Amd64),
-        )
-        .unwrap();
-    let src = StoreLayers {
-        store: &store,
-        image: "t:1".into(),
-        layers: resolved.manifest.layers.clone(),
-    };
-    let plan = Plan::build(&src, None).map_err(|e| e.to_string())?;
-    let mut sink = Collect::keeping(16);
-    plan.emit(&src, "", "t:1", "init[0]", &mut sink)
-        .map_err(|e| e.to_string())?;
-    Ok(sink.entries)
+    flatten_image(ImageBuilder::new().prebuilt_layer(layer), None, 16)
 }
 
 #[test]
