@@ -56,8 +56,15 @@ fn run() -> Result<()> {
 
 /// The workspace root: xtask lives one level below it.
 fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    // `cargo run` sets CARGO_MANIFEST_DIR for the process too; prefer it to
+    // the compile-time value, which is stale when a shared target directory
+    // hands back a binary built from another checkout.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
+        .parent()
+        .map_or(manifest.clone(), Path::to_path_buf)
 }
 
 fn cargo() -> Command {
