@@ -26,6 +26,9 @@ fn hash_tree(
     prefix: &str,
     skip: &dyn Fn(&Path) -> bool,
 ) -> Result<(), PkgError> {
+    // A package directory reached through a symlink hashes as the directory
+    // it names: the tag is about content, not about how it was reached.
+    let root = &std::fs::canonicalize(root).map_err(PkgError::io("reading", root))?;
     let mut stack = vec![(root.to_path_buf(), prefix.to_string())];
     let mut files = Vec::new();
     while let Some((dir, at)) = stack.pop() {

@@ -5,11 +5,13 @@
 //! - [`image`]: a deterministic in-memory builder of layers, images and
 //!   multi-platform indexes (OCI or Docker media types), which can write
 //!   itself as an OCI layout or [`push`] itself to a registry.
+//! - [`initramfs`], [`packages`]: what the boot tests boot.
 
 pub mod http;
 pub mod image;
 pub mod initramfs;
 pub mod mock;
+pub mod packages;
 pub mod proxy;
 pub mod push;
 pub mod registry;
