@@ -5,8 +5,10 @@
 //! - [`image`]: a deterministic in-memory builder of layers, images and
 //!   multi-platform indexes (OCI or Docker media types), which can write
 //!   itself as an OCI layout or [`push`] itself to a registry.
-//! - [`initramfs`], [`packages`]: what the boot tests boot.
+//! - [`initramfs`], [`packages`]: what the boot tests boot; [`boot`]: build
+//!   it with `slipway build` and boot it with `slipway run`.
 
+pub mod boot;
 pub mod http;
 pub mod image;
 pub mod initramfs;
