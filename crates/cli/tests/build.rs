@@ -191,6 +191,11 @@ impl Fixture {
     }
 
     fn build(&self, dir: &Path, format: &str) -> assert_cmd::assert::Assert {
+        self.build_assert(dir, format).success()
+    }
+
+    /// `slipway build --format FORMAT --dir DIR` of the fixture, not yet checked.
+    fn build_assert(&self, dir: &Path, format: &str) -> assert_cmd::assert::Assert {
         let config = self.config();
         self.slipway(
             self.work.path(),
@@ -205,7 +210,6 @@ impl Fixture {
             ],
         )
         .assert()
-        .success()
     }
 }
 
@@ -666,4 +670,41 @@ fn cache_export_filesystem_flattens_one_image() {
         .assert()
         .success();
     assert_eq!(a.get_output().stdout, tar);
+}
+
+#[test]
+fn a_build_failing_at_its_last_output_replaces_none_of_them() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    fx.build(out.path(), "kernel+initrd");
+    let names = ["image-kernel", "image-initrd.img", "image-cmdline"];
+    let hashes = || -> Vec<String> { names.iter().map(|n| sha256(&out.path().join(n))).collect() };
+    let before = hashes();
+    // The next build's initrd differs, and its last output cannot be
+    // written: a directory is where the tar-kernel-initrd file goes.
+    std::fs::write(
+        fx.config(),
+        CONFIG.replace("contents: \"hello\\n\"", "contents: \"changed\\n\""),
+    )
+    .unwrap();
+    std::fs::create_dir(out.path().join("image-initrd.tar")).unwrap();
+    let a = fx
+        .build_assert(out.path(), "kernel+initrd,tar-kernel-initrd")
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("image-initrd.tar"), "{err}");
+    assert_eq!(before, hashes(), "an output was replaced by a failed build");
+    let stray: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+    // Out of the way, the same build replaces the initrd (it did differ).
+    std::fs::remove_dir(out.path().join("image-initrd.tar")).unwrap();
+    fx.build(out.path(), "kernel+initrd,tar-kernel-initrd");
+    let after = hashes();
+    assert_eq!(before[0], after[0]);
+    assert_ne!(before[1], after[1]);
+    assert!(out.path().join("image-initrd.tar").is_file());
 }

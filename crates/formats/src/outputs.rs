@@ -51,15 +51,31 @@ fn io_at(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FormatErr
     move |source| FormatError::Io { what, path, source }
 }
 
-/// Writes `path` through a temporary file in the same directory.
-fn atomic(
+/// An output written in full to a temporary file beside its final name,
+/// not yet renamed.
+struct Staged {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// Writes `path`'s contents to a temporary file in the same directory.
+/// Dropped without [`commit`], the temporary file is removed.
+fn stage(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
-) -> Result<OutputFile, FormatError> {
+) -> Result<Staged, FormatError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if path.is_dir() {
+        return Err(FormatError::Io {
+            what: "writing",
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::IsADirectory, "a directory is in the way"),
+        });
+    }
     let tmp = tempfile::Builder::new()
         .prefix(".slipway-")
         .tempfile_in(dir)
@@ -77,14 +93,72 @@ fn atomic(
         .metadata()
         .map_err(io_at("reading", path))?
         .len();
-    tmp.persist(path).map_err(|e| FormatError::Io {
-        what: "renaming to",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(OutputFile {
+    Ok(Staged {
+        tmp,
         path: path.to_path_buf(),
         bytes,
+    })
+}
+
+/// Renames every staged file into place, all or none: each file it replaces
+/// is first hard-linked to a backup name, and a failed rename puts the
+/// earlier ones back.
+fn commit(staged: Vec<Staged>) -> Result<Vec<OutputFile>, FormatError> {
+    let mut backups: Vec<(PathBuf, Option<tempfile::TempPath>)> = Vec::new();
+    for s in &staged {
+        let backup = if s.path.is_file() {
+            let dir = s.tmp.path().parent().unwrap_or(Path::new("."));
+            let name = tempfile::Builder::new()
+                .prefix(".slipway-previous-")
+                .make_in(dir, |p| fs::hard_link(&s.path, p))
+                .map_err(io_at("keeping the previous", &s.path))?;
+            Some(name.into_temp_path())
+        } else {
+            None
+        };
+        backups.push((s.path.clone(), backup));
+    }
+    let mut done = Vec::new();
+    let mut renamed: Vec<usize> = Vec::new();
+    for (i, s) in staged.into_iter().enumerate() {
+        let (path, bytes) = (s.path.clone(), s.bytes);
+        if let Err(e) = s.tmp.persist(&path) {
+            // Put back what this build replaced, newest first.
+            for j in renamed.into_iter().rev() {
+                if let Some((target, backup)) = backups.get(j) {
+                    match backup {
+                        Some(b) => {
+                            let _ = fs::rename(b, target);
+                        }
+                        None => {
+                            let _ = fs::remove_file(target);
+                        }
+                    }
+                }
+            }
+            return Err(FormatError::Io {
+                what: "renaming to",
+                path,
+                source: e.error,
+            });
+        }
+        renamed.push(i);
+        done.push(OutputFile { path, bytes });
+    }
+    // The backups are removed as they drop.
+    Ok(done)
+}
+
+/// Writes `path` through a temporary file in the same directory.
+fn atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
+) -> Result<OutputFile, FormatError> {
+    let mut files = commit(vec![stage(path, f)?])?;
+    files.pop().ok_or_else(|| FormatError::Io {
+        what: "writing",
+        path: path.to_path_buf(),
+        source: io::Error::other("nothing was written"),
     })
 }
 
@@ -195,7 +269,9 @@ fn copy_file(from: &Path, out: &mut dyn Write) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Writes `outputs` as `<base>...` files. Returns the files and unit reports.
+/// Writes `outputs` as `<base>...` files, all or none: each is written to a
+/// temporary name, and they are renamed only when every one is complete.
+/// Returns the files and unit reports.
 pub fn write_outputs(
     outputs: &[Output],
     units: &[&Unit],
@@ -209,14 +285,14 @@ pub fn write_outputs(
         s.push(suffix);
         PathBuf::from(s)
     };
-    let mut files = Vec::new();
+    let mut staged = Vec::new();
     let mut reports = Vec::new();
     for output in outputs {
         match output {
             Output::Tar | Output::Docker => {
                 let docker = *output == Output::Docker;
                 let path = name(if docker { ".docker" } else { ".tar" });
-                files.push(atomic(&path, |w| {
+                staged.push(stage(&path, |w| {
                     reports = write_tar(units, store, cache, docker, w)?;
                     Ok(())
                 })?);
@@ -246,11 +322,11 @@ pub fn write_outputs(
                 };
                 if *output == Output::KernelInitrd {
                     if let Some(k) = &kpath {
-                        files.push(atomic(&name("-kernel"), |w| copy_file(k, w))?);
+                        staged.push(stage(&name("-kernel"), |w| copy_file(k, w))?);
                     }
-                    files.push(atomic(&name("-initrd.img"), write_initrd)?);
+                    staged.push(stage(&name("-initrd.img"), write_initrd)?);
                     if let Some(c) = &cpath {
-                        files.push(atomic(&name("-cmdline"), |w| copy_file(c, w))?);
+                        staged.push(stage(&name("-cmdline"), |w| copy_file(c, w))?);
                     }
                 } else {
                     // A tar of kernel, initrd.img, cmdline and ucode.cpio.
@@ -267,7 +343,7 @@ pub fn write_outputs(
                         ("cmdline", cpath.as_deref()),
                         ("ucode.cpio", upath.as_deref()),
                     ];
-                    files.push(atomic(&name("-initrd.tar"), |w| {
+                    staged.push(stage(&name("-initrd.tar"), |w| {
                         let mut tw = TarWriter::new(&mut *w);
                         for (n, p) in parts {
                             let Some(p) = p else { continue };
@@ -283,5 +359,64 @@ pub fn write_outputs(
             }
         }
     }
-    Ok((files, reports))
+    // Renamed only once every output is complete.
+    Ok((commit(staged)?, reports))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn put(bytes: &'static [u8]) -> impl FnOnce(&mut dyn Write) -> Result<(), FormatError> {
+        move |w| {
+            w.write_all(bytes)
+                .map_err(io_at("writing", Path::new("test")))
+        }
+    }
+
+    #[test]
+    fn a_failed_rename_puts_back_the_files_already_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        fs::write(&a, "old a").unwrap();
+        let staged = vec![
+            stage(&a, put(b"new a")).unwrap(),
+            stage(&c, put(b"new c")).unwrap(),
+            stage(&b, put(b"new b")).unwrap(),
+        ];
+        // Something takes b's place between writing and renaming.
+        fs::create_dir(&b).unwrap();
+        fs::write(b.join("inside"), "x").unwrap();
+        let err = commit(staged).unwrap_err();
+        assert!(err.to_string().contains("renaming"), "{err}");
+        assert_eq!(fs::read(&a).unwrap(), b"old a");
+        assert!(!c.exists(), "a new file stayed after a failed build");
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "b"]);
+    }
+
+    #[test]
+    fn outputs_are_renamed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        fs::write(&a, "old").unwrap();
+        let staged = vec![stage(&a, put(b"new")).unwrap()];
+        // Written but not renamed: the old file is still there.
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        let files = commit(staged).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].bytes, 3);
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
