@@ -14,7 +14,7 @@ use crate::deb::repo::{DebPackage, Fetcher, Repository};
 use crate::deb::resolve::{Pin, resolve};
 use crate::deb::sources::{Source, effective, host_sources};
 use crate::deb::{DebError, debian_arch, unpack};
-use crate::def::{self, PackageDef, Step};
+use crate::def::{self, DebsStep, PackageDef, Step};
 use crate::error::PkgError;
 use crate::image::{Meta, source_date_epoch, tag_index, write_image};
 use crate::tree::Tree;
@@ -233,7 +233,7 @@ fn lock_debs(
     opts: &BuildOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Lock>, PkgError> {
-    let deb_steps: Vec<&crate::def::DebsStep> = def
+    let deb_steps: Vec<&DebsStep> = def
         .steps
         .iter()
         .filter_map(|s| match s {
@@ -335,7 +335,8 @@ fn lock_debs(
                     })
                     .collect()
             };
-            let resolution = resolve(&repo, &s.packages, &s.exclude, &installed, &pins)?;
+            let resolution = resolve(&repo, &s.packages, &s.exclude, &installed, &pins)
+                .map_err(|e| at_package(def, s, e))?;
             for w in &resolution.repinned {
                 tracing::warn!("{}: {w}", def.dir.display());
                 warnings.push(w.clone());
@@ -362,6 +363,23 @@ fn lock_debs(
         );
     }
     Ok(Some(lock))
+}
+
+/// A package a `debs:` step lists that no suite has, reported where it is written.
+fn at_package(def: &PackageDef, step: &DebsStep, error: DebError) -> PkgError {
+    if let DebError::NoSuchPackage { request, .. } = &error
+        && let Some(span) = step
+            .packages
+            .iter()
+            .position(|p| p == request)
+            .and_then(|i| step.spans.get(i))
+    {
+        return PkgError::At {
+            location: format!("{}:{}:{}", def.file, span.line, span.column),
+            source: Box::new(error),
+        };
+    }
+    error.into()
 }
 
 /// A package without `steps:` is a LinuxKit package built from its

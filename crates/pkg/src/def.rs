@@ -21,6 +21,8 @@ pub const BUILD_YML: &str = "build.yml";
 pub struct PackageDef {
     /// The package directory.
     pub dir: PathBuf,
+    /// How messages name `build.yml` (its path as reached).
+    pub file: String,
     pub image: String,
     /// Default `linuxkit`, as in LinuxKit.
     pub org: String,
@@ -100,6 +102,8 @@ pub struct DebsStep {
     pub packages: Vec<String>,
     /// Packages never installed: a dependency on one counts as satisfied.
     pub exclude: Vec<String>,
+    /// Where each of `packages` is written in `build.yml`.
+    pub spans: Vec<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,7 +213,10 @@ pub fn parse(dir: &Path, name: &str, text: &str) -> Result<PackageDef, PkgError>
                 base_dir: dir,
                 packages: Vec::new(),
             };
-            read_def(dir, &root, &mut cx)
+            read_def(dir, &root, &mut cx).map(|def| PackageDef {
+                file: name.to_string(),
+                ..def
+            })
         }
     };
     if diags.has_errors() {
@@ -321,6 +328,7 @@ fn read_def(dir: &Path, root: &Node, cx: &mut Ctx<'_>) -> Option<PackageDef> {
     }
     Some(PackageDef {
         dir: dir.to_path_buf(),
+        file: String::new(),
         image: image.value,
         org: org.map_or_else(|| "linuxkit".to_string(), |o| o.value),
         tag: tag.map_or_else(|| "{{.Hash}}".to_string(), |t| t.value),
@@ -453,20 +461,23 @@ fn read_step(f: &mut Fields<'_>, path: &str, cx: &mut Ctx<'_>) -> Option<Step> {
     if let Some((_, v)) = f.node("debs") {
         let p = format!("{path}.debs");
         return match &v.value {
-            Value::Seq(_) => Vec::<String>::from_node(v, &p, cx).map(|packages| {
+            Value::Seq(_) => Vec::<Sp<String>>::from_node(v, &p, cx).map(|packages| {
                 Step::Debs(DebsStep {
-                    packages,
+                    spans: packages.iter().map(|p| p.span).collect(),
+                    packages: packages.into_iter().map(|p| p.value).collect(),
                     exclude: Vec::new(),
                 })
             }),
             _ => {
                 let mut g = Fields::open(v, &p, cx)?;
-                let packages = strings(g.take::<Vec<Sp<String>>>("packages", cx));
+                let packages = g.take::<Vec<Sp<String>>>("packages", cx);
                 g.require("packages", packages.is_some(), cx);
                 let exclude = strings(g.take::<Vec<Sp<String>>>("exclude", cx)).unwrap_or_default();
                 g.finish(cx);
+                let packages = packages?.value;
                 Some(Step::Debs(DebsStep {
-                    packages: packages?,
+                    spans: packages.iter().map(|p| p.span).collect(),
+                    packages: packages.into_iter().map(|p| p.value).collect(),
                     exclude,
                 }))
             }

@@ -25,15 +25,24 @@ pub enum PkgError {
     #[error(transparent)]
     Deb(#[from] crate::deb::DebError),
     #[error(
-        "{} is not in the cache at {}; build it with: slipway pkg build {}",
+        "{} ({}) is not in the cache at {}; build it with: slipway pkg build {}",
         reference,
+        platform,
         cache.display(),
         dir.display()
     )]
     NotBuilt {
         reference: String,
+        platform: String,
         dir: PathBuf,
         cache: PathBuf,
+    },
+    /// A problem with something `build.yml` names, where it is named.
+    #[error("{location}: error: {source}")]
+    At {
+        location: String,
+        #[source]
+        source: Box<crate::deb::DebError>,
     },
     #[error("missing shared libraries in the image:\n{}", missing.join("\n"))]
     MissingLibraries { missing: Vec<String> },

@@ -22,8 +22,8 @@ pub mod tree;
 
 use std::path::Path;
 
-use slipway_oci::Store;
-use slipway_reference::Reference;
+use slipway_oci::{Store, StoreError};
+use slipway_reference::{Platform, Reference};
 
 pub use build::{BuildOptions, Built, build};
 pub use def::{PackageDef, load};
@@ -37,16 +37,27 @@ pub fn show_tag(dir: &Path) -> Result<Reference, PkgError> {
     build::reference_for(&def, &tag)
 }
 
-/// Resolves `@pkg:DIR` to the image the cache holds for it; when it is not
-/// there, the error names the `slipway pkg build` command that makes it.
-pub fn package_reference(dir: &Path, store: &Store) -> Result<Reference, PkgError> {
+/// Resolves `@pkg:DIR` to the image the cache holds for it on `platform`;
+/// when it is not there, [`PkgError::NotBuilt`] names the `slipway pkg
+/// build` command that makes it.
+pub fn package_reference(
+    dir: &Path,
+    store: &Store,
+    platform: &Platform,
+) -> Result<Reference, PkgError> {
     let reference = show_tag(dir)?;
-    if store.lookup(&reference)?.is_none() {
-        return Err(PkgError::NotBuilt {
+    match store.resolve(&reference, platform) {
+        Ok(_) => Ok(reference),
+        Err(
+            StoreError::NotCached { .. }
+            | StoreError::PlatformMissing { .. }
+            | StoreError::Incomplete { .. },
+        ) => Err(PkgError::NotBuilt {
             reference: reference.to_string(),
+            platform: platform.to_string(),
             dir: dir.to_path_buf(),
             cache: store.root().to_path_buf(),
-        });
+        }),
+        Err(e) => Err(e.into()),
     }
-    Ok(reference)
 }

@@ -53,5 +53,8 @@ fn a_package_that_does_not_exist() {
             .contains("package \"no-such-package-slipway\" does not exist"),
         "{err}"
     );
+    // Where build.yml lists it.
+    let at = format!("{}:3:12: error: package", dir.join("build.yml").display());
+    assert!(err.to_string().starts_with(&at), "{err}");
     assert!(store.refs().unwrap().is_empty());
 }

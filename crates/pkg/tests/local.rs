@@ -176,7 +176,7 @@ fn root_files_symlinks_users_groups() {
     let again = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
     assert!(again.cached);
     assert_eq!(
-        slipway_pkg::package_reference(&dir, &store).unwrap(),
+        slipway_pkg::package_reference(&dir, &store, &Platform::linux(Arch::Amd64)).unwrap(),
         built.reference
     );
 }
@@ -235,11 +235,19 @@ fn not_built_names_the_command() {
     let dir = tmp.path().join("demo");
     package(&dir);
     let store = Store::open(tmp.path().join("cache")).unwrap();
-    let err = slipway_pkg::package_reference(&dir, &store).unwrap_err();
+    let amd64 = Platform::linux(Arch::Amd64);
+    let err = slipway_pkg::package_reference(&dir, &store, &amd64).unwrap_err();
     assert!(
         err.to_string().contains("build it with: slipway pkg build"),
         "{err}"
     );
+    // Built for amd64 only, it is still not built for arm64.
+    slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
+    slipway_pkg::package_reference(&dir, &store, &amd64).unwrap();
+    let err =
+        slipway_pkg::package_reference(&dir, &store, &Platform::linux(Arch::Arm64)).unwrap_err();
+    assert!(matches!(err, PkgError::NotBuilt { .. }), "{err}");
+    assert!(err.to_string().contains("linux/arm64"), "{err}");
 }
 
 #[test]

@@ -5,10 +5,12 @@
 //! - [`image`]: a deterministic in-memory builder of layers, images and
 //!   multi-platform indexes (OCI or Docker media types), which can write
 //!   itself as an OCI layout or [`push`] itself to a registry.
+//! - [`FileServer`]: plain HTTP files on loopback (a copy of a Debian suite).
 //! - [`initramfs`], [`packages`]: what the boot tests boot; [`boot`]: build
 //!   it with `slipway build` and boot it with `slipway run`.
 
 pub mod boot;
+pub mod files;
 pub mod http;
 pub mod image;
 pub mod initramfs;
@@ -21,6 +23,7 @@ pub mod tls;
 
 use std::net::SocketAddr;
 
+pub use files::FileServer;
 pub use image::{Artifact, Compression, Entry, Format, Image, ImageBuilder, Index};
 pub use mock::{Fault, FaultKind, MockRegistry};
 pub use proxy::CuttingProxy;

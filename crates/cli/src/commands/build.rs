@@ -67,9 +67,13 @@ pub struct BuildArgs {
     #[arg(long, conflicts_with = "pull")]
     pub offline: bool,
 
-    /// Build missing `@pkg:` packages first
+    /// Build the `@pkg:` packages the cache lacks first (as `slipway pkg build`)
     #[arg(long)]
     pub build_packages: bool,
+
+    /// With --build-packages: fail rather than change a package's debs.lock
+    #[arg(long, requires = "build_packages")]
+    pub locked: bool,
 
     /// Decompress the kernel (gzip, xz, zstd) before writing it
     #[arg(long)]

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use slipway_oci::{ClientOptions, RegistryClient, Store};
+use slipway_oci::Store;
 use slipway_pkg::{BuildOptions, PkgError};
-use slipway_reference::Arch;
+use slipway_reference::{Arch, Reference};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::commands::cache::cache_dir;
+use crate::commands::cache::{cache_dir, client, runtime};
 
 #[derive(Debug, Args)]
 pub struct PkgArgs {
@@ -36,9 +36,10 @@ pub enum PkgCommand {
         /// Architectures to build, comma-separated [default: build.yml's, else the host's]
         #[arg(long = "platforms", value_delimiter = ',', value_name = "ARCH")]
         platforms: Vec<String>,
-        /// Push the built image to its registry through the cache
-        #[arg(long)]
-        push: bool,
+        /// Push the built image through the cache: to its own name, or with
+        /// `--push=REGISTRY/REPO[:TAG]` there (under the package's tag unless TAG is given)
+        #[arg(long, value_name = "REPO", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+        push: Option<String>,
         /// Where downloaded .debs are kept [default: $XDG_CACHE_HOME/slipway/debs]
         #[arg(long, env = "SLIPWAY_DEBS_CACHE", value_name = "DIR")]
         debs_cache: Option<PathBuf>,
@@ -70,6 +71,7 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             push,
             debs_cache,
         } => {
+            let targets = push_targets(push.as_deref(), dirs.len())?;
             let store = Store::open(cache_dir(global)?)?;
             let mut arches = Vec::new();
             for p in platforms {
@@ -101,24 +103,55 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     eprintln!("slipway: {} is up to date in the cache", built.reference);
                 }
                 println!("{} {}", built.reference, built.index.digest);
-                if *push {
-                    let client = RegistryClient::new(ClientOptions {
-                        insecure_registries: global.insecure_registry.clone(),
-                        ..ClientOptions::default()
-                    })?;
-                    let rt = tokio::runtime::Builder::new_multi_thread()
-                        .enable_all()
-                        .build()?;
-                    let report = rt.block_on(slipway_oci::push(
+                if let Some(target) = &targets {
+                    let target = target.for_package(&built.reference)?;
+                    let client = client(global)?;
+                    let report = runtime()?.block_on(slipway_oci::push(
                         &store,
                         &client,
                         &built.reference,
-                        &built.reference,
+                        &target,
                     ))?;
-                    eprintln!("slipway: pushed {} {}", built.reference, report.digest);
+                    eprintln!("slipway: pushed {target} {}", report.digest);
                 }
             }
             Ok(Outcome::Success)
         }
+    }
+}
+
+/// Where `--push` sends the built images.
+enum PushTarget {
+    /// Each image to its own name.
+    Own,
+    /// `REGISTRY/REPO`, under each package's tag, or with its own tag.
+    To(Reference),
+}
+
+/// `--push` (empty: each image's own name) or `--push=REGISTRY/REPO[:TAG]`.
+fn push_targets(push: Option<&str>, packages: usize) -> anyhow::Result<Option<PushTarget>> {
+    let Some(text) = push else { return Ok(None) };
+    if text.is_empty() {
+        return Ok(Some(PushTarget::Own));
+    }
+    let target = Reference::parse(text).with_context(|| format!("--push={text}"))?;
+    if target.digest().is_some() {
+        anyhow::bail!("--push={text}: push to a repository or a tag, not a digest");
+    }
+    if target.tag().is_some() && packages > 1 {
+        anyhow::bail!(
+            "--push={text} names one tag for {packages} packages; leave the tag out to push each under its own"
+        );
+    }
+    Ok(Some(PushTarget::To(target)))
+}
+
+impl PushTarget {
+    fn for_package(&self, built: &Reference) -> anyhow::Result<Reference> {
+        Ok(match self {
+            PushTarget::Own => built.clone(),
+            PushTarget::To(to) if to.tag().is_some() => to.clone(),
+            PushTarget::To(to) => to.with_tag(built.tag().unwrap_or("latest"))?,
+        })
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,8 @@ use slipway_config::model::ImageName;
 use slipway_config::source::{Sp, Span};
 use slipway_config::{Config, Loaded};
 use slipway_oci::{Progress, PullPolicy, Puller, ResolvedImage, Store, cache_name};
-use slipway_reference::Reference;
+use slipway_pkg::{BuildOptions, PkgError};
+use slipway_reference::{Arch, Platform, Reference};
 
 use super::build::BuildArgs;
 use super::cache::{cache_dir, client, platform, runtime};
@@ -135,33 +137,35 @@ pub(crate) fn resolve_config(
     } else {
         PullPolicy::IfMissing
     };
+    let platform = platform(global)?;
     // What each image name stands for, and each distinct reference to resolve.
     let mut names: Vec<(usize, Reference)> = Vec::new();
     let mut references: Vec<(Reference, PullPolicy)> = Vec::new();
+    let mut packages = Packages::default();
     for (i, w) in wanted.iter().enumerate() {
         let (r, policy) = match &w.image.value {
             ImageName::Reference(r) => (cache_name(r), policy),
             // A package is built into the cache, never pulled.
-            ImageName::Package(p) => match slipway_pkg::package_reference(&p.dir, &store) {
-                Ok(r) => (cache_name(&r), PullPolicy::Never),
-                Err(e) => {
-                    errors.push(format!(
-                        "{}: error: {} ({}): {}",
-                        location(loaded, &w.image.span),
-                        w.image.value,
-                        w.role,
-                        chain(&e)
-                    ));
-                    continue;
+            ImageName::Package(p) => {
+                match packages.reference(&p.dir, args, global, &store, &platform) {
+                    Ok(r) => (cache_name(&r), PullPolicy::Never),
+                    Err(e) => {
+                        errors.push(format!(
+                            "{}: error: {} ({}): {e}",
+                            location(loaded, &w.image.span),
+                            w.image.value,
+                            w.role,
+                        ));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if !references.iter().any(|(seen, _)| *seen == r) {
             references.push((r.clone(), policy));
         }
         names.push((i, r));
     }
-    let platform = platform(global)?;
     let client = client(global)?;
     let progress = ProgressDisplay::new(global);
     let puller = Puller::new(&store, &client).with_progress(&progress);
@@ -219,6 +223,118 @@ pub(crate) fn resolve_config(
         entries: out,
         lines,
     })
+}
+
+/// The `@pkg:` directories of a configuration, each looked up (and under
+/// `--build-packages` built) once.
+#[derive(Default)]
+struct Packages {
+    seen: HashMap<PathBuf, Result<Reference, String>>,
+}
+
+impl Packages {
+    /// The image `@pkg:DIR` stands for, in the cache for `platform`; built
+    /// first under `--build-packages` when the cache lacks it. The error
+    /// says how to build it.
+    fn reference(
+        &mut self,
+        dir: &Path,
+        args: &BuildArgs,
+        global: &GlobalArgs,
+        store: &Store,
+        platform: &Platform,
+    ) -> Result<Reference, String> {
+        if let Some(known) = self.seen.get(dir) {
+            return known.clone();
+        }
+        let result = match slipway_pkg::package_reference(dir, store, platform) {
+            Ok(r) => Ok(r),
+            Err(PkgError::NotBuilt {
+                reference,
+                platform: wanted,
+                ..
+            }) => {
+                if args.build_packages {
+                    build_package(dir, &reference, args, global, store, platform)
+                } else {
+                    Err(format!(
+                        "{reference} ({wanted}) is not in the cache at {}; build it with `{}`, or build this configuration with --build-packages",
+                        store.root().display(),
+                        pkg_build_command(dir, args, global)
+                    ))
+                }
+            }
+            Err(e) => Err(chain(&e)),
+        };
+        self.seen.insert(dir.to_path_buf(), result.clone());
+        result
+    }
+}
+
+/// `--build-packages`: builds the package for `platform` into the cache, as
+/// `slipway pkg build` would (`--locked` included).
+fn build_package(
+    dir: &Path,
+    reference: &str,
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    store: &Store,
+    platform: &Platform,
+) -> Result<Reference, String> {
+    let arch = Arch::parse(&platform.architecture).map_err(|e| e.to_string())?;
+    if global.level() > 0 {
+        eprintln!(
+            "slipway: building package {} ({reference} is not in the cache)",
+            dir.display()
+        );
+    }
+    let opts = BuildOptions {
+        locked: args.locked,
+        arches: Some(vec![arch]),
+        ..BuildOptions::default()
+    };
+    let built = slipway_pkg::build(dir, store, &opts)
+        .map_err(|e| format!("building package {} failed: {}", dir.display(), chain(&e)))?;
+    for w in &built.warnings {
+        crate::report::warn(&format!("{}: {w}", dir.display()));
+    }
+    if global.level() > 0 {
+        eprintln!("slipway: built {} {}", built.reference, built.index.digest);
+    }
+    Ok(built.reference)
+}
+
+/// The `slipway pkg build` command that puts `dir`'s image where this
+/// command looks for it: the same cache, architecture and `--locked`.
+fn pkg_build_command(dir: &Path, args: &BuildArgs, global: &GlobalArgs) -> String {
+    let mut words = vec!["slipway".to_string()];
+    if let Some(cache) = &global.cache {
+        words.push("--cache".into());
+        words.push(shell_word(&cache.to_string_lossy()));
+    }
+    if let Some(arch) = &global.arch {
+        words.push("--arch".into());
+        words.push(shell_word(arch));
+    }
+    words.extend(["pkg".into(), "build".into()]);
+    if args.locked {
+        words.push("--locked".into());
+    }
+    words.push(shell_word(&dir.to_string_lossy()));
+    words.join(" ")
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Resolves and prints every image of the loaded configuration.

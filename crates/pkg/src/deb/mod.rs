@@ -41,6 +41,9 @@ pub enum DebError {
     BadDeb { path: PathBuf, message: String },
     #[error("{message}")]
     Resolve { message: String },
+    /// A package a `debs:` step lists is in none of the suites.
+    #[error("package {request:?} does not exist in {suites}")]
+    NoSuchPackage { request: String, suites: String },
     #[error("{message}")]
     Sources { message: String },
     #[error("{}: {message}", path.display())]

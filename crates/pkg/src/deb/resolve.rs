@@ -220,11 +220,9 @@ pub fn resolve(
                     ps.sort_by(|a, b| a.name.cmp(&b.name));
                     ps.first().map(|p| (*p).clone())
                 });
-                provider.ok_or_else(|| DebError::Resolve {
-                    message: format!(
-                        "package {request:?} does not exist in {}",
-                        suites.join(", ")
-                    ),
+                provider.ok_or_else(|| DebError::NoSuchPackage {
+                    request: request.clone(),
+                    suites: suites.join(", "),
                 })?
             }
         };
