@@ -382,6 +382,41 @@ fn at_package(def: &PackageDef, step: &DebsStep, error: DebError) -> PkgError {
     error.into()
 }
 
+/// `docker buildx build ...` for a Dockerfile package, writing an OCI layout
+/// at `layout`: `build.yml`'s `network`, `buildArgs`, `disable-cache` and
+/// `config` (as the label) as LinuxKit passes them.
+pub fn buildx_args(def: &PackageDef, arches: &[Arch], layout: &Path) -> Vec<std::ffi::OsString> {
+    let platforms: Vec<String> = arches
+        .iter()
+        .map(|a| format!("linux/{}", a.as_oci()))
+        .collect();
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "buildx".into(),
+        "build".into(),
+        "--platform".into(),
+        platforms.join(",").into(),
+        "--file".into(),
+        def.dir.join(&def.dockerfile).into(),
+        "--output".into(),
+        format!("type=oci,tar=false,dest={}", layout.display()).into(),
+    ];
+    if !def.network {
+        args.extend(["--network".into(), "none".into()]);
+    }
+    if def.disable_cache {
+        args.push("--no-cache".into());
+    }
+    for a in &def.build_args {
+        args.extend(["--build-arg".into(), a.into()]);
+    }
+    if let Some(label) = &def.label {
+        args.push("--label".into());
+        args.push(format!("{}={label}", slipway_config::label::LABEL).into());
+    }
+    args.push(def.dir.clone().into());
+    args
+}
+
 /// A package without `steps:` is a LinuxKit package built from its
 /// Dockerfile: that needs Docker's buildx, used only when `docker info` answers.
 fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Built, PkgError> {
@@ -417,24 +452,8 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
         std::env::temp_dir(),
     ))?;
     let layout = out.path().join("oci");
-    let platforms: Vec<String> = arches
-        .iter()
-        .map(|a| format!("linux/{}", a.as_oci()))
-        .collect();
     let mut cmd = Command::new("docker");
-    cmd.args(["buildx", "build", "--platform", &platforms.join(",")])
-        .arg("--file")
-        .arg(&dockerfile)
-        .arg("--output")
-        .arg(format!("type=oci,tar=false,dest={}", layout.display()));
-    if !def.network {
-        cmd.args(["--network", "none"]);
-    }
-    if let Some(label) = &def.label {
-        cmd.arg("--label")
-            .arg(format!("{}={label}", slipway_config::label::LABEL));
-    }
-    cmd.arg(&def.dir);
+    cmd.args(buildx_args(def, arches, &layout));
     let status = cmd
         .status()
         .map_err(|e| PkgError::step("docker", format!("cannot run docker buildx: {e}")))?;

@@ -275,3 +275,50 @@ fn missing_package_directory() {
     let err = slipway_pkg::show_tag(Path::new("/nonexistent/pkg")).unwrap_err();
     assert!(err.to_string().contains("there is no build.yml"), "{err}");
 }
+
+#[test]
+fn a_dockerfile_package_passes_its_fields_to_buildx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lk");
+    write(
+        &dir,
+        "build.yml",
+        "image: lk\ndockerfile: Containerfile\nbuildArgs: [A=1, B=two]\ndisable-cache: true\nconfig:\n  pid: host\n",
+    );
+    let def = slipway_pkg::load(&dir).unwrap();
+    let layout = tmp.path().join("oci");
+    let args: Vec<String> =
+        slipway_pkg::build::buildx_args(&def, &[Arch::Amd64, Arch::Arm64], &layout)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+    let has = |pair: [&str; 2]| args.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1]);
+    assert!(has(["--platform", "linux/amd64,linux/arm64"]), "{args:?}");
+    let file = dir.join("Containerfile").display().to_string();
+    assert!(has(["--file", &file]), "{args:?}");
+    assert!(has(["--network", "none"]), "{args:?}");
+    assert!(args.iter().any(|a| a == "--no-cache"), "{args:?}");
+    assert!(
+        has(["--build-arg", "A=1"]) && has(["--build-arg", "B=two"]),
+        "{args:?}"
+    );
+    assert!(
+        has(["--label", r#"org.mobyproject.config={"pid":"host"}"#]),
+        "{args:?}"
+    );
+    assert_eq!(args.last().unwrap(), &dir.display().to_string());
+
+    // `network: true`, no buildArgs, the cache used.
+    write(&dir, "build.yml", "image: lk\nnetwork: true\n");
+    let def = slipway_pkg::load(&dir).unwrap();
+    let args: Vec<String> = slipway_pkg::build::buildx_args(&def, &[Arch::Amd64], &layout)
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !args
+            .iter()
+            .any(|a| a == "--network" || a == "--no-cache" || a == "--build-arg" || a == "--label"),
+        "{args:?}"
+    );
+}
