@@ -66,6 +66,10 @@ pub struct Header {
     /// Extra PAX records, sorted by key: `LINUXKIT.*` and extended attributes
     /// (`SCHILY.xattr.*`).
     pub pax: Vec<(String, Vec<u8>)>,
+    /// Made by the build (a bundle's JSON, a `files:` entry, a filtered or
+    /// touched entry...) rather than taken from an image: its `mtime` is the
+    /// build's time for generated entries (`SOURCE_DATE_EPOCH`).
+    pub generated: bool,
 }
 
 impl Header {
@@ -79,6 +83,7 @@ impl Header {
             gid: 0,
             mtime: DEFAULT_MTIME,
             pax: Vec::new(),
+            generated: true,
         }
     }
 

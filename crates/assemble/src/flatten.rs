@@ -198,6 +198,7 @@ fn read_raw<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<Optio
             gid,
             mtime,
             pax,
+            generated: false,
         },
     }))
 }
@@ -574,6 +575,7 @@ impl Plan {
                             }
                             if filters_touch(self, path) {
                                 header.mtime = DEFAULT_MTIME;
+                                header.generated = true;
                             }
                             let links = link_headers(path, links, &header);
                             let header = tag(header, path);
@@ -630,6 +632,7 @@ impl Plan {
             _ => return false,
         }
         header.mtime = DEFAULT_MTIME;
+        header.generated = true;
         true
     }
 }

@@ -13,7 +13,7 @@ use slipway_config::{Id, Sp};
 use slipway_layout::bundle;
 use slipway_oci::{ResolvedImage, Store};
 
-use crate::entry::{EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
+use crate::entry::{DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
 use crate::error::{AssembleError, Result};
 use crate::flatten::{Filters, Plan, RESOLV_SYMLINK};
 use crate::layer::StoreLayers;
@@ -58,6 +58,9 @@ pub struct Inputs {
     /// `files[].metadata: yaml` / `json` contents (the merged config).
     pub metadata_yaml: String,
     pub metadata_json: String,
+    /// The time of generated entries (`SOURCE_DATE_EPOCH`); LinuxKit's
+    /// [`DEFAULT_MTIME`] when `None`.
+    pub source_date_epoch: Option<u64>,
 }
 
 /// A part of the image.
@@ -68,6 +71,8 @@ pub struct Unit {
     /// A short description for progress and summaries.
     pub title: String,
     key: [u8; 32],
+    /// The time of the unit's generated entries.
+    mtime: u64,
     body: Body,
 }
 
@@ -235,6 +240,7 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             &[u8::from(unit.decompress)],
         ]);
         units.push(Unit {
+            mtime: DEFAULT_MTIME,
             location: "kernel".into(),
             title: format!("kernel {}", unit.image.name),
             key,
@@ -252,6 +258,7 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             image.digest().as_bytes(),
         ]);
         units.push(Unit {
+            mtime: DEFAULT_MTIME,
             title: format!("init {}", image.name),
             location,
             key,
@@ -290,6 +297,7 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             &[u8::from(oci)],
         ]);
         units.push(Unit {
+            mtime: DEFAULT_MTIME,
             title: format!("volume {name}"),
             location,
             key,
@@ -375,6 +383,7 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             runtime.as_bytes(),
         ]);
         units.push(Unit {
+            mtime: DEFAULT_MTIME,
             title: format!("{} {}", section.key(), entry.name.value),
             location,
             key,
@@ -418,13 +427,48 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             }
         }
         units.push(Unit {
+            mtime: DEFAULT_MTIME,
             location: "files".into(),
             title: format!("{} files", config.files().len()),
             key: h.finalize().into(),
             body: Body::Files(entries),
         });
     }
+    if let Some(mtime) = inputs.source_date_epoch.filter(|t| *t != DEFAULT_MTIME) {
+        for u in &mut units {
+            u.mtime = mtime;
+            u.key = hash_parts(&[b"mtime", &u.key, &mtime.to_le_bytes()]);
+        }
+    }
     Ok(units)
+}
+
+/// Gives generated entries the build's time; entries from images keep theirs.
+struct Stamp<'a> {
+    inner: &'a mut dyn EntrySink,
+    mtime: u64,
+}
+
+impl EntrySink for Stamp<'_> {
+    fn entry(
+        &mut self,
+        header: &Header,
+        links: &[Header],
+        content: &mut dyn Read,
+    ) -> io::Result<()> {
+        if !header.generated && links.iter().all(|l| !l.generated) {
+            return self.inner.entry(header, links, content);
+        }
+        let stamp = |h: &Header| {
+            let mut h = h.clone();
+            if h.generated {
+                h.mtime = self.mtime;
+            }
+            h
+        };
+        let links: Vec<Header> = links.iter().map(stamp).collect();
+        self.inner.entry(&stamp(header), &links, content)
+    }
 }
 
 struct HashWriter<'a>(&'a mut Sha256);
@@ -629,8 +673,24 @@ impl Unit {
         matches!(self.body, Body::Kernel(_))
     }
 
+    /// The time of the unit's generated entries.
+    pub fn mtime(&self) -> u64 {
+        self.mtime
+    }
+
     /// Streams the unit's entries into `sink`.
     pub fn write(&self, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+        if self.mtime != DEFAULT_MTIME {
+            let mut stamp = Stamp {
+                inner: sink,
+                mtime: self.mtime,
+            };
+            return self.write_entries(store, &mut stamp);
+        }
+        self.write_entries(store, sink)
+    }
+
+    fn write_entries(&self, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
         match &self.body {
             Body::Kernel(k) => write_kernel(k, store, sink),
             Body::Init { image } => {

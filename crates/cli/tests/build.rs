@@ -708,3 +708,100 @@ fn a_build_failing_at_its_last_output_replaces_none_of_them() {
     assert_ne!(before[1], after[1]);
     assert!(out.path().join("image-initrd.tar").is_file());
 }
+
+/// `path -> mtime` of every entry of a tar.
+fn mtimes(tar: &[u8]) -> BTreeMap<String, u64> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            (path, e.header().mtime().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn generated_entries_take_source_date_epoch_and_image_entries_keep_their_time() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    let config = fx.config();
+    let tar_with = |epoch: Option<&str>, name: &str| -> Vec<u8> {
+        let path = out.path().join(name);
+        let mut cmd = fx.slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--format",
+                "docker",
+                "-o",
+                path.to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        );
+        if let Some(e) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", e);
+        }
+        cmd.assert().success();
+        std::fs::read(path).unwrap()
+    };
+    let fixed = mtimes(&tar_with(None, "fixed.tar"));
+    let epoch = tar_with(Some("1700000000"), "epoch.tar");
+    let stamped = mtimes(&epoch);
+    assert_eq!(
+        fixed.keys().collect::<Vec<_>>(),
+        stamped.keys().collect::<Vec<_>>()
+    );
+    let generated = [
+        "boot",
+        "boot/cmdline",
+        "boot/kernel",
+        "containers/onboot/000-setup/config.json",
+        "containers/onboot/000-setup/runtime.json",
+        "containers/onboot/000-setup/tmp",
+        "containers/services/daemon/lower/etc/hosts",
+        "containers/volumes/scratch/merged",
+        "etc/motd",
+        "etc/app/config",
+        "etc/linuxkit.yml",
+        "var/empty",
+        "Dockerfile",
+    ];
+    for path in generated {
+        assert_eq!(fixed[path], 1_492_533_000, "{path} without the variable");
+        assert_eq!(
+            stamped[path], 1_700_000_000,
+            "{path} with SOURCE_DATE_EPOCH"
+        );
+    }
+    // Entries from images keep the time their layer gave them.
+    for path in ["bin/init", "etc/owned", "lib/modules/6.6.0/kernel/x.ko"] {
+        assert_eq!(fixed[path], 0, "{path}");
+        assert_eq!(stamped[path], 0, "{path}");
+    }
+    for (path, t) in &stamped {
+        assert!(
+            *t == 0 || *t == 1_700_000_000,
+            "{path} has neither its image's time nor SOURCE_DATE_EPOCH: {t}"
+        );
+    }
+    // The same epoch gives the same bytes again.
+    assert_eq!(epoch, tar_with(Some("1700000000"), "again.tar"));
+
+    for bad in ["yesterday", "-1", "99999999999"] {
+        let a = fx
+            .slipway(
+                fx.work.path(),
+                "022",
+                &["build", "-o", "-", config.to_str().unwrap()],
+            )
+            .env("SOURCE_DATE_EPOCH", bad)
+            .assert()
+            .failure();
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(err.contains("SOURCE_DATE_EPOCH"), "{bad}: {err}");
+    }
+}

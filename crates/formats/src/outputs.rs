@@ -162,6 +162,13 @@ fn atomic(
     })
 }
 
+/// The time of the entries an output adds itself: the units' (all the same).
+fn generated_mtime(units: &[&Unit]) -> u64 {
+    units
+        .first()
+        .map_or(slipway_assemble::DEFAULT_MTIME, |u| u.mtime())
+}
+
 const DOCKERFILE: &str = "FROM scratch\nCOPY . ./\nENTRYPOINT [\"/bin/rc.init\"]\n";
 
 /// The whole image as one tar stream (`tar`, or `docker` with a Dockerfile).
@@ -175,13 +182,14 @@ pub fn write_tar(
     let files = build_units(units, store, Writer::Tar, cache)?;
     concatenate(&files, out)?;
     if docker {
-        let h = Header::new(
+        let mut h = Header::new(
             "Dockerfile",
             Kind::File {
                 size: DOCKERFILE.len() as u64,
             },
             0o644,
         );
+        h.mtime = generated_mtime(units);
         let mut w = TarWriter::new(&mut *out);
         slipway_assemble::EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
             .map_err(io_at("writing", Path::new("Dockerfile")))?;
@@ -348,7 +356,8 @@ pub fn write_outputs(
                         for (n, p) in parts {
                             let Some(p) = p else { continue };
                             let size = fs::metadata(p).map_err(io_at("reading", p))?.len();
-                            let h = Header::new(n, Kind::File { size }, 0o644);
+                            let mut h = Header::new(n, Kind::File { size }, 0o644);
+                            h.mtime = generated_mtime(units);
                             let mut f = File::open(p).map_err(io_at("reading", p))?;
                             slipway_assemble::EntrySink::entry(&mut tw, &h, &[], &mut f)
                                 .map_err(io_at("writing", p))?;

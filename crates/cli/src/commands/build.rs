@@ -284,6 +284,25 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     build(args, global, &loaded)
 }
 
+/// `SOURCE_DATE_EPOCH`, the time of generated entries: whole seconds since
+/// the epoch. Unset or empty: LinuxKit's fixed time.
+fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            anyhow::bail!("SOURCE_DATE_EPOCH is not a number of seconds: {v:?}")
+        }
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(t) if t <= u64::from(u32::MAX) => Ok(Some(t)),
+            _ => anyhow::bail!(
+                "SOURCE_DATE_EPOCH is not a number of seconds between 0 and {} (an initrd holds 32-bit times): {v:?}",
+                u32::MAX
+            ),
+        },
+    }
+}
+
 /// Resolves, plans, writes; then the summary on standard error.
 fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
     let started = Instant::now();
@@ -337,6 +356,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         metadata_yaml: slipway_config::print::to_yaml(&to_out),
         metadata_json: serde_json::to_string(&to_out)
             .context("writing the configuration as JSON")?,
+        source_date_epoch: source_date_epoch()?,
     };
     let units = plan_units(&loaded.config, &inputs, &store)?;
     let planned_at = Instant::now();
