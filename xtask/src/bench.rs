@@ -1,5 +1,9 @@
-//! `cargo xtask bench`: slipway's pulls against `skopeo copy` of the same
+//! `cargo xtask bench [pull|assemble]`: both benchmarks, or one.
+//!
+//! `pull` (this file): slipway's pulls against `skopeo copy` of the same
 //! images from the same loopback registry, in one command, as ratios.
+//! `assemble` ([`assemble`]): `slipway build --format kernel+initrd` of a
+//! large image, cold and warm, against `tar` + `cpio | gzip`.
 //!
 //! It starts Debian's `docker-registry` on a free loopback port, seeds it
 //! (one large image of incompressible layers; a config of small images) by
@@ -24,7 +28,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask bench [--large-mb N] [--small N] [--small-kb N]";
+mod assemble;
+
+const USAGE: &str = "\
+usage: cargo xtask bench [pull|assemble] [OPTIONS]
+  pull [--large-mb N] [--small N] [--small-kb N]
+  assemble [--runs N] [--keep]
+  (no subcommand: both, with their default options)";
 
 struct Options {
     large_mb: u64,
@@ -243,7 +253,7 @@ fn write_docker_save(dir: &Path, seeds: &[Seed], out_path: &Path) -> Result<()> 
     Ok(())
 }
 
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -351,17 +361,33 @@ fn mib(kib: u64) -> String {
 }
 
 pub fn command(args: &[String]) -> Result<()> {
-    let o = options(args)?;
+    let (pull, assemble) = match args.first().map(String::as_str) {
+        Some("pull") => (Some(options(&args[1..])?), None),
+        Some("assemble") => (None, Some(assemble::options(&args[1..])?)),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        // Bare options are the pull benchmark's, as before.
+        Some(_) => (Some(options(args)?), None),
+        None => (Some(options(&[])?), Some(assemble::options(&[])?)),
+    };
     super::deps::ensure()?;
     let mut build = super::cargo();
     build.args(["build", "--release", "--quiet", "--package", "slipway"]);
     super::run_checked(build)?;
     let bin = super::target_dir().join("release/slipway");
-    let work = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
-    let result = run(&o, &bin, &work);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    if let Some(o) = pull {
+        let work = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        let result = run(&o, &bin, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        result?;
+    }
+    if let Some(o) = assemble {
+        assemble::run(&o, &bin)?;
+    }
+    Ok(())
 }
 
 fn run(o: &Options, bin: &Path, work: &Path) -> Result<()> {

@@ -62,6 +62,11 @@ pub const PACKAGES: &[Package] = &[
         why: "real registry for pull/push tests",
     },
     Package {
+        name: "time",
+        suite: Suite::Main,
+        why: "peak memory (wait4) in cargo xtask bench assemble",
+    },
+    Package {
         name: "skopeo",
         suite: Suite::Main,
         why: "independent client for OCI interop tests",

@@ -1,0 +1,455 @@
+//! `cargo xtask bench assemble`: `slipway build --format kernel+initrd` of
+//! a large image, cold and warm, against the plain pipeline of standard
+//! tools over the same content, in one command, as ratios.
+//!
+//! The image (`xtask/bench/bench.yml`) has LinuxKit's measured shape: a
+//! Debian 6.1 kernel with every module in `kernel.tar` (about 400 MB), runc
+//! and containerd as init images, busybox onboot tasks and a busybox getty
+//! service. Its packages are built with `slipway pkg build` into a bench
+//! cache under the target directory (not timed). Then, each `--runs` times:
+//!
+//! - baseline: a shell script extracts every image's gzip layers with `tar`
+//!   into a directory laid out as the image (`kernel.tar` unpacked at the
+//!   root, init images at the root, each bundle under `containers/`), then
+//!   `find . | cpio -o -H newc | gzip -6 > initrd`;
+//! - cold: the release `slipway build --format kernel+initrd` with an empty
+//!   `<cache>/segments/`;
+//! - warm: the same build right after, with one `files` entry changed.
+//!
+//! Times are medians; peak memory is the largest child's `ru_maxrss` as
+//! reported by GNU time (`wait4`). Nothing is asserted: it prints a table
+//! with the goals (cold <= 0.25x baseline, warm <= 0.05x cold, peak memory
+//! < 150 MiB).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+const USAGE: &str = "usage: cargo xtask bench assemble [--runs N] [--keep]";
+
+/// The bench's own kernel package; the rest come from the standard `pkg/`.
+const PACKAGES: &[&str] = &[
+    "xtask/bench/kernel-6.1",
+    "pkg/runc",
+    "pkg/containerd",
+    "pkg/busybox",
+    "pkg/getty",
+];
+const CONFIG: &str = "xtask/bench/bench.yml";
+
+/// Goals on a 2-core machine.
+const COLD_GOAL: f64 = 0.25;
+const WARM_GOAL: f64 = 0.05;
+const PEAK_GOAL_MIB: f64 = 150.0;
+
+pub struct Options {
+    runs: usize,
+    keep: bool,
+}
+
+pub fn options(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        runs: 3,
+        keep: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runs" => {
+                o.runs = it
+                    .next()
+                    .with_context(|| format!("--runs needs a value\n{USAGE}"))?
+                    .parse()
+                    .with_context(|| format!("--runs needs a number\n{USAGE}"))?;
+            }
+            "--keep" => o.keep = true,
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
+    if o.runs < 1 {
+        bail!("--runs must be at least 1\n{USAGE}");
+    }
+    Ok(o)
+}
+
+/// A measured run: wall time and the peak resident memory of the largest
+/// process (GNU time's `%M`, from `wait4`).
+#[derive(Clone, Copy)]
+struct Run {
+    time: Duration,
+    peak_kib: u64,
+}
+
+/// Runs `program args` under `/usr/bin/time`; fails if it fails.
+fn measure(program: &Path, args: &[&std::ffi::OsStr], report: &Path) -> Result<Run> {
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-f").arg("%M").arg("-o").arg(report).arg(program);
+    cmd.args(args);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .context("could not start /usr/bin/time (cargo xtask deps --install)")?;
+    let time = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{} failed with {}:\n{}",
+            program.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(report)?;
+    let peak_kib = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse::<u64>().ok())
+        .with_context(|| format!("no peak memory in GNU time's report: {text:?}"))?;
+    Ok(Run { time, peak_kib })
+}
+
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by_key(|r| r.time);
+    let time = runs[runs.len() / 2].time;
+    let peak_kib = runs.iter().map(|r| r.peak_kib).max().unwrap_or(0);
+    Run { time, peak_kib }
+}
+
+fn slipway(bin: &Path, cache: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(crate::workspace_root())
+        .arg("--cache")
+        .arg(cache)
+        .env_remove("SLIPWAY_CACHE")
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+fn output_of(mut cmd: Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A blob of the cache's OCI layout.
+fn blob(cache: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+    cache.join("blobs").join(alg).join(hex)
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The layer blobs of `digest` (an index: its amd64/linux manifest).
+fn layers(cache: &Path, digest: &str) -> Result<Vec<PathBuf>> {
+    let mut doc = read_json(&blob(cache, digest))?;
+    if let Some(manifests) = doc["manifests"].as_array() {
+        let arch = crate::bench::host_arch();
+        let child = manifests
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .and_then(|m| m["digest"].as_str())
+            .with_context(|| format!("{digest}: no {arch} manifest"))?;
+        doc = read_json(&blob(cache, child))?;
+    }
+    let layers = doc["layers"]
+        .as_array()
+        .with_context(|| format!("{digest}: a manifest without layers"))?;
+    layers
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .map(|d| blob(cache, d))
+                .context("a layer without a digest")
+        })
+        .collect()
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// The plain pipeline as a shell script: extract every image's layers into
+/// `root` laid out as the image, then cpio | gzip into `initrd`.
+fn baseline_script(cache: &Path, resolved: &[(String, String)], work: &Path) -> Result<String> {
+    let root = work.join("root");
+    let kimg = work.join("kernel-image");
+    let mut s = String::from("set -eu\n");
+    let _ = writeln!(
+        s,
+        "rm -rf {r} {k}\nmkdir -p {r} {k}",
+        r = quote(&root),
+        k = quote(&kimg)
+    );
+    let extract = |s: &mut String, digest: &str, into: &Path| -> Result<()> {
+        let _ = writeln!(s, "mkdir -p {}", quote(into));
+        for layer in layers(cache, digest)? {
+            let _ = writeln!(s, "tar -xzf {} -C {}", quote(&layer), quote(into));
+        }
+        Ok(())
+    };
+    // In the order of bench.yml: kernel, runc, containerd, 2 onboot, getty.
+    let names = ["kernel", "init", "init", "onboot", "onboot", "service"];
+    if resolved.len() != names.len() {
+        bail!(
+            "{CONFIG} resolved to {} images, the baseline expects {}",
+            resolved.len(),
+            names.len()
+        );
+    }
+    let mut onboot = 0;
+    for ((_, digest), kind) in resolved.iter().zip(names) {
+        match kind {
+            "kernel" => {
+                extract(&mut s, digest, &kimg)?;
+                let _ = writeln!(
+                    s,
+                    "tar -xf {} -C {}",
+                    quote(&kimg.join("kernel.tar")),
+                    quote(&root)
+                );
+            }
+            "init" => extract(&mut s, digest, &root)?,
+            "onboot" => {
+                let dir = root.join(format!("containers/onboot/{onboot:03}/rootfs"));
+                onboot += 1;
+                extract(&mut s, digest, &dir)?;
+            }
+            _ => extract(
+                &mut s,
+                digest,
+                &root.join("containers/services/getty/lower"),
+            )?,
+        }
+    }
+    let _ = writeln!(
+        s,
+        "printf bench > {}/etc/hostname\ncd {}\nfind . -mindepth 1 | cpio -o -H newc --quiet | gzip -6 > {}",
+        quote(&root),
+        quote(&root),
+        quote(&work.join("baseline-initrd.img"))
+    );
+    Ok(s)
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    let out = output_of({
+        let mut c = Command::new("sha256sum");
+        c.arg(path);
+        c
+    })?;
+    Ok(out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len())
+}
+
+fn mib_bytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn yes(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+pub fn run(o: &Options, bin: &Path) -> Result<()> {
+    let target = crate::target_dir();
+    let cache = target.join("bench-cache");
+    let work = target.join("bench-assemble");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = run_in(o, bin, &cache, &work);
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
+}
+
+fn run_in(o: &Options, bin: &Path, cache: &Path, work: &Path) -> Result<()> {
+    eprintln!(
+        "xtask: building the bench packages into {} (not timed)",
+        cache.display()
+    );
+    let mut pkg = slipway(bin, cache);
+    pkg.args(["pkg", "build"]).args(PACKAGES);
+    crate::run_checked(pkg)?;
+
+    let config = crate::workspace_root().join(CONFIG);
+    let stamp = work.join("stamp.yml");
+    let write_stamp = |text: &str| {
+        std::fs::write(
+            &stamp,
+            format!("files:\n  - path: etc/bench-stamp\n    contents: \"{text}\"\n"),
+        )
+    };
+    write_stamp("cold")?;
+    let mut resolve = slipway(bin, cache);
+    resolve
+        .args(["-q", "build", "--resolve-only"])
+        .arg(&config)
+        .arg(&stamp);
+    let resolved: Vec<(String, String)> = output_of(resolve)?
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, d)| (r.to_string(), d.trim().to_string()))
+        .collect();
+    let gz: u64 = resolved
+        .iter()
+        .map(|(_, d)| layers(cache, d))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .map(|l| size(&l))
+        .sum::<Result<u64>>()?;
+
+    let script = work.join("baseline.sh");
+    std::fs::write(&script, baseline_script(cache, &resolved, work)?)?;
+    let report = work.join("time.txt");
+    let out = work.join("out");
+    std::fs::create_dir_all(&out)?;
+    let mut build_args: Vec<&std::ffi::OsStr> = vec![
+        "--cache".as_ref(),
+        cache.as_os_str(),
+        "-q".as_ref(),
+        "build".as_ref(),
+        "--format".as_ref(),
+        "kernel+initrd".as_ref(),
+        "--name".as_ref(),
+        "bench".as_ref(),
+        "--dir".as_ref(),
+        out.as_os_str(),
+    ];
+    build_args.push(config.as_os_str());
+    build_args.push(stamp.as_os_str());
+    let initrd = out.join("bench-initrd.img");
+
+    let (mut base, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cold_hashes = Vec::new();
+    let mut cold_size = 0;
+    for i in 0..o.runs {
+        eprintln!("xtask: run {}/{}: baseline", i + 1, o.runs);
+        base.push(measure(Path::new("bash"), &[script.as_os_str()], &report)?);
+        eprintln!("xtask: run {}/{}: slipway cold", i + 1, o.runs);
+        let _ = std::fs::remove_dir_all(cache.join("segments"));
+        write_stamp("cold")?;
+        cold.push(measure(bin, &build_args, &report)?);
+        cold_hashes.push(sha256(&initrd)?);
+        cold_size = size(&initrd)?;
+        eprintln!("xtask: run {}/{}: slipway warm", i + 1, o.runs);
+        write_stamp(&format!("warm {i}"))?;
+        warm.push(measure(bin, &build_args, &report)?);
+    }
+    // The last run's warm output.
+    let warm_size = size(&initrd)?;
+    let base_initrd = work.join("baseline-initrd.img");
+    let base_size = size(&base_initrd)?;
+    let entries = output_of({
+        let mut c = Command::new("find");
+        c.arg(work.join("root")).arg("-mindepth").arg("1");
+        c
+    })?
+    .lines()
+    .count();
+    let uncompressed = output_of({
+        let mut c = Command::new("du");
+        c.args(["-sb", "--apparent-size"]).arg(work.join("root"));
+        c
+    })?
+    .split_whitespace()
+    .next()
+    .and_then(|n| n.parse::<u64>().ok())
+    .unwrap_or(0);
+    let deterministic = cold_hashes.windows(2).all(|w| w[0] == w[1]);
+
+    let (b, c, w) = (median(base), median(cold), median(warm));
+    let secs = |r: Run| r.time.as_secs_f64();
+    let cold_ratio = secs(c) / secs(b).max(1e-9);
+    let warm_ratio = secs(w) / secs(c).max(1e-9);
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "image: {CONFIG}: {} of content, {entries} entries, {} of gzip layers; median of {} runs",
+        mib_bytes(uncompressed),
+        mib_bytes(gz),
+        o.runs
+    );
+    let _ = writeln!(
+        t,
+        "{:<30} {:>9} {:>10} {:>10} {:>9} {:>11}",
+        "case", "seconds", "vs base", "warm/cold", "peak MiB", "initrd"
+    );
+    let _ = writeln!(
+        t,
+        "{:<30} {:>9.3} {:>10} {:>10} {:>9.0} {:>11}",
+        "baseline tar + cpio | gzip -6",
+        secs(b),
+        "1.00",
+        "-",
+        mib(b.peak_kib),
+        mib_bytes(base_size)
+    );
+    let _ = writeln!(
+        t,
+        "{:<30} {:>9.3} {:>10.3} {:>10} {:>9.0} {:>11}",
+        "slipway cold",
+        secs(c),
+        cold_ratio,
+        "-",
+        mib(c.peak_kib),
+        mib_bytes(cold_size)
+    );
+    let _ = writeln!(
+        t,
+        "{:<30} {:>9.3} {:>10.3} {:>10.3} {:>9.0} {:>11}",
+        "slipway warm (1 file changed)",
+        secs(w),
+        secs(w) / secs(b).max(1e-9),
+        warm_ratio,
+        mib(w.peak_kib),
+        mib_bytes(warm_size)
+    );
+    let peak = mib(c.peak_kib.max(w.peak_kib));
+    let _ = writeln!(
+        t,
+        "goals: cold <= {COLD_GOAL}x baseline: {} ({cold_ratio:.3}); warm <= {WARM_GOAL}x cold: {} ({warm_ratio:.3}); peak < {PEAK_GOAL_MIB} MiB: {} ({peak:.0})",
+        yes(cold_ratio <= COLD_GOAL),
+        yes(warm_ratio <= WARM_GOAL),
+        yes(peak < PEAK_GOAL_MIB)
+    );
+    let _ = writeln!(
+        t,
+        "cold initrd identical across runs: {}",
+        if deterministic { "yes" } else { "NO" }
+    );
+    print!("{t}");
+    if o.keep {
+        eprintln!("xtask: kept {}", work.display());
+    }
+    Ok(())
+}
