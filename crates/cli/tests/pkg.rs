@@ -298,6 +298,9 @@ fn bad_packages_are_clear_errors_and_add_nothing() {
     );
     assert!(text.contains(&at), "{text}");
     assert!(text.contains("did you mean `image`?"), "{text}");
+    // The snippet, as for a config.
+    assert!(text.contains("2 │ imgae: x"), "{text}");
+    assert!(text.contains("build.yml has 1 error"), "{text}");
 
     // A directory without build.yml.
     let empty = work.path().join("empty");

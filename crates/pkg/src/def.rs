@@ -221,9 +221,12 @@ pub fn parse(dir: &Path, name: &str, text: &str) -> Result<PackageDef, PkgError>
     };
     if diags.has_errors() {
         let count = diags.error_count();
+        let diagnostics = diags.sorted();
         return Err(PkgError::Definition {
-            rendered: diags.sorted().render_plain(&sources).trim_end().to_string(),
+            rendered: diagnostics.render_plain(&sources).trim_end().to_string(),
             count,
+            sources: Box::new(sources),
+            diagnostics,
         });
     }
     for warning in diags.warnings() {

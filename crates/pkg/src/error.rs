@@ -5,10 +5,16 @@ use std::path::PathBuf;
 /// What can go wrong loading or building a package.
 #[derive(Debug, thiserror::Error)]
 pub enum PkgError {
-    /// `build.yml` (or a `debs.lock`) has problems; `rendered` is one
-    /// `file:line:column: error: ...` line per problem, with snippets.
+    /// `build.yml` has problems; `rendered` is one `file:line:column:
+    /// error: ...` line per problem (with its hint); `sources` and
+    /// `diagnostics` let a front end show each with its snippet.
     #[error("{rendered}")]
-    Definition { rendered: String, count: usize },
+    Definition {
+        rendered: String,
+        count: usize,
+        sources: Box<slipway_config::SourceMap>,
+        diagnostics: slipway_config::Diagnostics,
+    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,

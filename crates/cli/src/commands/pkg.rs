@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use slipway_oci::Store;
+use slipway_pkg::def::BUILD_YML;
 use slipway_pkg::{BuildOptions, PkgError};
 use slipway_reference::{Arch, Reference};
 
@@ -51,7 +52,22 @@ pub enum PkgCommand {
     },
 }
 
+/// A `build.yml` with problems is shown as a config is, each problem with
+/// its snippet; other errors as their message.
 fn render(err: PkgError) -> anyhow::Error {
+    if let PkgError::Definition {
+        count,
+        sources,
+        diagnostics,
+        ..
+    } = &err
+    {
+        crate::report::report_diagnostics(sources, diagnostics);
+        return anyhow::anyhow!(
+            "{BUILD_YML} has {count} error{}",
+            if *count == 1 { "" } else { "s" }
+        );
+    }
     anyhow::anyhow!("{err}")
 }
 
