@@ -215,6 +215,41 @@ fn a_failing_package_build_under_build_packages() {
 }
 
 #[test]
+fn build_packages_locked_keeps_the_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("demo");
+    // A lock that no longer fits build.yml; the mirror does not exist, so
+    // anything but refusing before a download would fail differently.
+    write(
+        &dir,
+        "build.yml",
+        "image: demo\narches: [amd64]\ndebian:\n  mirror: http://127.0.0.1:9/debian\n  suites: [bookworm]\nsteps:\n  - debs: [busybox-static]\n",
+    );
+    let lock = "{\n  \"lockVersion\": 1,\n  \"steps\": [{\"packages\": [\"busybox\"], \"resolved\": {\"amd64\": []}}]\n}\n";
+    write(&dir, "debs.lock", lock);
+    let file = config(work.path());
+    let cache = work.path().join("cache");
+    let text = failed(run(slipway(&cache)
+        .env("SLIPWAY_DEBS_CACHE", work.path().join("debs"))
+        .args(["build", "--build-packages", "--locked", "--resolve-only"])
+        .arg(&file)));
+    let at = format!("{}:3:12: error: @pkg:", file.display());
+    assert!(text.contains(&at), "{text}");
+    assert!(text.contains("debs.lock: --locked"), "{text}");
+    assert!(text.contains("does not match build.yml"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("debs.lock")).unwrap(),
+        lock
+    );
+    assert!(refs(&cache).is_empty());
+    // --locked belongs to --build-packages.
+    let text = failed(run(slipway(&cache)
+        .args(["build", "--locked", "--resolve-only"])
+        .arg(&file)));
+    assert!(text.contains("--build-packages"), "{text}");
+}
+
+#[test]
 fn push_to_a_registry_and_pull_back() {
     let registry = Registry::start().unwrap();
     let host = registry.host();

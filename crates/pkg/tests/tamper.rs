@@ -8,11 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use slipway_oci::Store;
 use slipway_pkg::deb::repo::{Fetcher, Repository, release_hashes};
@@ -20,55 +17,13 @@ use slipway_pkg::deb::sources::{Source, host_sources};
 use slipway_pkg::deb::{DebError, default_cache_dir};
 use slipway_pkg::{BuildOptions, PkgError};
 use slipway_reference::{Arch, Platform};
+use slipway_testkit::FileServer;
+use slipway_testkit::files::Files;
 
-type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-/// Serves `files` (URL path -> bytes) on 127.0.0.1; 404 for anything else.
+/// Serves `files` on 127.0.0.1 (404 for anything else) for the rest of the
+/// test process; the mirror's URL.
 fn serve(files: Files) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let files = files.clone();
-            std::thread::spawn(move || {
-                let _ = answer(stream, &files);
-            });
-        }
-    });
-    format!("http://{addr}/debian")
-}
-
-fn answer(stream: TcpStream, files: &Files) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-    let body = files.lock().unwrap().get(&path).cloned();
-    let mut out = stream;
-    match body {
-        Some(b) => {
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            )?;
-            out.write_all(&b)?;
-        }
-        None => write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?,
-    }
-    out.flush()
+    format!("{}/debian", FileServer::start(files).unwrap().url())
 }
 
 /// The real repository files: (InRelease, Packages.xz, the `.deb`'s pool
@@ -165,7 +120,7 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let copy = copy_from_mirror();
-        let files: Files = Arc::default();
+        let files = Files::default();
         let suite = suite_of(&copy.in_release);
         let tmp = tempfile::tempdir().unwrap();
         let s = Setup {

@@ -260,7 +260,7 @@ impl Packages {
                     Err(format!(
                         "{reference} ({wanted}) is not in the cache at {}; build it with `{}`, or build this configuration with --build-packages",
                         store.root().display(),
-                        pkg_build_command(dir, args, global)
+                        pkg_build_command(dir, global)
                     ))
                 }
             }
@@ -305,8 +305,8 @@ fn build_package(
 }
 
 /// The `slipway pkg build` command that puts `dir`'s image where this
-/// command looks for it: the same cache, architecture and `--locked`.
-fn pkg_build_command(dir: &Path, args: &BuildArgs, global: &GlobalArgs) -> String {
+/// command looks for it: the same cache and architecture.
+fn pkg_build_command(dir: &Path, global: &GlobalArgs) -> String {
     let mut words = vec!["slipway".to_string()];
     if let Some(cache) = &global.cache {
         words.push("--cache".into());
@@ -317,9 +317,6 @@ fn pkg_build_command(dir: &Path, args: &BuildArgs, global: &GlobalArgs) -> Strin
         words.push(shell_word(arch));
     }
     words.extend(["pkg".into(), "build".into()]);
-    if args.locked {
-        words.push("--locked".into());
-    }
     words.push(shell_word(&dir.to_string_lossy()));
     words.join(" ")
 }
