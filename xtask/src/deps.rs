@@ -67,6 +67,16 @@ pub const PACKAGES: &[Package] = &[
         why: "peak memory (wait4) in cargo xtask bench assemble",
     },
     Package {
+        name: "xz-utils",
+        suite: Suite::Main,
+        why: "xz kernels (with the x86 filter) for --decompress-kernel tests",
+    },
+    Package {
+        name: "zstd",
+        suite: Suite::Main,
+        why: "independent zstd decoder of the test kernel's payload",
+    },
+    Package {
         name: "skopeo",
         suite: Suite::Main,
         why: "independent client for OCI interop tests",

@@ -907,7 +907,8 @@ fn write_kernel(k: &KernelUnit, store: &Store, sink: &mut dyn EntrySink) -> Resu
     Ok(())
 }
 
-/// `--decompress-kernel`: a gzip or zstd kernel, or a bzImage whose payload is one.
+/// `--decompress-kernel`: a gzip, xz or zstd kernel, or a bzImage whose
+/// payload is one (Debian's x86 kernels carry zstd or xz, LinuxKit's gzip).
 fn decompress_kernel(r: &mut dyn Read, image: &str) -> Result<Vec<u8>> {
     let fail = |message: String| AssembleError::Image {
         image: image.to_string(),
@@ -916,36 +917,91 @@ fn decompress_kernel(r: &mut dyn Read, image: &str) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     r.read_to_end(&mut raw)
         .map_err(|e| fail(format!("reading the kernel: {e}")))?;
-    let mut payload: &[u8] = &raw;
-    // A bzImage (boot protocol 2.08+) says where its compressed payload is.
-    if raw.len() > 0x250 && raw[0x1fe..0x200] == [0x55, 0xaa] && &raw[0x202..0x206] == b"HdrS" {
-        let setup = u32::from(raw[0x1f1]);
-        let le = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
-        let off = (le(0x248) + (setup + 1) * 512) as usize;
-        let len = le(0x24c) as usize;
-        payload = raw
-            .get(off..off.saturating_add(len))
-            .ok_or_else(|| fail("the bzImage payload lies outside the image".into()))?;
-    }
-    let mut out = Vec::new();
-    if payload.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(payload)
-            .read_to_end(&mut out)
-            .map_err(|e| fail(format!("gunzip of the kernel: {e}")))?;
-    } else if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(payload)
-            .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| fail(format!("zstd decompression of the kernel: {e}")))?;
-    } else if payload.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(fail(
-            "the kernel is xz-compressed, which --decompress-kernel does not support yet".into(),
-        ));
+    let (payload, bzimage) = kernel_payload(&raw).map_err(|m| fail(m.into()))?;
+    let what = if bzimage {
+        "the bzImage payload"
     } else {
-        return Err(fail(
-            "no compressed kernel or no supported format found".into(),
-        ));
+        "the kernel"
+    };
+    let mut out = Vec::new();
+    // One stream each: a bzImage payload ends with 4 bytes of size after it.
+    let format = if payload.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(payload)
+            .read_to_end(&mut out)
+            .map_err(|e| fail(format!("gunzip of {what}: {e}")))?;
+        "gzip"
+    } else if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::read::Decoder::with_buffer(payload)
+            .map(zstd::stream::read::Decoder::single_frame)
+            .and_then(|mut d| d.read_to_end(&mut out))
+            .map_err(|e| fail(format!("zstd decompression of {what}: {e}")))?;
+        "zstd"
+    } else if payload.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        liblzma::read::XzDecoder::new(payload)
+            .read_to_end(&mut out)
+            .map_err(|e| fail(format!("xz decompression of {what}: {e}")))?;
+        "xz"
+    } else {
+        let known: &[(&[u8], &str)] = &[
+            (&[0x5d, 0x00, 0x00], "lzma"),
+            (b"BZh", "bzip2"),
+            (&[0x89, b'L', b'Z', b'O'], "lzo"),
+            (&[0x02, 0x21, 0x4c, 0x18], "lz4"),
+            (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+        ];
+        let found = known
+            .iter()
+            .find(|(magic, _)| payload.starts_with(magic))
+            .map(|(_, name)| *name);
+        return Err(fail(match found {
+            Some(name) => format!(
+                "{what} is {name}-compressed; --decompress-kernel handles gzip, xz and zstd"
+            ),
+            None => format!(
+                "{what} is not gzip, xz or zstd (first bytes {}); --decompress-kernel handles those, in a bzImage or alone",
+                hex::encode(&payload[..payload.len().min(8)])
+            ),
+        }));
+    };
+    // x86 appends the decompressed size after the payload: check it.
+    if bzimage && let Some(tail) = payload.len().checked_sub(4).and_then(|n| payload.get(n..)) {
+        let said = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        if u64::from(said) != out.len() as u64 {
+            return Err(fail(format!(
+                "{what} ({format}) decompressed to {} bytes, but the bzImage says {said}",
+                out.len()
+            )));
+        }
     }
     Ok(out)
+}
+
+/// The compressed payload of a bzImage (boot protocol 2.08+, which says
+/// where it is), else the whole kernel. The flag says which.
+fn kernel_payload(raw: &[u8]) -> std::result::Result<(&[u8], bool), &'static str> {
+    let is_bzimage = raw.len() > 0x250
+        && raw.get(0x1fe..0x200) == Some(&[0x55, 0xaa])
+        && raw.get(0x202..0x206) == Some(b"HdrS")
+        && raw
+            .get(0x206..0x208)
+            .is_some_and(|v| u16::from_le_bytes([v[0], v[1]]) >= 0x208);
+    if !is_bzimage {
+        return Ok((raw, false));
+    }
+    let le = |o: usize| {
+        raw.get(o..o + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let setup = match raw.get(0x1f1).copied().map(usize::from) {
+        Some(0) | None => 4,
+        Some(n) => n,
+    };
+    let off = le(0x248).saturating_add((setup + 1) * 512);
+    let len = le(0x24c);
+    raw.get(off..off.saturating_add(len))
+        .filter(|p| !p.is_empty())
+        .map(|p| (p, true))
+        .ok_or("the bzImage payload lies outside the image")
 }
 
 /// Volume `format: oci`: the image as an OCI layout under `lower/`.
