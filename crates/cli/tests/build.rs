@@ -805,3 +805,138 @@ fn generated_entries_take_source_date_epoch_and_image_entries_keep_their_time() 
         assert!(err.contains("SOURCE_DATE_EPOCH"), "{bad}: {err}");
     }
 }
+
+/// `program args` run in `dir` with `input` on standard input; its output.
+fn run_filter(program: &str, args: &[&str], dir: &Path, input: &[u8]) -> Vec<u8> {
+    let mut child = Std::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{program} {args:?} failed");
+    out.stdout
+}
+
+/// The members of a tar, by name.
+fn tar_members(tar: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+#[test]
+fn microcode_is_prepended_uncompressed_and_gnu_cpio_reads_both_parts() {
+    let fx = Fixture::new();
+    // An early-microcode archive as distributions make it, by GNU cpio.
+    let src = tempfile::tempdir().unwrap();
+    let ucode_dir = src.path().join("kernel/x86/microcode");
+    std::fs::create_dir_all(&ucode_dir).unwrap();
+    let blob = pseudo_random_bytes(11, 3000);
+    std::fs::write(ucode_dir.join("GenuineIntel.bin"), &blob).unwrap();
+    let ucode = run_filter(
+        "cpio",
+        &["-o", "-H", "newc", "--quiet"],
+        src.path(),
+        b"kernel\nkernel/x86\nkernel/x86/microcode\nkernel/x86/microcode/GenuineIntel.bin\n",
+    );
+    let modules = tar_bytes(&[Entry::file("lib/modules/6.6.0/modules.dep", "\n")]).unwrap();
+    push(
+        &fx.registry,
+        "test/kernel-ucode",
+        ImageBuilder::new().layer([
+            Entry::file("kernel", pseudo_random_bytes(7, 5000)),
+            Entry::file("kernel.tar", modules),
+            Entry::file("intel-ucode.cpio", &ucode),
+        ]),
+    );
+    std::fs::write(
+        fx.config(),
+        CONFIG.replace(
+            "image: example.org/test/kernel:1",
+            "image: example.org/test/kernel-ucode:1\n  ucode: intel-ucode.cpio",
+        ),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fx.build(out.path(), "kernel+initrd,tar-kernel-initrd");
+
+    // The initrd is the microcode archive as it was, then gzip.
+    let initrd = std::fs::read(out.path().join("image-initrd.img")).unwrap();
+    assert!(
+        initrd.starts_with(&ucode),
+        "the initrd does not start with it"
+    );
+    let rest = &initrd[ucode.len()..];
+    assert_eq!(&rest[..2], &[0x1f, 0x8b], "gzip after the microcode");
+    // GNU cpio reads the first part from the initrd itself...
+    let first = tempfile::tempdir().unwrap();
+    run_filter(
+        "cpio",
+        &["-i", "-d", "--quiet", "--no-absolute-filenames"],
+        first.path(),
+        &initrd,
+    );
+    assert_eq!(
+        std::fs::read(first.path().join("kernel/x86/microcode/GenuineIntel.bin")).unwrap(),
+        blob
+    );
+    // ...and every archive of the compressed part after it.
+    let mut cpio = Vec::new();
+    flate_decode(rest, &mut cpio);
+    let second = tempfile::tempdir().unwrap();
+    for archive in split_archives(&cpio) {
+        run_filter(
+            "cpio",
+            &["-i", "-d", "-u", "--quiet", "--no-absolute-filenames"],
+            second.path(),
+            archive,
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(second.path().join("etc/motd")).unwrap(),
+        "hello\n"
+    );
+    assert!(
+        second
+            .path()
+            .join("lib/modules/6.6.0/modules.dep")
+            .is_file()
+    );
+    assert!(
+        !second.path().join("kernel").exists(),
+        "microcode compressed too"
+    );
+    // As in LinuxKit, whose initrd writer drops only `boot/...`: the `boot`
+    // directory itself stays, empty.
+    let boot: Vec<_> = std::fs::read_dir(second.path().join("boot"))
+        .unwrap()
+        .collect();
+    assert!(boot.is_empty(), "boot/ holds {boot:?}");
+
+    // tar-kernel-initrd: the same initrd, and the microcode on its own.
+    let members = tar_members(&std::fs::read(out.path().join("image-initrd.tar")).unwrap());
+    assert_eq!(
+        members.keys().collect::<Vec<_>>(),
+        ["cmdline", "initrd.img", "kernel", "ucode.cpio"]
+    );
+    assert!(members["ucode.cpio"] == ucode);
+    assert!(members["initrd.img"] == initrd);
+    // tar: boot/ucode.cpio.
+    fx.build(out.path(), "tar");
+    let members = tar_members(&std::fs::read(out.path().join("image.tar")).unwrap());
+    assert!(members["boot/ucode.cpio"] == ucode);
+}
