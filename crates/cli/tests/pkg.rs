@@ -1,7 +1,9 @@
 //! `slipway pkg` and `@pkg:` in `slipway build`, through the binary:
 //! `--build-packages` (and the command the error names without it),
 //! `show-tag` against what `@pkg:` resolves to, `--push` to a real registry
-//! on loopback and back, and bad input that adds nothing to the cache.
+//! on loopback and back, and bad input (an unknown key, no build.yml, a lock
+//! `--locked` refuses, a package the suite lacks, a tampered index) that
+//! adds nothing to the cache.
 //! The packages use local steps only, or a copy of a Debian suite served
 //! on loopback.
 
@@ -411,7 +413,7 @@ fn debian_copy(debs: &Path) -> (String, Vec<u8>, Vec<u8>) {
 }
 
 #[test]
-fn a_debian_package_the_suite_does_not_have() {
+fn a_debian_package_the_suite_lacks_and_a_tampered_index() {
     let work = tempfile::tempdir().unwrap();
     let (suite, in_release, packages) = debian_copy(&work.path().join("copy"));
     let files: HashMap<String, Vec<u8>> = [
@@ -446,4 +448,31 @@ fn a_debian_package_the_suite_does_not_have() {
     assert!(text.contains(&at), "{text}");
     assert!(refs(&cache).is_empty());
     assert!(!dir.join("debs.lock").exists());
+
+    // A tampered index: the URL, and that InRelease says otherwise; nothing
+    // kept in either cache.
+    let index = format!("/debian/dists/{suite}/main/binary-amd64/Packages.xz");
+    let mut files = server.files().lock().unwrap();
+    let bytes = files.get_mut(&index).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    drop(files);
+    let debs = work.path().join("debs-tampered");
+    let text = failed(run(slipway(&cache)
+        .env("SLIPWAY_DEBS_CACHE", &debs)
+        .args(["pkg", "build"])
+        .arg(&dir)));
+    assert!(
+        text.contains(&format!("{}{index}: ", server.url())),
+        "{text}"
+    );
+    assert!(text.contains("InRelease says"), "{text}");
+    assert!(refs(&cache).is_empty());
+    assert!(!dir.join("debs.lock").exists());
+    let kept: Vec<_> = ["indexes", "pool"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(debs.join(d)).ok())
+        .flat_map(|rd| rd.map(|e| e.unwrap().path()))
+        .collect();
+    assert!(kept.is_empty(), "{kept:?}");
 }
