@@ -940,3 +940,118 @@ fn microcode_is_prepended_uncompressed_and_gnu_cpio_reads_both_parts() {
     let members = tar_members(&std::fs::read(out.path().join("image.tar")).unwrap());
     assert!(members["boot/ucode.cpio"] == ucode);
 }
+
+/// The names in one newc archive, in order (GNU cpio's listing).
+fn cpio_names(archive: &[u8]) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    String::from_utf8(run_filter("cpio", &["-t", "--quiet"], tmp.path(), archive))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_large_unit_is_cut_at_entry_boundaries_keeping_hard_link_groups_whole() {
+    let fx = Fixture::new();
+    // 33 MiB, then a hard-link group: the cut (every 32 MiB of cpio) comes
+    // before the group, between two entries, and the group stays together.
+    let block = pseudo_random_bytes(21, 4096);
+    let big: Vec<u8> = block.iter().copied().cycle().take(33 << 20).collect();
+    let mut entries = vec![
+        Entry::dir("data"),
+        Entry::file("data/a-big", big),
+        Entry::file("data/b-group", pseudo_random_bytes(22, 70_000)),
+        Entry::hard_link("data/b-link1", "data/b-group"),
+        Entry::hard_link("data/b-link2", "data/b-group"),
+    ];
+    for i in 0..40 {
+        entries.push(Entry::file(format!("data/c-{i:02}"), format!("small {i}")));
+    }
+    push(&fx.registry, "test/big", ImageBuilder::new().layer(entries));
+    std::fs::write(
+        fx.config(),
+        CONFIG.replace(
+            "init:\n  - example.org/test/init:1\n",
+            "init:\n  - example.org/test/init:1\n  - example.org/test/big:1\n",
+        ),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fx.build(out.path(), "tar");
+    let config = fx.config();
+    let a = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "-v",
+                "2",
+                "build",
+                "--format",
+                "kernel+initrd",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    let line = err
+        .lines()
+        .find(|l| l.contains("unit init example.org/test/big:1"))
+        .unwrap_or_else(|| panic!("no report of the big unit: {err}"));
+    assert!(line.contains("in 2 segment(s)"), "{line}");
+
+    let mut cpio = Vec::new();
+    flate_decode(
+        &std::fs::read(out.path().join("image-initrd.img")).unwrap(),
+        &mut cpio,
+    );
+    let archives = split_archives(&cpio);
+    let listings: Vec<Vec<String>> = archives.iter().map(|a| cpio_names(a)).collect();
+    let holding = |name: &str| -> Vec<usize> {
+        (0..listings.len())
+            .filter(|i| listings[*i].iter().any(|n| n == name))
+            .collect()
+    };
+    // The unit is two archives: the big file in one, the rest in the next.
+    let first = holding("data/a-big");
+    assert_eq!(first.len(), 1);
+    let group = holding("data/b-group");
+    assert_eq!(group, [first[0] + 1], "the cut comes after the big file");
+    for name in ["data/b-link1", "data/b-link2", "data/c-00", "data/c-39"] {
+        assert_eq!(holding(name), group, "{name} is not with its group");
+    }
+    // Each archive holds what it names: the group's data in its own archive.
+    let one = tempfile::tempdir().unwrap();
+    run_filter(
+        "cpio",
+        &["-i", "-d", "--quiet", "--no-absolute-filenames"],
+        one.path(),
+        archives[group[0]],
+    );
+    let ino = |n: &str| std::fs::metadata(one.path().join(n)).unwrap();
+    assert_eq!(ino("data/b-group").ino(), ino("data/b-link2").ino());
+    assert_eq!(ino("data/b-group").nlink(), 3);
+    assert_eq!(
+        std::fs::read(one.path().join("data/b-link1")).unwrap(),
+        pseudo_random_bytes(22, 70_000)
+    );
+    // And the whole initrd, archive after archive, is the tar entry for
+    // entry: the same as if the unit had been one archive.
+    let all = tempfile::tempdir().unwrap();
+    for archive in &archives {
+        run_filter(
+            "cpio",
+            &["-i", "-d", "-u", "--quiet", "--no-absolute-filenames"],
+            all.path(),
+            archive,
+        );
+    }
+    compare_with_tar(
+        &std::fs::read(out.path().join("image.tar")).unwrap(),
+        all.path(),
+    );
+}
