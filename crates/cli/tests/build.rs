@@ -1055,3 +1055,90 @@ fn a_large_unit_is_cut_at_entry_boundaries_keeping_hard_link_groups_whole() {
         all.path(),
     );
 }
+
+/// A zstd layer holding one file whose header says `size` bytes (zeros):
+/// a few hundred KiB of blob for gigabytes of tar.
+fn huge_layer(path: &str, size: u64) -> slipway_testkit::image::Layer {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(path).unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    let mut hash = Sha256::new();
+    let mut put = |bytes: &[u8]| {
+        enc.write_all(bytes).unwrap();
+        hash.update(bytes);
+    };
+    put(header.as_bytes());
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size + (512 - size % 512) % 512 + 1024;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        put(&zeros[..n]);
+        left -= n as u64;
+    }
+    slipway_testkit::image::Layer {
+        diff_id: format!("sha256:{}", hex::encode(hash.finalize())),
+        blob: slipway_testkit::image::Blob::new(
+            slipway_testkit::image::media::OCI_LAYER_ZSTD,
+            enc.finish().unwrap(),
+        ),
+    }
+}
+
+#[test]
+fn a_file_over_4_gib_fails_the_initrd_clearly_and_keeps_the_previous_outputs() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    fx.build(out.path(), "kernel+initrd");
+    let names = ["image-kernel", "image-initrd.img", "image-cmdline"];
+    let before: Vec<String> = names.iter().map(|n| sha256(&out.path().join(n))).collect();
+
+    let size = (4u64 << 30) + 1;
+    push(
+        &fx.registry,
+        "test/huge",
+        ImageBuilder::new()
+            .format(slipway_testkit::Format::Oci)
+            .prebuilt_layer(huge_layer("data/huge", size)),
+    );
+    std::fs::write(
+        fx.config(),
+        CONFIG.replace(
+            "init:\n  - example.org/test/init:1\n",
+            "init:\n  - example.org/test/init:1\n  - example.org/test/huge:1\n",
+        ),
+    )
+    .unwrap();
+    let a = fx
+        .build_assert(out.path(), "kernel+initrd")
+        .failure()
+        .code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("data/huge"), "{err}");
+    assert!(err.contains(&size.to_string()), "{err}");
+    assert!(err.contains("at most 4 GiB"), "{err}");
+    assert!(err.contains("Use another format"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let after: Vec<String> = names.iter().map(|n| sha256(&out.path().join(n))).collect();
+    assert_eq!(before, after, "the previous outputs changed");
+    let stray: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+    // Nothing half-written is left in the segment cache either.
+    let segments = fx.cache.path().join("segments");
+    let partial: Vec<_> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(partial.is_empty(), "partial segments: {partial:?}");
+}

@@ -306,19 +306,28 @@ impl Segmenter<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<Vec<PathBuf>> {
+    /// Closes the last segment and waits for every compressor. Returns
+    /// every part file it made, finished or not (for the caller to remove
+    /// on failure), and whether all went well.
+    fn finish(mut self) -> (Vec<PathBuf>, io::Result<()>) {
         if self.open.is_none() && self.done.is_empty() {
             self.start();
         }
-        self.close()?;
-        let mut paths = Vec::new();
-        for (thread, path) in self.done {
-            thread
-                .join()
-                .map_err(|_| io::Error::other("a compressor thread panicked"))??;
-            paths.push(path);
+        let mut paths: Vec<PathBuf> = self.done.iter().map(|(_, p)| p.clone()).collect();
+        if let Some(open) = &self.open {
+            paths.push(open.path.clone());
         }
-        Ok(paths)
+        let mut result = self.close();
+        for (thread, _) in self.done {
+            let joined = thread
+                .join()
+                .map_err(|_| io::Error::other("a compressor thread panicked"))
+                .and_then(|r| r);
+            if result.is_ok() {
+                result = joined;
+            }
+        }
+        (paths, result)
     }
 }
 
@@ -364,6 +373,7 @@ fn write_unit(
         std::process::id()
     );
     let tmp = dir.join(&stem);
+    let mut guard = RemoveOnDrop(Some(tmp.clone()));
     let segments = match writer {
         Writer::Tar => {
             let file = File::create(&tmp).map_err(io_at("creating", &tmp))?;
@@ -382,9 +392,14 @@ fn write_unit(
                 done: Vec::new(),
             };
             let written = unit.write(store, &mut seg);
-            let parts = seg.finish();
+            let (parts, finished) = seg.finish();
+            if written.is_err() || finished.is_err() {
+                for p in &parts {
+                    let _ = fs::remove_file(p);
+                }
+            }
             written.map_err(FormatError::from)?;
-            let parts = parts.map_err(io_at("compressing", &tmp))?;
+            finished.map_err(io_at("compressing", &tmp))?;
             let mut out = BufWriter::new(File::create(&tmp).map_err(io_at("creating", &tmp))?);
             for p in &parts {
                 let mut f = File::open(p).map_err(io_at("reading", p))?;
@@ -396,7 +411,19 @@ fn write_unit(
         }
     };
     fs::rename(&tmp, dest).map_err(io_at("renaming", dest))?;
+    guard.0 = None;
     Ok(segments)
+}
+
+/// Removes a temporary file unless disarmed: a failed unit leaves nothing.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
 }
 
 /// Writes every unit (in parallel, from the cache when it has them) and
