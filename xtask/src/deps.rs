@@ -77,6 +77,11 @@ pub const PACKAGES: &[Package] = &[
         why: "independent zstd decoder of the test kernel's payload",
     },
     Package {
+        name: "qemu-user",
+        suite: Suite::Backports,
+        why: "qemu-x86_64 -cpu qemu64: builds on a CPU without SSE4.2/AVX2/PCLMUL give the same bytes",
+    },
+    Package {
         name: "skopeo",
         suite: Suite::Main,
         why: "independent client for OCI interop tests",

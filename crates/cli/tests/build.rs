@@ -1142,3 +1142,131 @@ fn a_file_over_4_gib_fails_the_initrd_clearly_and_keeps_the_previous_outputs() {
         .collect();
     assert!(partial.is_empty(), "partial segments: {partial:?}");
 }
+
+/// Text with long and short repeats, so the compressors' match finders
+/// (where CPU-specific code lives) have work to do.
+fn bulk_text(len: usize) -> Vec<u8> {
+    let noise = pseudo_random_bytes(31, len);
+    let words: Vec<String> = (0..500)
+        .map(|i| {
+            let b = &noise[i * 8..i * 8 + 8];
+            b.iter()
+                .take(3 + usize::from(b[0] % 6))
+                .map(|c| char::from(b'a' + c % 26))
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(len + 16);
+    let mut i = 0;
+    while out.len() < len {
+        let r = usize::from(noise[i % len]) * 2 + usize::from(noise[(i * 7 + 3) % len] & 1);
+        out.extend_from_slice(words[r % words.len()].as_bytes());
+        out.push(if noise[(i * 13) % len].is_multiple_of(11) {
+            b'\n'
+        } else {
+            b' '
+        });
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// gzip (zlib-rs) and zstd pick SIMD code by the CPU's features at run
+/// time. The same build natively (AVX-512, AVX2, PCLMULQDQ, SSE4.2 on our
+/// machines) and under qemu-x86_64 -cpu qemu64 (none of them, as glibc's
+/// own hardware-capability report confirms) gives the same bytes.
+#[test]
+fn initrd_bytes_do_not_depend_on_the_cpu_features() {
+    let qemu = slipway_testkit::initramfs::need("qemu-x86_64");
+    let caps = |emulated: bool| -> String {
+        let loader = "/lib64/ld-linux-x86-64.so.2";
+        let out = if emulated {
+            Std::new(&qemu)
+                .args(["-cpu", "qemu64", loader, "--help"])
+                .output()
+        } else {
+            Std::new(loader).arg("--help").output()
+        };
+        String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
+    };
+    let emulated_caps = caps(true);
+    assert!(
+        emulated_caps.contains("x86-64-v2") && !emulated_caps.contains("x86-64-v2 (supported"),
+        "qemu64 should lack SSE4.2 and later: {emulated_caps}"
+    );
+    let native_caps = caps(false);
+    if !native_caps.contains("x86-64-v3 (supported") {
+        eprintln!("note: this machine lacks AVX2 itself; the comparison is weaker");
+    }
+
+    let fx = Fixture::new();
+    push(
+        &fx.registry,
+        "test/bulk",
+        ImageBuilder::new().layer([
+            Entry::dir("srv"),
+            Entry::file("srv/text", bulk_text(3 << 20)),
+            Entry::file("srv/noise", pseudo_random_bytes(32, 256 << 10)),
+        ]),
+    );
+    std::fs::write(
+        fx.config(),
+        CONFIG.replace(
+            "init:\n  - example.org/test/init:1\n",
+            "init:\n  - example.org/test/init:1\n  - example.org/test/bulk:1\n",
+        ),
+    )
+    .unwrap();
+    let config = fx.config();
+    let build = |emulated: bool, cache: &Path, compress: &str, dir: &Path| {
+        let bin = assert_cmd::cargo::cargo_bin("slipway");
+        let mut cmd = if emulated {
+            let mut c = Std::new(&qemu);
+            c.args(["-cpu", "qemu64"]).arg(&bin);
+            c
+        } else {
+            Std::new(&bin)
+        };
+        let out = cmd
+            .arg("--cache")
+            .arg(cache)
+            .args(["--arch", "amd64", "--mirror"])
+            .arg(format!("example.org=http://{}", fx.registry.host()))
+            .args(["build", "--compress", compress, "--format", "kernel+initrd"])
+            .arg("--dir")
+            .arg(dir)
+            .arg(&config)
+            .current_dir(fx.work.path())
+            .env("HOME", fx.home.path())
+            .env_remove("SLIPWAY_CACHE")
+            .env_remove("LINUXKIT_MIRROR")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "emulated {emulated}: {err}");
+        assert!(err.contains("0 from the segment cache"), "{err}");
+        sha256(&dir.join("image-initrd.img"))
+    };
+    let out = tempfile::tempdir().unwrap();
+    for compress in ["gzip", "zstd"] {
+        // A fresh cache each time, so every unit is compressed again.
+        let native_cache = out.path().join(format!("native-{compress}"));
+        let emulated_cache = out.path().join(format!("emulated-{compress}"));
+        let native = build(
+            false,
+            &native_cache,
+            compress,
+            &out.path().join(format!("n-{compress}")),
+        );
+        let emulated = build(
+            true,
+            &emulated_cache,
+            compress,
+            &out.path().join(format!("e-{compress}")),
+        );
+        eprintln!("{compress}: native {native}, qemu64 {emulated}");
+        assert_eq!(native, emulated, "{compress} output depends on the CPU");
+    }
+}
