@@ -18,8 +18,11 @@ use slipway_config::validate::parse_mode;
 
 use crate::json::Json;
 
-/// The runtime-spec version LinuxKit writes.
-pub const OCI_VERSION: &str = "1.2.1";
+/// The runtime-spec version written into `config.json`. LinuxKit writes
+/// 1.2.1, but older crun releases (Debian 12's 1.8.1, which `pkg/crun` ships)
+/// refuse any version other than 1.0.x and 1.1.x ("unknown version
+/// specified"); nothing slipway writes is newer than 1.1.0.
+pub const OCI_VERSION: &str = "1.1.0";
 
 /// Container names to the uids/gids allocated to them (from 100, onboot,
 /// onshutdown, services order).

@@ -22,6 +22,12 @@ fn check_spec(json: &str) {
     let spec: oci_spec::runtime::Spec =
         serde_json::from_str(json).unwrap_or_else(|e| panic!("not an OCI spec: {e}\n{json}"));
     assert!(spec.process().is_some());
+    // crun 1.8 (pkg/crun, from Debian 12) runs only these versions.
+    let version = spec.version();
+    assert!(
+        version.starts_with("1.0.") || version.starts_with("1.1."),
+        "ociVersion {version} is refused by crun 1.8"
+    );
     let _: serde_json::Value = serde_json::from_str(json).unwrap();
 }
 

@@ -17,7 +17,7 @@ use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
 
 /// The tar of the fixture config, built with `--format tar`. Changes only
 /// when slipway's output changes on purpose (then bump FORMAT_VERSION).
-const GOLDEN_TAR_SHA256: &str = "c68a0bcd07acaabbe0ef8f8956e1fd6c98158dcd892980d1ccc50c3c7b6af87f";
+const GOLDEN_TAR_SHA256: &str = "00977435c27ced37cd2f4ca57166cf3549c96470aa75c0c83500f168d3745efe";
 
 fn push(registry: &Registry, repo: &str, builder: ImageBuilder) {
     let artifact: Artifact = builder.arch("amd64").build().unwrap().into();
