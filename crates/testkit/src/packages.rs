@@ -42,6 +42,13 @@ impl Packages {
     pub fn package(&self, name: &str) -> PathBuf {
         self.root.path().join("pkg").join(name)
     }
+
+    /// Build more package directories (a test's own, say in
+    /// [`Packages::package`]) into the shared cache, under the same lock as
+    /// the standard ones.
+    pub fn build(&self, slipway: &Path, dirs: &[PathBuf]) {
+        build_locked(slipway, &self.cache, dirs);
+    }
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
@@ -88,25 +95,30 @@ pub fn standard(slipway: &Path) -> Packages {
         copy_dir(&ws.join("examples"), &root.path().join("examples"));
     }
 
-    let shared = target_dir().join("e2e-packages");
-    fs::create_dir_all(&shared).unwrap();
-    let cache = shared.join("cache");
+    let cache = target_dir().join("e2e-packages").join("cache");
+    build_locked(slipway, &cache, &dirs);
+    Packages { root, cache }
+}
+
+/// `slipway --cache CACHE pkg build DIRS...`, one test process at a time.
+fn build_locked(slipway: &Path, cache: &Path, dirs: &[PathBuf]) {
+    let shared = cache.parent().unwrap();
+    fs::create_dir_all(shared).unwrap();
     let lock = fs::File::create(shared.join("lock")).unwrap();
     lock.lock().unwrap();
     let output = Command::new(slipway)
         .arg("--cache")
-        .arg(&cache)
+        .arg(cache)
         .args(["pkg", "build"])
-        .args(&dirs)
+        .args(dirs)
         .output()
         .unwrap();
     drop(lock);
     assert!(
         output.status.success(),
-        "building the standard packages failed: {}\n{}{}",
+        "building the packages {dirs:?} failed: {}\n{}{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    Packages { root, cache }
 }
