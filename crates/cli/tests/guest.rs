@@ -215,6 +215,16 @@ fn supervision_and_bundles() {
             &format!("{name} is ready by its file"),
         );
     }
+    let listener = [
+        boot.index(Event::ServiceStart, Some("listener")),
+        boot.index(Event::ServiceReady, Some("listener")),
+        boot.index(Event::ServiceStart, Some("third")),
+    ];
+    boot.check(
+        listener.windows(2).all(|w| w[0] < w[1])
+            && boot.detail(boot.one(Event::ServiceReady, "listener")) == "tcp:7777",
+        "listener is ready by its port, then third starts",
+    );
 
     // Bundles: every onboot ran to success, in order.
     let onboot = ["ro", "rw", "writer", "mkdirs", "vnet", "vhost", "vjoin"];
