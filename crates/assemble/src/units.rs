@@ -82,6 +82,8 @@ enum Body {
     Init {
         image: ImageInput,
     },
+    /// LinuxKit's union of the init images' apk databases.
+    ApkDb(Vec<ImageInput>),
     Volume {
         name: String,
         image: Option<ImageInput>,
@@ -263,6 +265,31 @@ pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec
             location,
             key,
             body: Body::Init { image },
+        });
+    }
+
+    // With several init images, LinuxKit appends the concatenation of their
+    // apk databases, so the last (which the unpacker keeps) lists them all.
+    let inits: Vec<ImageInput> = units
+        .iter()
+        .filter_map(|u| match &u.body {
+            Body::Init { image } => Some(image.clone()),
+            _ => None,
+        })
+        .collect();
+    if inits.len() > 1 {
+        let mut parts: Vec<&[u8]> = vec![b"apkdb"];
+        let names: Vec<String> = inits
+            .iter()
+            .map(|i| format!("{} {}", i.name, i.digest()))
+            .collect();
+        parts.extend(names.iter().map(|n| n.as_bytes()));
+        units.push(Unit {
+            mtime: DEFAULT_MTIME,
+            location: "init".into(),
+            title: format!("apk database of {} init images", inits.len()),
+            key: hash_parts(&parts),
+            body: Body::ApkDb(inits),
         });
     }
 
@@ -700,6 +727,7 @@ impl Unit {
                 };
                 Plan::build(&src, Some(filters))?.emit(&src, "", &image.name, &self.location, sink)
             }
+            Body::ApkDb(images) => write_apk_db(images, store, sink),
             Body::Volume { name, image, oci } => {
                 let source = image
                     .as_ref()
@@ -1002,6 +1030,44 @@ fn kernel_payload(raw: &[u8]) -> std::result::Result<(&[u8], bool), &'static str
         .filter(|p| !p.is_empty())
         .map(|p| (p, true))
         .ok_or("the bzImage payload lies outside the image")
+}
+
+/// Where apk keeps its database of installed packages.
+pub const APK_DB: &str = "lib/apk/db/installed";
+
+/// LinuxKit's apk database union: when more than one init image has
+/// [`APK_DB`], their contents, each followed by an empty line, as one more
+/// entry after the init images.
+fn write_apk_db(images: &[ImageInput], store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+    let mut dbs: Vec<Vec<u8>> = Vec::new();
+    for image in images {
+        let src = image.layers(store);
+        let plan = Plan::build(&src, None)?;
+        if !plan.contains(APK_DB) {
+            continue;
+        }
+        plan.stream_file(&src, APK_DB, &mut |h, r| {
+            if !matches!(h.kind, Kind::File { .. }) {
+                return Ok(());
+            }
+            let mut db = Vec::new();
+            r.read_to_end(&mut db).map_err(|e| AssembleError::Image {
+                image: image.name.clone(),
+                message: format!("reading {APK_DB}: {e}"),
+            })?;
+            dbs.push(db);
+            Ok(())
+        })?;
+    }
+    if dbs.len() < 2 {
+        return Ok(());
+    }
+    let mut union = Vec::new();
+    for db in dbs {
+        union.extend_from_slice(&db);
+        union.extend_from_slice(b"\n\n");
+    }
+    file(APK_DB, &union, "LINUXKIT.apkinit", "init", sink)
 }
 
 /// Volume `format: oci`: the image as an OCI layout under `lower/`.

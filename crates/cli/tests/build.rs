@@ -1270,3 +1270,114 @@ fn initrd_bytes_do_not_depend_on_the_cpu_features() {
         assert_eq!(native, emulated, "{compress} output depends on the CPU");
     }
 }
+
+#[test]
+fn init_images_apk_databases_are_united_as_linuxkit_does() {
+    let fx = Fixture::new();
+    let db_a = "P:musl\nV:1.2.5-r0\n";
+    let db_b = "P:runc\nV:1.1.12-r3\n";
+    for (repo, db) in [("test/apk-a", db_a), ("test/apk-b", db_b)] {
+        push(
+            &fx.registry,
+            repo,
+            ImageBuilder::new().layer([
+                Entry::dir("lib"),
+                Entry::dir("lib/apk"),
+                Entry::dir("lib/apk/db"),
+                Entry::file("lib/apk/db/installed", db),
+                Entry::file(format!("{}-marker", repo.replace('/', "-")), "x"),
+            ]),
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let with_inits = |inits: &[&str]| {
+        let list: String = inits
+            .iter()
+            .map(|i| format!("  - example.org/test/{i}:1\n"))
+            .collect();
+        std::fs::write(
+            fx.config(),
+            CONFIG.replace(
+                "init:\n  - example.org/test/init:1\n",
+                &format!("init:\n{list}"),
+            ),
+        )
+        .unwrap();
+    };
+    let entries = |tar: &[u8]| -> Vec<(String, String, Vec<u8>)> {
+        let mut archive = tar::Archive::new(tar);
+        let mut out = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut source = String::new();
+            if let Some(exts) = e.pax_extensions().unwrap() {
+                for x in exts {
+                    let x = x.unwrap();
+                    if x.key().unwrap() == "LINUXKIT.source" {
+                        source = x.value().unwrap().to_string();
+                    }
+                }
+            }
+            let path = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push((path, source, data));
+        }
+        out
+    };
+
+    // Two databases among three init images: their union comes last.
+    with_inits(&["init", "apk-a", "apk-b"]);
+    fx.build(out.path(), "tar");
+    let all = entries(&std::fs::read(out.path().join("image.tar")).unwrap());
+    let dbs: Vec<usize> = (0..all.len())
+        .filter(|i| all[*i].0 == "lib/apk/db/installed")
+        .collect();
+    assert_eq!(dbs.len(), 3, "each image's database, then the union");
+    let union = &all[dbs[2]];
+    assert_eq!(union.1, "LINUXKIT.apkinit");
+    assert_eq!(
+        String::from_utf8(union.2.clone()).unwrap(),
+        format!("{db_a}\n\n{db_b}\n\n")
+    );
+    // After every init image's entries, before the volumes and bundles.
+    let last_init = all
+        .iter()
+        .rposition(|e| e.0 == "test-apk-b-marker")
+        .unwrap();
+    let first_bundle = all
+        .iter()
+        .position(|e| e.0.starts_with("containers"))
+        .unwrap();
+    assert!(last_init < dbs[2] && dbs[2] < first_bundle);
+    // In the initrd the kernel keeps the last copy: the union.
+    fx.build(out.path(), "kernel+initrd");
+    let mut cpio = Vec::new();
+    flate_decode(
+        &std::fs::read(out.path().join("image-initrd.img")).unwrap(),
+        &mut cpio,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for archive in split_archives(&cpio) {
+        run_filter(
+            "cpio",
+            &["-i", "-d", "-u", "--quiet", "--no-absolute-filenames"],
+            dir.path(),
+            archive,
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("lib/apk/db/installed")).unwrap(),
+        format!("{db_a}\n\n{db_b}\n\n")
+    );
+
+    // One database: nothing is added.
+    with_inits(&["init", "apk-a"]);
+    fx.build(out.path(), "tar");
+    let all = entries(&std::fs::read(out.path().join("image.tar")).unwrap());
+    assert_eq!(
+        all.iter().filter(|e| e.0 == "lib/apk/db/installed").count(),
+        1
+    );
+    assert!(all.iter().all(|e| e.1 != "LINUXKIT.apkinit"));
+}
