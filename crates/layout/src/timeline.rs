@@ -11,6 +11,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod summary;
+pub use summary::Summary;
+
 /// Where the guest keeps the timeline as JSON (an array of [`Entry`]).
 pub const TIMELINE_JSON: &str = "/run/slipway/timeline.json";
 /// The init's control socket (`service list|start|stop|restart`).

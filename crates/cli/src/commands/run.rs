@@ -4,7 +4,8 @@
 //! `-cmdline`), an ISO, or a raw or qcow2 disk image. The exit status is 0
 //! after a clean poweroff, 1 when the guest panicked, its init reported a
 //! failure, qemu failed or the timeout passed. Ctrl-C asks the guest to
-//! power off (the ACPI power button), waits, then kills the machine.
+//! power off (the ACPI power button), waits, then kills the machine. At the
+//! end the boot timeline's summary goes to standard error.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,7 +68,7 @@ pub struct RunArgs {
     pub grace: u64,
 }
 
-pub fn run(args: &RunArgs, _global: &GlobalArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     // Before anything starts a thread: Ctrl-C and SIGTERM become a flag.
     let interrupt = slipway_run::interrupt_on_signals()?;
     let path = match args.target.as_slice() {
@@ -103,6 +104,14 @@ pub fn run(args: &RunArgs, _global: &GlobalArgs) -> anyhow::Result<Outcome> {
     options.mac = Some(slipway_run::persistent_mac(&state)?);
     let outcome = slipway_run::run(&boot, &options, &interrupt, Duration::from_secs(args.grace))
         .with_context(|| format!("running {}", path.display()))?;
+    if !global.quiet
+        && let Some(summary) = slipway_layout::timeline::Summary::of(&outcome.timeline())
+    {
+        eprintln!("slipway: run: boot timeline (guest clock):");
+        for line in summary.to_string().lines() {
+            eprintln!("  {line}");
+        }
+    }
     if outcome.success() {
         return Ok(Outcome::Success);
     }
