@@ -26,6 +26,18 @@ pub const TCG_APPEND: [&str; 2] = ["no_timer_check", "panic=-1"];
 /// `slipway --cache CACHE build --format kernel+initrd --name NAME --dir DIR
 /// CONFIG...`; returns the prefix `DIR/NAME` that `slipway run` boots.
 pub fn build(slipway: &Path, cache: &Path, configs: &[&Path], dir: &Path, name: &str) -> PathBuf {
+    build_with(slipway, cache, configs, dir, name, &[])
+}
+
+/// [`build`] with more `slipway build` options (`--offline`, ...).
+pub fn build_with(
+    slipway: &Path,
+    cache: &Path,
+    configs: &[&Path],
+    dir: &Path,
+    name: &str,
+    options: &[&str],
+) -> PathBuf {
     let output = Command::new(slipway)
         .arg("--cache")
         .arg(cache)
@@ -38,6 +50,7 @@ pub fn build(slipway: &Path, cache: &Path, configs: &[&Path], dir: &Path, name: 
             "--dir",
         ])
         .arg(dir)
+        .args(options)
         .args(configs)
         .output()
         .unwrap();
@@ -88,6 +101,9 @@ pub struct Guest {
     lines: Receiver<String>,
     console: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
+    /// qemu's pid file: qemu runs in its own process group, so killing
+    /// `slipway run` alone would leave it running.
+    qemu_pid_file: PathBuf,
 }
 
 impl Guest {
@@ -103,6 +119,18 @@ impl Guest {
             cmd.arg("--append").arg(a);
         }
         cmd.args(args).arg(prefix);
+        let state = args
+            .iter()
+            .position(|a| a == "--state")
+            .and_then(|i| args.get(i + 1))
+            .map_or_else(
+                || {
+                    let mut dir = prefix.as_os_str().to_owned();
+                    dir.push("-state");
+                    PathBuf::from(dir)
+                },
+                PathBuf::from,
+            );
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -128,6 +156,7 @@ impl Guest {
             lines,
             console,
             reader: Some(reader),
+            qemu_pid_file: state.join("qemu.pid"),
         }
     }
 
@@ -164,6 +193,42 @@ impl Guest {
         }
     }
 
+    /// Wait until a console line containing each of `needles` has been
+    /// seen, in any order (for output of concurrent services); returns
+    /// those lines in the order of `needles`. Consumes lines as
+    /// [`Guest::wait_for`] does.
+    pub fn wait_for_all(&mut self, needles: &[&str], timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut found: Vec<Option<String>> = vec![None; needles.len()];
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    for (needle, slot) in needles.iter().zip(found.iter_mut()) {
+                        if slot.is_none() && line.contains(needle) {
+                            *slot = Some(line.clone());
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    panic!(
+                        "not all of {needles:?} appeared within {timeout:?}:\n{}",
+                        self.console()
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().unwrap();
+                    panic!(
+                        "slipway run ended ({status}) before all of {needles:?} appeared:\n{}",
+                        self.console()
+                    );
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
     /// Ctrl-C: `slipway run` asks the guest to power off (ACPI).
     pub fn interrupt(&self) {
         let status = Command::new("kill")
@@ -174,6 +239,9 @@ impl Guest {
     }
 
     fn kill(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.qemu_pid_file) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
