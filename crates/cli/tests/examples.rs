@@ -1,0 +1,245 @@
+//! The configurations of `examples/`, built from the standard packages
+//! (`slipway_testkit::packages`) with `slipway build --offline`, and booted
+//! under qemu (TCG) with `slipway run`:
+//!
+//! * every example builds offline once the packages are in the cache;
+//! * `minimal.yml`: the onboot tasks' output (DHCP's address included) on
+//!   the console, its web server answering through `--publish`, then a
+//!   poweroff by SIGUSR2 to PID 1 (its CGI script) that runs the onshutdown
+//!   task and ends `slipway run` with 0;
+//! * `persistent.yml`: `format` and `mount` on a qcow2 disk; what the
+//!   service wrote on the first boot is there on the second.
+//!
+//! Order is checked on the timeline's own stamps, never on wall-clock time.
+//! Needs what `slipway_testkit::packages` needs (Debian's mirror, once, for
+//! the packages) and qemu-system-x86_64 and qemu-img.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use slipway_layout::timeline::{Entry, Event, Summary, parse_transcript};
+use slipway_testkit::boot::{Guest, build_with, free_port, http_get};
+use slipway_testkit::initramfs::need;
+use slipway_testkit::packages;
+
+/// Generous: TCG on a loaded two-core host.
+const BOOT: Duration = Duration::from_secs(420);
+const STEP: Duration = Duration::from_secs(180);
+
+fn slipway() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_slipway"))
+}
+
+fn build_offline(pkgs: &packages::Packages, example: &str, dir: &Path) -> PathBuf {
+    let name = example.trim_end_matches(".yml");
+    build_with(
+        slipway(),
+        &pkgs.cache,
+        &[&pkgs.example(example)],
+        dir,
+        name,
+        &["--offline"],
+    )
+}
+
+/// The stamp of the first `event` (for `name`, when given).
+fn stamp(timeline: &[Entry], event: Event, name: Option<&str>) -> u64 {
+    timeline
+        .iter()
+        .find(|e| e.event == event && (name.is_none() || e.name.as_deref() == name))
+        .unwrap_or_else(|| panic!("no {event} {name:?} on the timeline: {timeline:#?}"))
+        .ms
+}
+
+fn assert_no_failures(timeline: &[Entry], console: &str) {
+    let failed: Vec<&Entry> = timeline
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                Event::OnbootFailed | Event::ServiceFailed | Event::Fatal
+            )
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{console}");
+}
+
+/// Every `examples/*.yml` builds with `--offline` from the package cache:
+/// each `@pkg:` reference resolves to a package built from this tree.
+#[test]
+fn every_example_builds_offline() {
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    let mut examples: Vec<String> = fs::read_dir(pkgs.root.path().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    examples.sort();
+    for must in ["minimal.yml", "persistent.yml", "web.yml"] {
+        assert!(examples.iter().any(|e| e == must), "{must}: {examples:?}");
+    }
+    for example in &examples {
+        let prefix = build_offline(&pkgs, example, out.path());
+        for suffix in ["-kernel", "-initrd.img", "-cmdline"] {
+            let mut file = prefix.as_os_str().to_owned();
+            file.push(suffix);
+            let len = fs::metadata(PathBuf::from(&file)).unwrap().len();
+            assert!(len > 0, "{example}: {file:?} is empty");
+        }
+    }
+}
+
+/// The README's example, end to end: onboot output, HTTP through
+/// `--publish`, poweroff by SIGUSR2 to PID 1 with the onshutdown output.
+#[test]
+fn minimal_serves_http_and_powers_off_on_sigusr2() {
+    need("qemu-system-x86_64");
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    let prefix = build_offline(&pkgs, "minimal.yml", out.path());
+    let port = free_port();
+    let mut guest = Guest::start(
+        slipway(),
+        &prefix,
+        &["--publish".to_owned(), format!("{port}:80")],
+    );
+    // dhcpcd ran first: the onboot task sees the address qemu's DHCP gives.
+    guest.wait_for("hello from onboot: eth0 is 10.0.2.15/24", BOOT);
+    guest.wait_for("services-started", STEP);
+
+    let Some(page) = http_get(port, "/", STEP) else {
+        panic!("no HTTP answer on port {port}:\n{}", guest.console());
+    };
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(
+        page.contains("hello from slipway's minimal example"),
+        "{page}"
+    );
+    // The CGI script sends SIGUSR2 to PID 1 a second after answering.
+    let Some(answer) = http_get(port, "/cgi-bin/poweroff", STEP) else {
+        panic!("no answer from the poweroff script:\n{}", guest.console());
+    };
+    assert!(answer.contains("powering off"), "{answer}");
+    let (status, console) = guest.wait(STEP);
+    assert!(status.success(), "slipway run: {status}\n{console}");
+
+    let timeline = parse_transcript(&console);
+    assert_no_failures(&timeline, &console);
+    let shutdown = timeline
+        .iter()
+        .find(|e| e.event == Event::Shutdown)
+        .unwrap_or_else(|| panic!("no shutdown:\n{console}"));
+    assert_eq!(
+        shutdown.detail.as_deref(),
+        Some("poweroff (SIGUSR2)"),
+        "{console}"
+    );
+    // The timeline's order: onboot in the YAML's order, services after
+    // onboot, the onshutdown task after the shutdown began.
+    let order = [
+        stamp(&timeline, Event::InitStart, None),
+        stamp(&timeline, Event::OnbootExit, Some("000-sysctl")),
+        stamp(&timeline, Event::OnbootExit, Some("001-dhcpcd")),
+        stamp(&timeline, Event::OnbootExit, Some("002-hello")),
+        stamp(&timeline, Event::OnbootDone, None),
+        stamp(&timeline, Event::ServiceStart, Some("www")).max(stamp(
+            &timeline,
+            Event::ServiceStart,
+            Some("getty"),
+        )),
+        stamp(&timeline, Event::ServicesStarted, None),
+        shutdown.ms,
+        stamp(&timeline, Event::OnshutdownStart, Some("000-bye")),
+        stamp(&timeline, Event::OnshutdownDone, None),
+        stamp(&timeline, Event::Poweroff, None),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "out of order {order:?}:\n{console}"
+    );
+    // The onshutdown task's line, between its start and the end of onshutdown.
+    let lines: Vec<&str> = console.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not on the console:\n{console}"))
+    };
+    let bye = at("goodbye from onshutdown");
+    assert!(at("onshutdown-start 000-bye") < bye && bye < at("onshutdown-done"));
+    assert!(console.contains("reboot: Power down"), "{console}");
+
+    // The numbers for the documentation (printed, never asserted).
+    let summary = Summary::of(&timeline).unwrap();
+    eprintln!("TIMELINE minimal.yml:\n{summary}");
+}
+
+/// `format` makes ext4 on the blank qcow2 disk and `mount` mounts it by
+/// label; the service's log written on the first boot is there on the
+/// second, when `format` leaves the disk alone.
+#[test]
+fn persistent_disk_keeps_a_file_across_boots() {
+    need("qemu-system-x86_64");
+    need("qemu-img");
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    let prefix = build_offline(&pkgs, "persistent.yml", out.path());
+    let disk = out.path().join("data.qcow2");
+    let disk_arg = format!("file={},size=256M", disk.display());
+    for boot in 1..=2 {
+        let mut guest = Guest::start(slipway(), &prefix, &["--disk".to_owned(), disk_arg.clone()]);
+        // The service's output and the init's last boot step come in either order.
+        guest.wait_for_all(
+            &[
+                &format!("bootlog: {boot} boot(s) on the disk:"),
+                "modules-done init",
+            ],
+            BOOT,
+        );
+        // The power button's reader starts just after the init's last step.
+        std::thread::sleep(Duration::from_secs(3));
+        guest.interrupt();
+        let (status, console) = guest.wait(STEP);
+        assert!(
+            status.success(),
+            "boot {boot}: slipway run: {status}\n{console}"
+        );
+        let timeline = parse_transcript(&console);
+        assert_no_failures(&timeline, &console);
+        let first = boot == 1;
+        assert_eq!(
+            console.contains("format: /dev/vda as ext4, LABEL=slipway-data"),
+            first,
+            "boot {boot}: format ran {}:\n{console}",
+            if first { "not" } else { "again" }
+        );
+        if !first {
+            assert!(
+                console.contains("format: LABEL=slipway-data exists: /dev/vda"),
+                "{console}"
+            );
+        }
+        assert!(
+            console.contains("mount: /dev/vda on /var/lib/data"),
+            "{console}"
+        );
+        for line in 1..=boot {
+            assert!(
+                console.contains(&format!("bootlog: boot {line}")),
+                "boot {boot}: the log lacks boot {line}:\n{console}"
+            );
+        }
+        assert!(
+            !console.contains(&format!("bootlog: boot {}", boot + 1)),
+            "{console}"
+        );
+        // The disk is mounted before the service starts.
+        assert!(
+            stamp(&timeline, Event::OnbootExit, Some("001-mount"))
+                <= stamp(&timeline, Event::ServiceStart, Some("bootlog"))
+        );
+    }
+}
