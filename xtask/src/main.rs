@@ -3,6 +3,7 @@
 //! Kept dependency-light on purpose: it runs before anything else is built.
 
 mod bench;
+mod demo;
 mod deps;
 mod packages;
 
@@ -15,7 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  demo            set up what is needed, then run the main job
+  demo            set up, build the packages and examples/minimal.yml, boot
+                  it, fetch a page from it, power it off; show the timeline
   test [ARGS...]  set up what is needed, then run the whole test suite
                   (ARGS go to cargo nextest, e.g. a test name filter)
   deps [--install]
@@ -46,7 +48,7 @@ fn run() -> Result<()> {
     let command = args.next();
     let rest: Vec<String> = args.collect();
     match command.as_deref() {
-        Some("demo") => demo(),
+        Some("demo") => demo::command(),
         Some("test") => test(&rest),
         Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
         Some("bench") => bench::command(&rest),
@@ -87,20 +89,6 @@ fn run_checked(mut cmd: Command) -> Result<()> {
         bail!("{:?} failed with {status}", cmd.get_program());
     }
     Ok(())
-}
-
-/// The main job. For now: print the merged, normalised form of the minimal
-/// LinuxKit example, which exercises the whole configuration front end.
-fn demo() -> Result<()> {
-    deps::ensure()?;
-    let mut build = cargo();
-    build.args(["build", "--quiet", "--package", "slipway"]);
-    run_checked(build)?;
-    let slipway = target_dir().join("debug/slipway");
-    let mut cmd = Command::new(slipway);
-    cmd.current_dir(workspace_root());
-    cmd.args(["build", "--dry-run", "tests/compat/linuxkit/minimal.yml"]);
-    run_checked(cmd)
 }
 
 fn target_dir() -> PathBuf {
