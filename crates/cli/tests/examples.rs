@@ -243,3 +243,62 @@ fn persistent_disk_keeps_a_file_across_boots() {
         );
     }
 }
+
+/// The boot timeline of `minimal.yml` under TCG, several boots (3, or
+/// `SLIPWAY_TIMELINE_RUNS`): the numbers in docs/guest.md. Prints them and
+/// asserts only that each boot worked.
+/// `cargo nextest run -p slipway --test examples --run-ignored only minimal_timeline --no-capture`
+#[test]
+#[ignore = "a measurement: several TCG boots"]
+fn minimal_timeline() {
+    need("qemu-system-x86_64");
+    let runs: usize = std::env::var("SLIPWAY_TIMELINE_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    let prefix = build_offline(&pkgs, "minimal.yml", out.path());
+    for run in 1..=runs {
+        let port = free_port();
+        let mut guest = Guest::start(
+            slipway(),
+            &prefix,
+            &["--publish".to_owned(), format!("{port}:80")],
+        );
+        guest.wait_for("services-started", BOOT);
+        assert!(http_get(port, "/cgi-bin/poweroff", STEP).is_some());
+        let (status, console) = guest.wait(STEP);
+        assert!(status.success(), "run {run}: {status}\n{console}");
+        let timeline = parse_transcript(&console);
+        assert_no_failures(&timeline, &console);
+        let summary = Summary::of(&timeline).unwrap();
+        let at = |event: Event| stamp(&timeline, event, None);
+        let init = at(Event::InitStart);
+        let onboot_done = at(Event::OnbootDone);
+        let mut steps = format!(
+            "root {} ms, mounts {} ms, modules (index, devices and loading) {} ms, system {} ms, volumes {} ms",
+            at(Event::RootDone) - init,
+            at(Event::MountsDone) - at(Event::RootDone),
+            at(Event::ModulesDone) - at(Event::MountsDone),
+            at(Event::SystemDone) - at(Event::ModulesDone),
+            at(Event::VolumesDone) - at(Event::SystemDone),
+        );
+        for e in timeline.iter().filter(|e| e.event == Event::OnbootStart) {
+            let name = e.name.as_deref();
+            steps.push_str(&format!(
+                "; onboot {} {} ms",
+                name.unwrap_or("-"),
+                stamp(&timeline, Event::OnbootExit, name) - e.ms
+            ));
+        }
+        for e in timeline.iter().filter(|e| e.event == Event::ServiceStart) {
+            steps.push_str(&format!(
+                "; service {} started {} ms after onboot",
+                e.name.as_deref().unwrap_or("-"),
+                e.ms - onboot_done
+            ));
+        }
+        eprintln!("TIMELINE minimal.yml run {run}:\n{summary}\n  [{steps}]");
+    }
+}
