@@ -3,7 +3,8 @@
 //! (TCG): the kernel image carries the Debian test kernel, the init image
 //! Debian's static busybox and a `/init` script that checks what the build
 //! placed (a `files:` entry, a bundle's config.json and root, a hard link,
-//! the kernel's `kernel.tar`), prints a marker and powers off.
+//! the kernel's `kernel.tar`, the microcode archive prepended uncompressed),
+//! prints a marker and powers off.
 //!
 //! Needs the test kernel (`SLIPWAY_TEST_KERNEL_DIR`), busybox-static
 //! (`/bin/busybox`) and qemu-system-x86_64.
@@ -35,6 +36,7 @@ check '[ "$(stat -c %i /bin/sh)" = "$(stat -c %i /bin/busybox)" ]'
 check '[ "$(stat -c %h /bin/busybox)" = 2 ]'
 check '[ "$(cat /lib/modules/from-kernel-tar)" = modules ]'
 check '[ ! -e /boot/kernel ]'
+check '[ "$(cat /kernel/x86/microcode/GenuineIntel.bin)" = early-microcode ]'
 if [ "$fail" = 0 ]; then echo "ASSEMBLED-INITRD-CHECKS-PASSED"; fi
 poweroff -f
 "#;
@@ -46,8 +48,35 @@ fn push(registry: &Registry, repo: &str, builder: ImageBuilder) {
         .unwrap();
 }
 
-fn seed(registry: &Registry) {
+/// An early-microcode archive made by GNU cpio (its content is not real
+/// microcode: the vCPU is not an Intel one, so the kernel's loader skips it,
+/// and the unpacker puts it in the root like any archive).
+fn microcode_cpio() -> Vec<u8> {
+    let src = tempfile::tempdir().unwrap();
+    let dir = src.path().join("kernel/x86/microcode");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("GenuineIntel.bin"), "early-microcode").unwrap();
+    let mut child = std::process::Command::new(need("cpio"))
+        .args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(src.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"kernel\nkernel/x86\nkernel/x86/microcode\nkernel/x86/microcode/GenuineIntel.bin\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Pushes the images; returns the microcode archive the kernel image holds.
+fn seed(registry: &Registry) -> Vec<u8> {
     let vmlinuz = std::fs::read(kernel_dir().join("vmlinuz")).unwrap();
+    let microcode = microcode_cpio();
     let modules = slipway_testkit::image::tar_bytes(&[
         Entry::dir("lib"),
         Entry::dir("lib/modules"),
@@ -60,6 +89,7 @@ fn seed(registry: &Registry) {
         ImageBuilder::new().layer([
             Entry::file("kernel", vmlinuz),
             Entry::file("kernel.tar", modules),
+            Entry::file("intel-ucode.cpio", &microcode),
         ]),
     );
     let busybox = std::fs::read(need("busybox")).unwrap();
@@ -89,11 +119,13 @@ fn seed(registry: &Registry) {
             ])
             .cmd(["/bin/probe"]),
     );
+    microcode
 }
 
 const CONFIG: &str = r#"kernel:
   image: example.org/test/kernel:1
   cmdline: console=ttyS0 quiet no_timer_check panic=-1
+  ucode: intel-ucode.cpio
 init:
   - example.org/test/init:1
 onboot:
@@ -109,7 +141,7 @@ files:
 fn an_assembled_initrd_boots_and_its_init_finds_what_the_build_placed() {
     need("qemu-system-x86_64");
     let registry = Registry::start().unwrap();
-    seed(&registry);
+    let microcode = seed(&registry);
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("assembled.yml");
     std::fs::write(&config, CONFIG).unwrap();
@@ -132,6 +164,10 @@ fn an_assembled_initrd_boots_and_its_init_finds_what_the_build_placed() {
         String::from_utf8_lossy(&output.stderr)
     );
     let file = |suffix: &str| out.join(format!("assembled{suffix}"));
+    // The initrd starts with the microcode archive, as it was.
+    let initrd = std::fs::read(file("-initrd.img")).unwrap();
+    assert!(initrd.starts_with(&microcode));
+    assert_eq!(&initrd[microcode.len()..microcode.len() + 2], &[0x1f, 0x8b]);
     // The kernel is the image's `kernel`, byte for byte.
     assert_eq!(
         std::fs::read(file("-kernel")).unwrap(),
