@@ -1380,4 +1380,26 @@ fn init_images_apk_databases_are_united_as_linuxkit_does() {
         1
     );
     assert!(all.iter().all(|e| e.1 != "LINUXKIT.apkinit"));
+    // ...and the initrd gets no archive for it.
+    let config = fx.config();
+    let a = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "-v",
+                "2",
+                "build",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("unit apk database of 2 init images: 0 B in 0 segment(s)"),
+        "{err}"
+    );
 }

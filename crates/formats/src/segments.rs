@@ -309,10 +309,9 @@ impl Segmenter<'_> {
     /// Closes the last segment and waits for every compressor. Returns
     /// every part file it made, finished or not (for the caller to remove
     /// on failure), and whether all went well.
+    /// A unit with no entries (the apk database union when there is
+    /// nothing to unite) makes no archive at all.
     fn finish(mut self) -> (Vec<PathBuf>, io::Result<()>) {
-        if self.open.is_none() && self.done.is_empty() {
-            self.start();
-        }
         let mut paths: Vec<PathBuf> = self.done.iter().map(|(_, p)| p.clone()).collect();
         if let Some(open) = &self.open {
             paths.push(open.path.clone());
