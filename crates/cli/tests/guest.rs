@@ -376,16 +376,25 @@ fn linuxkit_style_image_and_broken_bundles() {
     );
     boot.one(Event::ServiceStart, "poweroff");
 
-    // A clean shutdown ran the onshutdown bundle.
+    // A clean shutdown ran /etc/shutdown.d in order, the runc package's
+    // 010-onshutdown hook running the onshutdown bundle.
     let order = [
         boot.index(Event::Shutdown, None),
+        boot.index(Event::ShutdowndScript, Some("005-before")),
         boot.index(Event::OnshutdownStart, Some("000-bye")),
         boot.index(Event::OnshutdownDone, None),
+        boot.index(Event::ShutdowndScript, Some("020-after")),
         boot.index(Event::Poweroff, None),
     ];
     boot.check(
         order.windows(2).all(|w| w[0] < w[1]),
-        "shutdown, onshutdown, poweroff",
+        "shutdown, 005-before, onshutdown, 020-after, poweroff",
     );
-    boot.expect_printed("CHECK onshutdown=ran");
+    for text in [
+        "CHECK shutdown-script=before",
+        "CHECK onshutdown=ran",
+        "CHECK shutdown-script=after",
+    ] {
+        boot.expect_printed(text);
+    }
 }

@@ -1,5 +1,6 @@
-//! Shutdown: stop the services (TERM, grace, KILL), run the onshutdown
-//! bundles, signal what is left, sync, unmount, then power off, reboot or halt.
+//! Shutdown: stop the services (TERM, grace, KILL), run `/etc/shutdown.d`
+//! with the onshutdown bundles, signal what is left, sync, unmount, then
+//! power off, reboot or halt.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use slipway_layout::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
 use crate::services::{SIGKILL, SIGTERM, Supervisor};
-use crate::sys::{PowerAction, Sys};
+use crate::sys::{Cmd, PowerAction, Sys};
 use crate::timeline::Timeline;
 
 /// Filesystems unmounted at shutdown (others are virtual or go away with the machine).
@@ -32,6 +33,80 @@ pub fn parse_mountinfo(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether an `/etc/shutdown.d` entry is LinuxKit's onshutdown hook: named
+/// `*-onshutdown`, a link to `/usr/bin/service` (LinuxKit's runc package,
+/// `pkg/init`) or a script of that name.
+pub fn is_onshutdown_hook(name: &str, link: Option<&Path>) -> bool {
+    let to_service = link.is_some_and(|l| l.file_name().is_some_and(|n| n == "service"));
+    name.split_once('-').map(|(_, rest)| rest) == Some("onshutdown")
+        && (to_service || link.is_none())
+}
+
+/// `/etc/shutdown.d` in name order, as LinuxKit's `rc.shutdown` runs it:
+/// the onshutdown hook runs the onshutdown bundles, other scripts run and
+/// are waited for. Without a hook the bundles run after the scripts.
+fn shutdown_d(sys: &dyn Sys, timeline: &Timeline, runtime: Option<&OciRuntime>) {
+    let dir = Path::new("/etc/shutdown.d");
+    let mut entries: Vec<(String, Option<std::path::PathBuf>)> = sys
+        .read_dir(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.is_dir)
+        .map(|e| (e.name, e.link))
+        .collect();
+    entries.sort();
+    let mut bundles_done = false;
+    for (name, link) in entries {
+        if is_onshutdown_hook(&name, link.as_deref()) {
+            if !bundles_done {
+                onshutdown(sys, timeline, runtime);
+                bundles_done = true;
+            }
+            continue;
+        }
+        let status = match sys
+            .spawn(&Cmd::new(dir.join(&name), &[]))
+            .and_then(|pid| sys.wait(pid))
+        {
+            Ok(exit) => exit.to_string(),
+            Err(e) => e.to_string(),
+        };
+        timeline.event(sys, Event::ShutdowndScript, Some(&name), Some(&status));
+    }
+    if !bundles_done {
+        onshutdown(sys, timeline, runtime);
+    }
+}
+
+/// Run the onshutdown bundles in order; failures are reported and the
+/// shutdown goes on.
+fn onshutdown(sys: &dyn Sys, timeline: &Timeline, runtime: Option<&OciRuntime>) {
+    let Some(rt) = runtime else {
+        return;
+    };
+    let bundles = list(sys, &Path::new("/").join(ONSHUTDOWN_DIR));
+    for dir in &bundles {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        timeline.event(sys, Event::OnshutdownStart, Some(&name), None);
+        match run_once(sys, rt, dir, Path::new("/run/log/onshutdown"), "onshutdown") {
+            Ok(exit) if exit.success() => {}
+            Ok(exit) => timeline.event(
+                sys,
+                Event::OnbootFailed,
+                Some(&name),
+                Some(&exit.to_string()),
+            ),
+            Err(e) => timeline.event(sys, Event::OnbootFailed, Some(&name), Some(&e.to_string())),
+        }
+    }
+    if !bundles.is_empty() {
+        timeline.event(sys, Event::OnshutdownDone, None, None);
+    }
+}
+
 /// Everything after the decision to shut down, up to the power call.
 pub fn run(
     sys: &dyn Sys,
@@ -51,31 +126,7 @@ pub fn run(
     if let Some(supervisor) = supervisor {
         supervisor.stop_all(grace);
     }
-    if let Some(rt) = runtime {
-        let bundles = list(sys, &Path::new("/").join(ONSHUTDOWN_DIR));
-        for dir in &bundles {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            timeline.event(sys, Event::OnshutdownStart, Some(&name), None);
-            match run_once(sys, rt, dir, Path::new("/run/log/onshutdown"), "onshutdown") {
-                Ok(exit) if exit.success() => {}
-                Ok(exit) => timeline.event(
-                    sys,
-                    Event::OnbootFailed,
-                    Some(&name),
-                    Some(&exit.to_string()),
-                ),
-                Err(e) => {
-                    timeline.event(sys, Event::OnbootFailed, Some(&name), Some(&e.to_string()))
-                }
-            }
-        }
-        if !bundles.is_empty() {
-            timeline.event(sys, Event::OnshutdownDone, None, None);
-        }
-    }
+    shutdown_d(sys, timeline, runtime);
     let _ = sys.kill(-1, SIGTERM);
     sys.sleep(Duration::from_millis(100));
     let _ = sys.kill(-1, SIGKILL);
@@ -123,6 +174,70 @@ mod tests {
         let parsed = parse_mountinfo(MOUNTINFO);
         assert_eq!(parsed[2], ("/var/lib/data".to_owned(), "ext4".to_owned()));
         assert_eq!(parsed.len(), 5);
+    }
+
+    #[test]
+    fn onshutdown_hooks() {
+        let service = Some(Path::new("/usr/bin/service"));
+        assert!(is_onshutdown_hook("010-onshutdown", service));
+        assert!(is_onshutdown_hook("010-onshutdown", None));
+        assert!(!is_onshutdown_hook(
+            "010-onshutdown",
+            Some(Path::new("/bin/x"))
+        ));
+        assert!(!is_onshutdown_hook("000-save", None));
+    }
+
+    /// LinuxKit's `rc.shutdown` order: scripts and the hook by name.
+    #[test]
+    fn shutdown_d_scripts_around_the_hook() {
+        let sys = FakeSys::new();
+        sys.add_file("/containers/onshutdown/000-bye/config.json", "{}");
+        sys.add_file("/run/slipway/000-bye.pid", "77");
+        sys.add_file("/etc/shutdown.d/000-first", "#!/bin/sh");
+        sys.add_link("/etc/shutdown.d/010-onshutdown", "/usr/bin/service");
+        sys.add_file("/etc/shutdown.d/020-last", "#!/bin/sh");
+        let rt = OciRuntime {
+            program: "/usr/bin/crun".into(),
+            root: "/run/crun".into(),
+            no_pivot: false,
+        };
+        let timeline = Timeline::default();
+        run(
+            &sys,
+            &timeline,
+            None,
+            Some(&rt),
+            PowerAction::Reboot,
+            "SIGTERM",
+            Duration::from_secs(1),
+        );
+        let spawned: Vec<String> = sys.calls_starting("spawn");
+        assert_eq!(
+            spawned[..3],
+            [
+                "spawn /etc/shutdown.d/000-first",
+                "spawn /usr/bin/crun --root /run/crun create --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
+                "spawn /usr/bin/crun --root /run/crun start 000-bye",
+            ]
+        );
+        assert_eq!(spawned.last().unwrap(), "spawn /etc/shutdown.d/020-last");
+        let events: Vec<String> = timeline
+            .entries()
+            .iter()
+            .map(|e| format!("{} {}", e.event, e.name.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "shutdown ",
+                "shutdownd 000-first",
+                "onshutdown-start 000-bye",
+                "onshutdown-done ",
+                "shutdownd 020-last",
+                "reboot "
+            ]
+        );
     }
 
     #[test]

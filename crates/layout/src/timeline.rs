@@ -91,6 +91,8 @@ events! {
     ServicesStarted => "services-started",
     /// Shutdown began (detail: poweroff, reboot or halt, and why).
     Shutdown => "shutdown",
+    /// A script in `/etc/shutdown.d` ran (name: the script; detail: its status).
+    ShutdowndScript => "shutdownd",
     /// An onshutdown bundle is being run.
     OnshutdownStart => "onshutdown-start",
     /// The onshutdown bundles have run.
