@@ -111,6 +111,30 @@ fn read_module(path: &str, content: &Content) -> Result<Module, PkgError> {
     Ok(m)
 }
 
+/// The module that declares `alias`, among those whose name starts with it:
+/// soft dependencies name crypto algorithms so (`libcrc32c` has `pre:
+/// crc32c`, which `crc32c_generic` and `crc32c_intel` provide). The
+/// `_generic` one is preferred, since it loads on any CPU; without it the
+/// module needing the algorithm fails to load (`ENOENT`).
+fn alias_provider(
+    alias: &str,
+    files: &BTreeMap<String, (String, Content)>,
+) -> Result<Option<String>, PkgError> {
+    let mut candidates: Vec<&String> = files
+        .keys()
+        .filter(|n| n.starts_with(alias) && n.as_str() != alias)
+        .collect();
+    candidates.sort_by_key(|n| (!n.ends_with("_generic"), n.as_str()));
+    for name in candidates {
+        let (rel, content) = &files[name];
+        let m = read_module(rel, content)?;
+        if m.aliases.iter().any(|a| a.replace('-', "_") == alias) {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Applies the step: the tree afterwards holds only `kernel` and `kernel.tar`.
 pub fn apply(tree: &mut Tree, step: &KernelStep, epoch: u64) -> Result<(), PkgError> {
     let vmlinuz: Vec<(String, Content)> = tree
@@ -204,6 +228,11 @@ pub fn apply(tree: &mut Tree, step: &KernelStep, epoch: u64) -> Result<(), PkgEr
                 }
                 if let Some(target) = aliases.get(&name) {
                     next.push(target.clone());
+                    continue;
+                }
+                if !first && let Some(provider) = alias_provider(&name, &files)? {
+                    aliases.insert(name.clone(), provider.clone());
+                    next.push(provider);
                     continue;
                 }
                 if first {

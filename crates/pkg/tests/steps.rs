@@ -180,7 +180,8 @@ fn xz(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A fake kernel package: vmlinuz, modules with dependencies, an alias, a
-/// soft dependency, a compressed module, a built-in one, and one not wanted.
+/// soft dependency by alias (two modules provide it), a compressed module, a
+/// built-in one, and one not wanted.
 fn kernel_fixture(dir: &Path, modules: &str) {
     let v = "rootfs/lib/modules/6.1.0-test";
     write(dir, "rootfs/boot/vmlinuz-6.1.0-test", b"fake bzImage");
@@ -198,13 +199,18 @@ fn kernel_fixture(dir: &Path, modules: &str) {
     m("lib/crc16.ko", &["depends="]);
     m("fs/mbcache.ko", &["depends="]);
     m("crypto/crc32c_generic.ko", &["depends=", "alias=crc32c"]);
+    m(
+        "arch/x86/crypto/crc32c-intel.ko",
+        &["depends=", "alias=crc32c", "alias=crypto-crc32c"],
+    );
     m("drivers/misc/unused.ko", &["depends=", "alias=unused:*"]);
     write(
         dir,
         &format!("{v}/kernel/fs/ext4/ext4.ko.xz"),
         &xz(&fake_module(&[
             "depends=crc16,mbcache",
-            "softdep=pre: crc32c_generic",
+            // By the algorithm's alias, as kernels write it.
+            "softdep=pre: crc32c",
             "alias=fs-ext4",
         ])),
     );
@@ -303,7 +309,8 @@ fn kernel_module_subset_with_dependencies_and_metadata() {
     );
     assert!(alias.contains("alias fs-ext4 ext4\n"), "{alias}");
     assert!(!alias.contains("unused"), "{alias}");
-    assert!(text("modules.softdep").contains("softdep ext4 pre: crc32c_generic\n"));
+    assert!(text("modules.softdep").contains("softdep ext4 pre: crc32c\n"));
+    assert!(alias.contains("alias crc32c crc32c_generic\n"), "{alias}");
     // The shipped modules.builtin is kept.
     assert_eq!(text("modules.builtin"), "kernel/fs/fat/vfat.ko\n");
 
