@@ -7,6 +7,7 @@
 //!   the console, its web server answering through `--publish`, then a
 //!   poweroff by SIGUSR2 to PID 1 (its CGI script) that runs the onshutdown
 //!   task and ends `slipway run` with 0;
+//! * `web.yml`: the service after the web server starts once it is ready;
 //! * `persistent.yml`: `format` and `mount` on a qcow2 disk; what the
 //!   service wrote on the first boot is there on the second.
 //!
@@ -175,6 +176,52 @@ fn minimal_serves_http_and_powers_off_on_sigusr2() {
     // The numbers for the documentation (printed, never asserted).
     let summary = Summary::of(&timeline).unwrap();
     eprintln!("TIMELINE minimal.yml:\n{summary}");
+}
+
+/// The supervised web service: `check` starts only once `web` is ready
+/// (port 80 listening) and prints the page on the console; the page comes
+/// through `--publish` too; Ctrl-C powers the machine off.
+#[test]
+fn web_service_is_ready_before_the_service_after_it() {
+    need("qemu-system-x86_64");
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    let prefix = build_offline(&pkgs, "web.yml", out.path());
+    let port = free_port();
+    let mut guest = Guest::start(
+        slipway(),
+        &prefix,
+        &["--publish".to_owned(), format!("{port}:80")],
+    );
+    guest.wait_for_all(
+        &[
+            "check: hello from slipway's web example",
+            "modules-done init",
+        ],
+        BOOT,
+    );
+    let Some(page) = http_get(port, "/", STEP) else {
+        panic!("no HTTP answer on port {port}:\n{}", guest.console());
+    };
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("hello from slipway's web example"), "{page}");
+    // The power button's reader starts just after the init's last step.
+    std::thread::sleep(Duration::from_secs(3));
+    guest.interrupt();
+    let (status, console) = guest.wait(STEP);
+    assert!(status.success(), "slipway run: {status}\n{console}");
+    let timeline = parse_transcript(&console);
+    assert_no_failures(&timeline, &console);
+    let order = [
+        stamp(&timeline, Event::OnbootExit, Some("000-dhcpcd")),
+        stamp(&timeline, Event::ServiceStart, Some("web")),
+        stamp(&timeline, Event::ServiceReady, Some("web")),
+        stamp(&timeline, Event::ServiceStart, Some("check")),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "out of order {order:?}:\n{console}"
+    );
 }
 
 /// `format` makes ext4 on the blank qcow2 disk and `mount` mounts it by
