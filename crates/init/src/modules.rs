@@ -413,9 +413,14 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
                 let name = module_name(m).unwrap_or_else(|| m.replace('-', "_"));
                 INIT_MODULES.contains(&name.as_str())
             };
+            // The kernel package may list them too (pkg/kernel does): they
+            // still wait for the init stage.
             let devices = index.modules_for(&device_modaliases(sys));
-            let later: Vec<String> = devices.into_iter().filter(|m| !is_init(m)).collect();
-            listed.into_iter().chain(later).collect()
+            listed
+                .into_iter()
+                .chain(devices)
+                .filter(|m| !is_init(m))
+                .collect()
         }
         Stage::Init => INIT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
     };
@@ -555,7 +560,7 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         sys.add_file(&format!("{dir}/modules.softdep"), SOFTDEP);
         sys.add_file(
             &format!("{dir}/modules.load"),
-            "kernel/fs/overlayfs/overlay.ko\n# c\n",
+            "kernel/fs/overlayfs/overlay.ko\nkernel/drivers/acpi/button.ko.xz\n# c\n",
         );
         sys.add_file(
             "/sys/bus/acpi/devices/LNXPWRBN:00/modalias",
@@ -564,7 +569,7 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         sys.add_dir("/sys/module/evdev");
         sys.fail_module("button.ko.xz");
         let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
-        // The power button's module waits for the init stage.
+        // The power button's module waits for the init stage, listed or not.
         assert_eq!(
             sys.calls_starting("finit_module"),
             ["finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0"]
