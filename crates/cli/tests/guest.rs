@@ -181,6 +181,15 @@ fn supervision_and_bundles() {
     // Restart policies.
     check_backoff(&boot, "always", "exit status 0");
     check_backoff(&boot, "onfail", "exit status 3");
+    let killed = boot.all(Event::ServiceExit, Some("onfail-signal"));
+    let restarted = boot.all(Event::ServiceRestart, Some("onfail-signal"));
+    boot.check(
+        boot.all(Event::ServiceStart, Some("onfail-signal")).len() >= 2
+            && !restarted.is_empty()
+            && boot.detail(killed[0]) == "killed by signal 9"
+            && boot.detail(restarted[0]) == "in 1000 ms",
+        "onfail-signal, killed by a signal the init did not send, is restarted",
+    );
     check_not_restarted(&boot, "onfail-ok", "exit status 0");
     check_not_restarted(&boot, "never", "exit status 1");
 
