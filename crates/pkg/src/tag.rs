@@ -17,8 +17,10 @@ use crate::def::{PackageDef, Step};
 use crate::error::PkgError;
 use crate::tree::sha256_reader;
 
-/// Bumped when slipway's output for the same inputs changes.
-const FORMAT: &str = "slipway-pkg/1";
+/// Bumped when slipway's output for the same inputs changes, so a cache
+/// never serves an image an older slipway built under the same tag.
+/// 2: the kernel step resolves soft dependencies written as aliases.
+const FORMAT: &str = "slipway-pkg/2";
 
 fn hash_tree(
     h: &mut Sha256,
