@@ -283,16 +283,36 @@ impl Tree {
 impl Plan {
     /// Reads every layer's headers and decides what the image holds.
     pub fn build(src: &dyn TarSource, filters: Option<Filters>) -> Result<Plan> {
-        Plan::build_with(src, filters, false)
+        Plan::build_with(src, filters, false, None).map(|(plan, _)| plan)
     }
 
     /// As [`Plan::build`], keeping entry names as written (`./lib/...`): for
     /// the kernel's `kernel.tar`, which LinuxKit appends verbatim.
     pub fn build_verbatim(src: &dyn TarSource) -> Result<Plan> {
-        Plan::build_with(src, None, true)
+        Plan::build_with(src, None, true, None).map(|(plan, _)| plan)
     }
 
-    fn build_with(src: &dyn TarSource, filters: Option<Filters>, verbatim: bool) -> Result<Plan> {
+    /// As [`Plan::build`], and, in the same read of the layers, the
+    /// [`Plan::build_verbatim`] of the tar file at `nested` (the kernel's
+    /// `kernel.tar`): `None` when the image has no regular file there.
+    /// Saves a full read (and inflate) of the layer holding it.
+    pub fn build_with_nested(
+        src: &dyn TarSource,
+        filters: Option<Filters>,
+        nested: &str,
+    ) -> Result<(Plan, Option<Plan>)> {
+        Plan::build_with(src, filters, false, Some(nested))
+    }
+
+    fn build_with(
+        src: &dyn TarSource,
+        filters: Option<Filters>,
+        verbatim: bool,
+        nested: Option<&str>,
+    ) -> Result<(Plan, Option<Plan>)> {
+        // Plans of every regular file at the nested path, by entry: which
+        // one is visible is known only at the end.
+        let mut nested_plans: HashMap<Key, Plan> = HashMap::new();
         let mut tree = Tree {
             raw: verbatim.then(HashMap::new),
             ..Tree::default()
@@ -375,6 +395,16 @@ impl Plan {
                     if let Some(raw_names) = &mut tree.raw {
                         raw_names.insert(key, raw.name.clone());
                     }
+                    if nested == Some(resolved.as_str()) && matches!(kind, NodeKind::File) {
+                        let size = raw.header.kind.size();
+                        let mut limited = (&mut entry).take(size);
+                        let inner = OneShot::new(
+                            src.image(),
+                            format!("{} {resolved}", src.layer_name(layer)),
+                            &mut limited,
+                        );
+                        nested_plans.insert(key, Plan::build_verbatim(&inner)?);
+                    }
                     tree.nodes.insert(resolved, Node { key, kind });
                 }
                 Ok(())
@@ -400,7 +430,11 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan::from_tree(tree, filters, entries))
+        let plan = Plan::from_tree(tree, filters, entries);
+        let inner = nested
+            .and_then(|n| plan.visible.get(n))
+            .and_then(|key| nested_plans.remove(key));
+        Ok((plan, inner))
     }
 
     fn from_tree(tree: Tree, filters: Option<Filters>, entries: usize) -> Plan {
@@ -498,6 +532,67 @@ impl Plan {
             }
             Ok(())
         })
+    }
+
+    /// The layer holding the visible entry at `path`.
+    pub fn layer_of(&self, path: &str) -> Option<usize> {
+        self.visible.get(path).map(|k| k.0 as usize)
+    }
+
+    /// Calls `f(i, header, content)` for each `paths[i]` the image has, in
+    /// the order of `paths`. Consecutive paths held by one layer in that
+    /// layer's order are served by a single read of it, so a large layer is
+    /// inflated once for all of them.
+    pub fn stream_parts(
+        &self,
+        src: &dyn TarSource,
+        paths: &[&str],
+        f: &mut dyn FnMut(usize, &Header, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let found: Vec<(usize, Key)> = paths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| self.visible.get(*p).map(|k| (i, *k)))
+            .collect();
+        let mut start = 0;
+        while start < found.len() {
+            // A run: the same layer, strictly increasing entry indexes.
+            let mut end = start + 1;
+            while end < found.len()
+                && found[end].1.0 == found[start].1.0
+                && found[end].1.1 > found[end - 1].1.1
+            {
+                end += 1;
+            }
+            let run = &found[start..end];
+            let layer = run[0].1.0 as usize;
+            src.with_layer(layer, &mut |reader| {
+                let mut archive = tar::Archive::new(reader);
+                let iter = archive.entries().map_err(io_error(src, layer))?;
+                let mut next = run.iter().peekable();
+                for (index, entry) in iter.enumerate() {
+                    let Some(&&(part, (_, wanted))) = next.peek() else {
+                        break;
+                    };
+                    let mut entry = entry.map_err(io_error(src, layer))?;
+                    if index as u32 != wanted {
+                        continue;
+                    }
+                    next.next();
+                    let path = paths.get(part).copied().unwrap_or_default();
+                    let raw = read_raw(&mut entry)
+                        .map_err(|m| entry_error(src, layer, path, m))?
+                        .ok_or_else(|| entry_error(src, layer, path, "not a file".into()))?;
+                    let size = raw.header.kind.size();
+                    let mut limited = (&mut entry).take(size);
+                    f(part, &raw.header, &mut limited)?;
+                    io::copy(&mut limited, &mut io::sink()).map_err(io_error(src, layer))?;
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
+        Ok(())
     }
 
     /// Every visible path, sorted (after the filters' exclusions).
@@ -767,6 +862,61 @@ impl<'a> NestedTar<'a> {
             key,
             name: path.to_string(),
         })
+    }
+}
+
+/// A single tar stream read once, as it passes: the nested tar while the
+/// layer holding it is being read for something else.
+pub struct OneShot<'a, 'r> {
+    image: &'a str,
+    name: String,
+    reader: std::cell::RefCell<Option<&'r mut dyn Read>>,
+}
+
+impl std::fmt::Debug for OneShot<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneShot").field("name", &self.name).finish()
+    }
+}
+
+impl<'a, 'r> OneShot<'a, 'r> {
+    /// `name` names the stream in errors (the layer and the path in it).
+    pub fn new(image: &'a str, name: String, reader: &'r mut dyn Read) -> OneShot<'a, 'r> {
+        OneShot {
+            image,
+            name,
+            reader: std::cell::RefCell::new(Some(reader)),
+        }
+    }
+}
+
+impl TarSource for OneShot<'_, '_> {
+    fn image(&self) -> &str {
+        self.image
+    }
+
+    fn layer_count(&self) -> usize {
+        1
+    }
+
+    fn layer_name(&self, _index: usize) -> String {
+        self.name.clone()
+    }
+
+    fn with_layer(
+        &self,
+        _index: usize,
+        f: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let Some(reader) = self.reader.borrow_mut().take() else {
+            return Err(AssembleError::Image {
+                image: self.image.to_string(),
+                message: format!("{} was read twice", self.name),
+            });
+        };
+        f(&mut *reader)?;
+        io::copy(reader, &mut io::sink()).map_err(io_error(self, 0))?;
+        Ok(())
     }
 }
 

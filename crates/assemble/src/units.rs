@@ -16,7 +16,7 @@ use slipway_oci::{ResolvedImage, Store};
 use crate::entry::{DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
 use crate::error::{AssembleError, Result};
 use crate::flatten::{Filters, Plan, RESOLV_SYMLINK};
-use crate::layer::StoreLayers;
+use crate::layer::{StoreLayers, TarSource};
 use crate::oci::{IdMap, RootMount, Volumes, config_json, numeric_id, runtime_json};
 
 /// Bumped whenever the bytes a unit produces change for the same inputs:
@@ -882,7 +882,13 @@ impl Unit {
 /// all but the entries `skip` names.
 fn write_kernel(k: &KernelUnit, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
     let src = k.image.layers(store);
-    let plan = Plan::build(&src, None)?;
+    // The outer plan and kernel.tar's plan in one read of the layers, then
+    // the kernel, microcode and kernel.tar's entries in one more: a large
+    // kernel.tar is inflated twice, not four times.
+    let (plan, inner) = match &k.tar {
+        Some(t) => Plan::build_with_nested(&src, None, t)?,
+        None => (Plan::build(&src, None)?, None),
+    };
     let source = k.image.name.as_str();
     let tag = |h: Header| h.with_origin(source, "kernel");
     let missing = |what: &str| AssembleError::Image {
@@ -892,9 +898,7 @@ fn write_kernel(k: &KernelUnit, store: &Store, sink: &mut dyn EntrySink) -> Resu
     if !plan.contains(&k.binary) {
         return Err(missing("kernel"));
     }
-    if let Some(t) = &k.tar
-        && !plan.contains(t)
-    {
+    if k.tar.is_some() && inner.is_none() {
         return Err(missing("kernel tar"));
     }
     if let Some(u) = &k.ucode
@@ -904,35 +908,46 @@ fn write_kernel(k: &KernelUnit, store: &Store, sink: &mut dyn EntrySink) -> Resu
     }
     dir("boot", source, "kernel", sink)?;
     file("boot/cmdline", k.cmdline.as_bytes(), source, "kernel", sink)?;
-    plan.stream_file(&src, &k.binary, &mut |h, r| {
-        if k.decompress {
-            let bytes = decompress_kernel(r, &k.image.name)?;
-            let header = tag(Header::new(
-                "boot/kernel",
-                Kind::File {
-                    size: bytes.len() as u64,
-                },
-                h.mode,
-            ));
-            sink.entry(&header, &[], &mut &bytes[..])
-                .map_err(AssembleError::Sink)
-        } else {
-            let header = tag(Header::new("boot/kernel", h.kind.clone(), h.mode));
-            sink.entry(&header, &[], r).map_err(AssembleError::Sink)
-        }
-    })?;
-    if let Some(u) = &k.ucode {
-        plan.stream_file(&src, u, &mut |h, r| {
+    let mut parts = vec![k.binary.as_str()];
+    let ucode = k.ucode.as_deref().map(|u| {
+        parts.push(u);
+        parts.len() - 1
+    });
+    let tar = k.tar.as_deref().map(|t| {
+        parts.push(t);
+        parts.len() - 1
+    });
+    plan.stream_parts(&src, &parts, &mut |i, h, r| {
+        if i == 0 {
+            if k.decompress {
+                let bytes = decompress_kernel(r, &k.image.name)?;
+                let header = tag(Header::new(
+                    "boot/kernel",
+                    Kind::File {
+                        size: bytes.len() as u64,
+                    },
+                    h.mode,
+                ));
+                sink.entry(&header, &[], &mut &bytes[..])
+                    .map_err(AssembleError::Sink)
+            } else {
+                let header = tag(Header::new("boot/kernel", h.kind.clone(), h.mode));
+                sink.entry(&header, &[], r).map_err(AssembleError::Sink)
+            }
+        } else if Some(i) == ucode {
             let header = tag(Header::new("boot/ucode.cpio", h.kind.clone(), h.mode));
             sink.entry(&header, &[], r).map_err(AssembleError::Sink)
-        })?;
-    }
-    if let Some(t) = &k.tar {
-        let nested = crate::flatten::NestedTar::new(&src, &plan, t)?;
-        let inner = Plan::build_verbatim(&nested)?;
-        inner.emit(&nested, "", source, "kernel", sink)?;
-    }
-    Ok(())
+        } else if Some(i) == tar
+            && let Some(inner) = &inner
+        {
+            let layer = plan.layer_of(parts[i]).unwrap_or_default();
+            let name = format!("{} {}", TarSource::layer_name(&src, layer), parts[i]);
+            let once = crate::flatten::OneShot::new(source, name, r);
+            inner.emit(&once, "", source, "kernel", sink)
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// `--decompress-kernel`: a gzip, xz or zstd kernel, or a bzImage whose

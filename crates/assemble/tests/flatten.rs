@@ -335,3 +335,106 @@ fn linuxkit_filters_drop_replace_and_touch() {
         assert_eq!(h.pax("LINUXKIT.location"), Some(&b"init[0]"[..]));
     }
 }
+
+/// The kernel's one-read paths (`build_with_nested`, `stream_parts`) give
+/// what the separate reads give: the visible `kernel.tar` (a later layer's
+/// replaces an earlier one), parts in the order asked for even when a layer
+/// holds them in another order, and a missing part skipped.
+#[test]
+fn nested_plan_and_parts_in_one_read_match_separate_reads() {
+    use slipway_assemble::TarSource;
+    use slipway_assemble::flatten::NestedTar;
+    use slipway_testkit::image::tar_bytes;
+
+    let old = tar_bytes(&[Entry::file("./old.ko", "old")]).unwrap();
+    let new = tar_bytes(&[
+        Entry::dir("./lib/modules/6.1.0"),
+        Entry::file("./lib/modules/6.1.0/a.ko", "a"),
+        Entry::hard_link("./lib/modules/6.1.0/b.ko", "./lib/modules/6.1.0/a.ko"),
+        Entry::file("./lib/modules/6.1.0/modules.dep", "a.ko:\n"),
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let builder = ImageBuilder::new()
+        .layer([
+            Entry::file("kernel", "bzImage-0"),
+            Entry::file("kernel.tar", old),
+        ])
+        // kernel.tar before kernel: the parts come from two reads.
+        .layer([
+            Entry::file("kernel.tar", new),
+            Entry::file("ucode.cpio", "ucode"),
+            Entry::file("kernel", "bzImage-1"),
+        ]);
+    Artifact::from(builder.build().unwrap())
+        .write_oci_layout(dir.path(), Some("docker.io/library/k:1"))
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let resolved = store
+        .resolve(
+            &Reference::parse("k:1").unwrap(),
+            &Platform::linux(Arch::Amd64),
+        )
+        .unwrap();
+    let src = StoreLayers {
+        store: &store,
+        image: "k:1".into(),
+        layers: resolved.manifest.layers.clone(),
+    };
+
+    let (plan, inner) = Plan::build_with_nested(&src, None, "kernel.tar").unwrap();
+    let inner = inner.expect("a nested plan for the visible kernel.tar");
+    let separate = Plan::build(&src, None).unwrap();
+    assert_eq!(
+        plan.paths().collect::<Vec<_>>(),
+        separate.paths().collect::<Vec<_>>()
+    );
+    let nested = NestedTar::new(&src, &separate, "kernel.tar").unwrap();
+    let expected_inner = Plan::build_verbatim(&nested).unwrap();
+    assert_eq!(
+        inner.paths().collect::<Vec<_>>(),
+        expected_inner.paths().collect::<Vec<_>>()
+    );
+    let mut expected = Collect::keeping(64);
+    expected_inner
+        .emit(&nested, "", "k:1", "kernel", &mut expected)
+        .unwrap();
+
+    let parts = ["kernel", "absent", "ucode.cpio", "kernel.tar"];
+    let mut seen = Vec::new();
+    let mut emitted = Collect::keeping(64);
+    plan.stream_parts(&src, &parts, &mut |i, h, r| {
+        if parts[i] == "kernel.tar" {
+            let layer = plan.layer_of("kernel.tar").unwrap();
+            let once = slipway_assemble::flatten::OneShot::new(
+                "k:1",
+                format!("{} kernel.tar", src.layer_name(layer)),
+                r,
+            );
+            inner.emit(&once, "", "k:1", "kernel", &mut emitted)?;
+            seen.push((parts[i].to_string(), Vec::new()));
+        } else {
+            let mut content = Vec::new();
+            r.read_to_end(&mut content).unwrap();
+            assert_eq!(h.kind.size(), content.len() as u64);
+            seen.push((parts[i].to_string(), content));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("kernel".to_string(), b"bzImage-1".to_vec()),
+            ("ucode.cpio".to_string(), b"ucode".to_vec()),
+            ("kernel.tar".to_string(), Vec::new()),
+        ]
+    );
+    assert_eq!(emitted.entries, expected.entries);
+    let got = names(&emitted.entries);
+    assert!(
+        got.iter().any(|n| n.ends_with("6.1.0/modules.dep")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|n| n.ends_with("old.ko")), "{got:?}");
+}

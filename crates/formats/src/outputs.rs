@@ -317,10 +317,29 @@ pub fn write_outputs(
                                 "kernel+initrd outputs need a `kernel:` with an image",
                             ),
                         })?;
-                let kpath = kernel_part(kernel, store, cache, KernelPart::Kernel)?;
-                let cpath = kernel_part(kernel, store, cache, KernelPart::Cmdline)?;
-                let upath = kernel_part(kernel, store, cache, KernelPart::Ucode)?;
-                let built = build_units(units, store, Writer::Initrd(compression), cache)?;
+                // The kernel's parts are read from its image while the units
+                // are encoded, not before: no core waits for them.
+                let (parts, built) = std::thread::scope(|scope| {
+                    let parts = scope.spawn(|| {
+                        let part = |p| kernel_part(kernel, store, cache, p);
+                        Ok::<_, FormatError>((
+                            part(KernelPart::Kernel)?,
+                            part(KernelPart::Cmdline)?,
+                            part(KernelPart::Ucode)?,
+                        ))
+                    });
+                    let built = build_units(units, store, Writer::Initrd(compression), cache);
+                    let parts = parts.join().unwrap_or_else(|_| {
+                        Err(FormatError::Io {
+                            what: "reading",
+                            path: cache.dir.clone(),
+                            source: io::Error::other("the kernel thread panicked"),
+                        })
+                    });
+                    (parts, built)
+                });
+                let (kpath, cpath, upath) = parts?;
+                let built = built?;
                 reports = built.iter().map(|(_, r)| r.clone()).collect();
                 let write_initrd = |w: &mut dyn Write| -> Result<(), FormatError> {
                     if let Some(u) = &upath {
