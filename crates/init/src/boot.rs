@@ -78,19 +78,19 @@ impl Options {
     }
 
     /// Read the kernel command line before anything else is mounted:
-    /// mount `/proc` for a moment.
+    /// mount `/proc`. It stays mounted on the initramfs root, which the
+    /// init then leaves (out of sight below the new root): unmounting
+    /// waits for an RCU grace period, 10-20 ms under emulation. [`boot`]
+    /// unmounts it when the init stays on its root.
     pub fn read(sys: &dyn Sys) -> Options {
         let proc_dir = Path::new("/proc");
         let _ = sys.mkdir_all(proc_dir, 0o555);
         let spec = MountSpec::fs("proc", "proc", "/proc", MsFlags::empty(), "");
-        let mounted = sys.mount(&spec).is_ok();
+        let _ = sys.mount(&spec);
         let cmdline = sys
             .read(Path::new("/proc/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_default();
-        if mounted {
-            let _ = sys.umount(proc_dir, false);
-        }
         Options::from_cmdline(&cmdline)
     }
 }
@@ -110,6 +110,10 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
     let s = sys.as_ref();
     let how = mounts::leave_initramfs(s, options.root)?;
     let stayed = how.contains("stayed");
+    if stayed {
+        // Options::read's /proc, which the base plan mounts again.
+        let _ = s.umount(Path::new("/proc"), false);
+    }
     timeline.event(s, Event::RootDone, None, Some(&how));
     mounts::apply(s, &mounts::base_plan())?;
     timeline.enable_json(s);
@@ -119,9 +123,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .read(Path::new("/proc/sys/kernel/osrelease"))
         .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
         .unwrap_or_default();
-    let threads = options.module_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = options.module_threads.unwrap_or_else(|| s.cpus());
     load_modules(s, timeline, &release, threads, modules::Stage::Boot);
     let (hostname, problems) = system::setup(s);
     for problem in problems {
@@ -379,10 +381,7 @@ mod tests {
         assert_eq!(Options::read(&fake).root, RootStrategy::Stay);
         assert_eq!(
             fake.calls()[1..],
-            [
-                "mount proc on /proc type proc flags 0x0".to_owned(),
-                "umount /proc".to_owned()
-            ]
+            ["mount proc on /proc type proc flags 0x0".to_owned()]
         );
     }
 
@@ -453,5 +452,30 @@ mod tests {
         );
         let overlay = fake.calls_starting("mount overlay on /containers/volumes/data/merged");
         assert_eq!(overlay.len(), 1);
+        // Left on the initramfs root: nothing unmounts Options::read's /proc.
+        assert!(fake.calls_starting("umount /proc").is_empty());
+    }
+
+    #[test]
+    fn staying_on_the_root_unmounts_the_early_proc() {
+        let fake = Arc::new(FakeSys::new());
+        fake.add_file("/proc/cmdline", "slipway.root=stay\n");
+        let options = Options::read(fake.as_ref());
+        let sys: Arc<dyn Sys> = fake.clone();
+        boot(&sys, &Arc::new(Timeline::default()), &options).unwrap();
+        // Mounted by Options::read, unmounted, mounted by the base plan.
+        let proc: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("mount proc on /proc ") || c == "umount /proc")
+            .collect();
+        assert_eq!(
+            proc,
+            [
+                "mount proc on /proc type proc flags 0x0",
+                "umount /proc",
+                "mount proc on /proc type proc flags 0xe"
+            ]
+        );
     }
 }

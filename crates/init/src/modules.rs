@@ -345,8 +345,8 @@ pub fn device_modaliases(sys: &dyn Sys) -> Vec<String> {
     };
     for bus in buses {
         let devices = PathBuf::from("/sys/bus").join(&bus.name).join("devices");
-        for device in sys.read_dir(&devices).unwrap_or_default() {
-            if let Ok(alias) = sys.read(&devices.join(&device.name).join("modalias")) {
+        for device in sys.names(&devices).unwrap_or_default() {
+            if let Ok(alias) = sys.read(&devices.join(&device).join("modalias")) {
                 let alias = String::from_utf8_lossy(&alias).trim().to_owned();
                 if !alias.is_empty() {
                     out.push(alias);

@@ -226,6 +226,15 @@ pub trait Sys: Send + Sync {
     fn write(&self, path: &Path, data: &[u8], atomic: bool) -> io::Result<()>;
     /// List a directory (unsorted).
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
+    /// The names in a directory (unsorted), without [`Sys::read_dir`]'s
+    /// look at each entry (a `readlink` per symlink, as in `/sys/bus`).
+    fn names(&self, path: &Path) -> io::Result<Vec<String>> {
+        Ok(self.read_dir(path)?.into_iter().map(|e| e.name).collect())
+    }
+    /// How many CPUs this process may run on.
+    fn cpus(&self) -> usize {
+        1
+    }
     /// Whether a path exists (without following a final symlink).
     fn exists(&self, path: &Path) -> bool;
     /// The filesystem type of the mount holding `/` (`rootfs`, `tmpfs`, `ext4`, ...).

@@ -311,6 +311,25 @@ impl Sys for RealSys {
         Ok(entries)
     }
 
+    fn names(&self, path: &Path) -> io::Result<Vec<String>> {
+        fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn cpus(&self) -> usize {
+        // The affinity mask: std's available_parallelism also reads the
+        // cgroup files and mountinfo, ~10 ms under emulation, for PID 1
+        // which no cgroup limits.
+        let Ok(set) = nix::sched::sched_getaffinity(Pid::from_raw(0)) else {
+            return 1;
+        };
+        (0..nix::sched::CpuSet::count())
+            .filter(|i| set.is_set(*i).unwrap_or(false))
+            .count()
+            .max(1)
+    }
+
     fn exists(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok()
     }
