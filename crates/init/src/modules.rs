@@ -101,6 +101,18 @@ impl Index {
         out.into_iter().collect()
     }
 
+    /// Whether a device could ask for a module beyond `covered` (names):
+    /// some module with an alias is loadable (in `modules.dep`, not built
+    /// in) and not covered. When none is, scanning the devices cannot add
+    /// anything.
+    pub fn devices_can_add(&self, covered: &HashSet<String>) -> bool {
+        self.aliases.iter().any(|(_, module)| {
+            !covered.contains(module)
+                && !self.builtin.contains(module)
+                && self.deps.contains_key(module)
+        })
+    }
+
     /// Module paths to load for `wanted` (names or paths), dependencies
     /// first, each once, skipping built-in modules and those in `loaded`.
     pub fn load_order(&self, wanted: &[String], loaded: &HashSet<String>) -> Vec<String> {
@@ -407,15 +419,34 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect();
+    let loaded_now: HashSet<String> = sys
+        .names(Path::new("/sys/module"))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let wanted: Vec<String> = match stage {
         Stage::Boot => {
             let is_init = |m: &String| {
                 let name = module_name(m).unwrap_or_else(|| m.replace('-', "_"));
                 INIT_MODULES.contains(&name.as_str())
             };
-            // The kernel package may list them too (pkg/kernel does): they
-            // still wait for the init stage.
-            let devices = index.modules_for(&device_modaliases(sys));
+            // What the list brings with its dependencies, the init's own
+            // and the loaded: when they cover every module with an alias
+            // (the usual kernel package), the devices are not read.
+            let mut covered: HashSet<String> = index
+                .load_order(&listed, &HashSet::new())
+                .iter()
+                .filter_map(|p| module_name(p))
+                .chain(INIT_MODULES.iter().map(|m| (*m).to_owned()))
+                .collect();
+            covered.extend(loaded_now.iter().cloned());
+            let devices = if index.devices_can_add(&covered) {
+                index.modules_for(&device_modaliases(sys))
+            } else {
+                Vec::new()
+            };
+            // The kernel package may list them too: they still wait for
+            // the init stage.
             listed
                 .into_iter()
                 .chain(devices)
@@ -424,12 +455,6 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
         }
         Stage::Init => INIT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
     };
-    let loaded_now: HashSet<String> = sys
-        .read_dir(Path::new("/sys/module"))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
     let order = index.load_order(&wanted, &loaded_now);
     let graph = index.load_graph(&order);
     let loading = sys.now_ms();
@@ -535,6 +560,50 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
             "pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00".into(),
         ]);
         assert_eq!(mods, ["button", "virtio_net"]);
+    }
+
+    #[test]
+    fn devices_are_read_only_when_they_could_add_a_module() {
+        let index = index();
+        // Modules with an alias: virtio_net, button, overlay.
+        let covered = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        assert!(index.devices_can_add(&covered(&["button", "overlay"])));
+        assert!(!index.devices_can_add(&covered(&["virtio_net", "button", "overlay"])));
+        // An alias of a module the index cannot load adds nothing.
+        let unloadable = Index::parse(DEP, "alias pci:v* absent\n", "", "");
+        assert!(!unloadable.devices_can_add(&HashSet::new()));
+        let builtin = Index::parse(
+            DEP,
+            "alias fs-overlay overlay\n",
+            "",
+            "kernel/fs/overlayfs/overlay.ko\n",
+        );
+        assert!(!builtin.devices_can_add(&HashSet::new()));
+    }
+
+    #[test]
+    fn a_device_module_beyond_the_list_is_still_found() {
+        let sys = FakeSys::new();
+        let dir = "/lib/modules/6.12.0";
+        sys.add_file(&format!("{dir}/modules.dep"), DEP);
+        sys.add_file(&format!("{dir}/modules.alias"), ALIAS);
+        sys.add_file(&format!("{dir}/modules.load"), "overlay\n");
+        sys.add_file(
+            "/sys/bus/virtio/devices/virtio0/modalias",
+            "virtio:d00000001v00001AF4\n",
+        );
+        load_all(&sys, "6.12.0", 1, Stage::Boot);
+        assert_eq!(
+            sys.calls_starting("finit_module").len(),
+            4,
+            "overlay, then virtio_net after failover and net_failover"
+        );
+        // The list covering virtio_net: the same modules, devices unread.
+        let sys = FakeSys::new();
+        sys.add_file(&format!("{dir}/modules.dep"), DEP);
+        sys.add_file(&format!("{dir}/modules.alias"), ALIAS);
+        sys.add_file(&format!("{dir}/modules.load"), "overlay\nvirtio_net\n");
+        assert_eq!(load_all(&sys, "6.12.0", 1, Stage::Boot).loaded, 4);
     }
 
     #[test]
