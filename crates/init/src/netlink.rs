@@ -73,13 +73,13 @@ fn message(flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Set `IFF_UP` on link `index`.
-pub fn up_message(index: i32, seq: u32) -> Vec<u8> {
-    message(
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        &ifinfomsg(index, IFF_UP, IFF_UP),
-    )
+/// Set `IFF_UP` on link `name`. The kernel finds the link by its name
+/// when the index is 0, which spares looking the index up first (a socket
+/// and an ioctl, ~3 ms under emulation).
+pub fn up_message(name: &str, seq: u32) -> Vec<u8> {
+    let mut body = ifinfomsg(0, IFF_UP, IFF_UP);
+    body.extend(name_attr(name));
+    message(NLM_F_REQUEST | NLM_F_ACK, seq, &body)
 }
 
 /// Create a link `name` of `kind`; a veth gets its `peer`.
@@ -136,7 +136,7 @@ fn index_of(name: &str) -> io::Result<i32> {
 /// Send one operation and wait for its acknowledgement.
 pub fn apply(op: &LinkOp) -> io::Result<()> {
     let msg = match op {
-        LinkOp::Up(name) => up_message(index_of(name)?, 1),
+        LinkOp::Up(name) => up_message(name, 1),
         LinkOp::Create { name, kind, peer } => create_message(name, kind, peer.as_deref(), 1),
         LinkOp::MoveToPid { name, pid } => move_message(index_of(name)?, *pid, 1),
     };
@@ -190,15 +190,20 @@ mod tests {
 
     #[test]
     fn up_sets_the_flag() {
-        let msg = up_message(1, 7);
-        assert_eq!(msg.len(), 32);
-        assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 32);
+        let msg = up_message("lo", 7);
+        // header 16 + ifinfomsg 16 + IFLA_IFNAME "lo\0" (4 + 3 -> 8).
+        assert_eq!(msg.len(), 40);
+        assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 40);
         assert_eq!(u16_at(&msg, 4), RTM_NEWLINK);
         assert_eq!(u16_at(&msg, 6), NLM_F_REQUEST | NLM_F_ACK);
         assert_eq!(u32::from_ne_bytes(msg[8..12].try_into().unwrap()), 7);
-        assert_eq!(i32::from_ne_bytes(msg[20..24].try_into().unwrap()), 1);
+        // Index 0: the kernel looks the link up by IFLA_IFNAME.
+        assert_eq!(i32::from_ne_bytes(msg[20..24].try_into().unwrap()), 0);
         assert_eq!(u32::from_ne_bytes(msg[24..28].try_into().unwrap()), IFF_UP);
         assert_eq!(u32::from_ne_bytes(msg[28..32].try_into().unwrap()), IFF_UP);
+        assert_eq!(u16_at(&msg, 32), 7);
+        assert_eq!(u16_at(&msg, 34), IFLA_IFNAME);
+        assert_eq!(&msg[36..40], b"lo\0\0");
     }
 
     #[test]
