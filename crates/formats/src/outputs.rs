@@ -273,7 +273,8 @@ fn kernel_part(
 
 fn copy_file(from: &Path, out: &mut dyn Write) -> Result<(), FormatError> {
     let mut f = File::open(from).map_err(io_at("reading", from))?;
-    io::copy(&mut f, out).map_err(io_at("copying", from))?;
+    let mut buf = vec![0u8; 1 << 20];
+    crate::segments::copy_blocks(&mut f, out, &mut buf).map_err(io_at("copying", from))?;
     Ok(())
 }
 

@@ -514,9 +514,26 @@ pub fn concatenate(
     files: &[(PathBuf, UnitReport)],
     out: &mut dyn Write,
 ) -> Result<(), FormatError> {
+    let mut buf = vec![0u8; BLOCK];
     for (path, _) in files {
         let mut f = File::open(path).map_err(io_at("reading", path))?;
-        io::copy(&mut f, out).map_err(io_at("writing the output after", path))?;
+        copy_blocks(&mut f, out, &mut buf).map_err(io_at("writing the output after", path))?;
     }
     Ok(())
+}
+
+/// `io::copy` with a large buffer: through `dyn Write` it would move 8 KiB
+/// per system call, and a warm build is mostly this copy.
+pub fn copy_blocks(from: &mut File, out: &mut dyn Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(buf.get(..n).unwrap_or_default())?;
+        total += n as u64;
+    }
 }
