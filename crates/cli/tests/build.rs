@@ -213,6 +213,11 @@ impl Fixture {
     }
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
 fn sha256(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -345,6 +350,13 @@ fn tar_layout_initrd_agreement_and_reproducibility() {
             sha256(&out2.join(name)),
             "{name} differs between the two builds"
         );
+        // Outputs are ordinary files: 0666 less the umask.
+        assert_eq!(
+            mode(&out.path().join(name)),
+            0o644,
+            "{name} under umask 022"
+        );
+        assert_eq!(mode(&out2.join(name)), 0o600, "{name} under umask 077");
     }
     // And with a fresh segment cache, so every unit is encoded again.
     let fresh = tempfile::tempdir().unwrap();
@@ -636,6 +648,7 @@ fn cache_export_filesystem_flattens_one_image() {
     )
     .assert()
     .success();
+    assert_eq!(mode(&file), 0o644, "0666 less the umask 022");
     let tar = std::fs::read(&file).unwrap();
     let list = listing(&tar);
     // The upper layer's whiteout removed `gone`, its etc/motd is there,

@@ -76,8 +76,11 @@ fn stage(
             source: io::Error::new(io::ErrorKind::IsADirectory, "a directory is in the way"),
         });
     }
+    // An output is an ordinary file: 0666 less the umask, as any tool
+    // writing a file makes it (a temporary file would be 0600).
     let tmp = tempfile::Builder::new()
         .prefix(".slipway-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io_at("creating a temporary file in", dir))?;
     let mut w = BufWriter::new(tmp);

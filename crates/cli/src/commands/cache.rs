@@ -316,6 +316,8 @@ fn export(
             .unwrap_or(std::path::Path::new("."));
         let temp = tempfile::Builder::new()
             .prefix(".slipway-export-")
+            // 0666 less the umask, like any file a tool writes.
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         let writer = std::io::BufWriter::with_capacity(1 << 20, temp);
