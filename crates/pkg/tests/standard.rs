@@ -14,22 +14,7 @@ use std::path::{Path, PathBuf};
 
 use slipway_oci::Store;
 use slipway_pkg::BuildOptions;
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        let kind = e.file_type().unwrap();
-        if kind.is_dir() {
-            copy_dir(&e.path(), &to);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &to).unwrap();
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-        }
-    }
-}
+use slipway_testkit::packages::copy_dir;
 
 fn standard_packages() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pkg");

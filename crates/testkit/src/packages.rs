@@ -51,7 +51,8 @@ impl Packages {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+/// Copy a directory tree (files, directories, symlinks as links).
+pub fn copy_dir(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).unwrap();
     for e in fs::read_dir(src).unwrap() {
         let e = e.unwrap();
