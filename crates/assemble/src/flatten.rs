@@ -834,37 +834,6 @@ impl Read for Counted<'_> {
     }
 }
 
-/// A tar stored as a file inside another source's layer (the kernel image's
-/// `kernel.tar`), as a one-layer source.
-pub struct NestedTar<'a> {
-    outer: &'a dyn TarSource,
-    key: Key,
-    name: String,
-}
-
-impl std::fmt::Debug for NestedTar<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NestedTar")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-impl<'a> NestedTar<'a> {
-    /// The tar at `path` in `outer`'s flattened view.
-    pub fn new(outer: &'a dyn TarSource, plan: &Plan, path: &str) -> Result<NestedTar<'a>> {
-        let key = *plan.visible.get(path).ok_or_else(|| AssembleError::Image {
-            image: outer.image().to_string(),
-            message: format!("did not find {path} in the image"),
-        })?;
-        Ok(NestedTar {
-            outer,
-            key,
-            name: path.to_string(),
-        })
-    }
-}
-
 /// A single tar stream read once, as it passes: the nested tar while the
 /// layer holding it is being read for something else.
 pub struct OneShot<'a, 'r> {
@@ -917,47 +886,5 @@ impl TarSource for OneShot<'_, '_> {
         f(&mut *reader)?;
         io::copy(reader, &mut io::sink()).map_err(io_error(self, 0))?;
         Ok(())
-    }
-}
-
-impl TarSource for NestedTar<'_> {
-    fn image(&self) -> &str {
-        self.outer.image()
-    }
-
-    fn layer_count(&self) -> usize {
-        1
-    }
-
-    fn layer_name(&self, _index: usize) -> String {
-        format!(
-            "{} {}",
-            self.outer.layer_name(self.key.0 as usize),
-            self.name
-        )
-    }
-
-    fn with_layer(
-        &self,
-        _index: usize,
-        f: &mut dyn FnMut(&mut dyn Read) -> Result<()>,
-    ) -> Result<()> {
-        let layer = self.key.0 as usize;
-        let outer = self.outer;
-        outer.with_layer(layer, &mut |reader| {
-            let mut archive = tar::Archive::new(reader);
-            let iter = archive.entries().map_err(io_error(outer, layer))?;
-            for (index, entry) in iter.enumerate() {
-                let mut entry = entry.map_err(io_error(outer, layer))?;
-                if index as u32 == self.key.1 {
-                    let size = entry.size();
-                    let mut limited = (&mut entry).take(size);
-                    f(&mut limited)?;
-                    io::copy(&mut limited, &mut io::sink()).map_err(io_error(outer, layer))?;
-                    break;
-                }
-            }
-            Ok(())
-        })
     }
 }

@@ -343,7 +343,6 @@ fn linuxkit_filters_drop_replace_and_touch() {
 #[test]
 fn nested_plan_and_parts_in_one_read_match_separate_reads() {
     use slipway_assemble::TarSource;
-    use slipway_assemble::flatten::NestedTar;
     use slipway_testkit::image::tar_bytes;
 
     let old = tar_bytes(&[Entry::file("./old.ko", "old")]).unwrap();
@@ -389,15 +388,38 @@ fn nested_plan_and_parts_in_one_read_match_separate_reads() {
         plan.paths().collect::<Vec<_>>(),
         separate.paths().collect::<Vec<_>>()
     );
-    let nested = NestedTar::new(&src, &separate, "kernel.tar").unwrap();
-    let expected_inner = Plan::build_verbatim(&nested).unwrap();
+    // The separate way: the visible kernel.tar read on its own, planned,
+    // then read again to emit.
+    let mut kernel_tar = Vec::new();
+    separate
+        .stream_file(&src, "kernel.tar", &mut |_h, r| {
+            r.read_to_end(&mut kernel_tar).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    let name = format!(
+        "{} kernel.tar",
+        src.layer_name(separate.layer_of("kernel.tar").unwrap())
+    );
+    let expected_inner = Plan::build_verbatim(&slipway_assemble::flatten::OneShot::new(
+        "k:1",
+        name.clone(),
+        &mut &kernel_tar[..],
+    ))
+    .unwrap();
     assert_eq!(
         inner.paths().collect::<Vec<_>>(),
         expected_inner.paths().collect::<Vec<_>>()
     );
     let mut expected = Collect::keeping(64);
     expected_inner
-        .emit(&nested, "", "k:1", "kernel", &mut expected)
+        .emit(
+            &slipway_assemble::flatten::OneShot::new("k:1", name, &mut &kernel_tar[..]),
+            "",
+            "k:1",
+            "kernel",
+            &mut expected,
+        )
         .unwrap();
 
     let parts = ["kernel", "absent", "ucode.cpio", "kernel.tar"];
