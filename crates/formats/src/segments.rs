@@ -377,7 +377,8 @@ fn write_unit(
         std::process::id()
     );
     let tmp = dir.join(&stem);
-    let mut guard = RemoveOnDrop(Some(tmp.clone()));
+    // Removed on drop unless renamed into place: a failed unit leaves nothing.
+    let guard = tempfile::TempPath::try_from_path(&tmp).map_err(io_at("creating", &tmp))?;
     let segments = match writer {
         Writer::Tar => {
             let file = File::create(&tmp).map_err(io_at("creating", &tmp))?;
@@ -414,20 +415,10 @@ fn write_unit(
             parts.len()
         }
     };
-    fs::rename(&tmp, dest).map_err(io_at("renaming", dest))?;
-    guard.0 = None;
+    guard
+        .persist(dest)
+        .map_err(|e| io_at("renaming", dest)(e.error))?;
     Ok(segments)
-}
-
-/// Removes a temporary file unless disarmed: a failed unit leaves nothing.
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
 }
 
 /// Writes every unit (in parallel, from the cache when it has them) and
