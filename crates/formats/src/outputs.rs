@@ -122,20 +122,17 @@ fn commit(staged: Vec<Staged>) -> Result<Vec<OutputFile>, FormatError> {
         backups.push((s.path.clone(), backup));
     }
     let mut done = Vec::new();
-    let mut renamed: Vec<usize> = Vec::new();
     for (i, s) in staged.into_iter().enumerate() {
         let (path, bytes) = (s.path.clone(), s.bytes);
         if let Err(e) = s.tmp.persist(&path) {
-            // Put back what this build replaced, newest first.
-            for j in renamed.into_iter().rev() {
-                if let Some((target, backup)) = backups.get(j) {
-                    match backup {
-                        Some(b) => {
-                            let _ = fs::rename(b, target);
-                        }
-                        None => {
-                            let _ = fs::remove_file(target);
-                        }
+            // Put back what this build replaced (the first `i`), newest first.
+            for (target, backup) in backups[..i].iter().rev() {
+                match backup {
+                    Some(b) => {
+                        let _ = fs::rename(b, target);
+                    }
+                    None => {
+                        let _ = fs::remove_file(target);
                     }
                 }
             }
@@ -145,7 +142,6 @@ fn commit(staged: Vec<Staged>) -> Result<Vec<OutputFile>, FormatError> {
                 source: e.error,
             });
         }
-        renamed.push(i);
         done.push(OutputFile { path, bytes });
     }
     // The backups are removed as they drop.
