@@ -180,8 +180,11 @@ fn layers(cache: &Path, digest: &str) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// `p` as one shell word.
 fn quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+    let text = p.display().to_string();
+    // Only a NUL byte cannot be quoted, and no path holds one.
+    shlex::try_quote(&text).map_or_else(|_| text.clone(), |q| q.into_owned())
 }
 
 /// The plain pipeline as a shell script: extract every image's layers into

@@ -310,28 +310,16 @@ fn pkg_build_command(dir: &Path, global: &GlobalArgs) -> String {
     let mut words = vec!["slipway".to_string()];
     if let Some(cache) = &global.cache {
         words.push("--cache".into());
-        words.push(shell_word(&cache.to_string_lossy()));
+        words.push(cache.to_string_lossy().into_owned());
     }
     if let Some(arch) = &global.arch {
         words.push("--arch".into());
-        words.push(shell_word(arch));
+        words.push(arch.clone());
     }
     words.extend(["pkg".into(), "build".into()]);
-    words.push(shell_word(&dir.to_string_lossy()));
-    words.join(" ")
-}
-
-/// `text` as one shell word: as is when it is plain, else single-quoted.
-fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
+    words.push(dir.to_string_lossy().into_owned());
+    // Only a NUL byte cannot be quoted, and no path or argument holds one.
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
 /// Resolves and prints every image of the loaded configuration.
