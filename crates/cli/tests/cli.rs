@@ -236,3 +236,63 @@ fn diagnostics_are_uncoloured_when_not_on_a_terminal() {
         "escape codes in non-terminal output"
     );
 }
+
+/// The rendered snippet of a syntax error shows the offending line, with
+/// the caret under the offending character (not the first line of the file,
+/// not the scalar before a tab).
+#[test]
+fn syntax_error_snippets_point_at_the_offending_character() {
+    // (text, the offending line, its 1-based column)
+    let cases = [
+        ("onboot:\n  - name: x\n\t  image: y\n", "\t  image: y", 1),
+        (
+            "kernel:\n  image: a/b:1\n  cmdline: \"console=tty0\ninit:\n  - x\n",
+            "  cmdline: \"console=tty0",
+            12,
+        ),
+        ("init: [a, b\nonboot:\n  - name: x\n", "init: [a, b", 7),
+        (
+            "onboot:\n  - name: x\n    image: {a: b\nservices: []\n",
+            "    image: {a: b",
+            12,
+        ),
+        (
+            "onboot:\n  - name: x\n    image: y\n   command: [a]\n",
+            "   command: [a]",
+            4,
+        ),
+        (
+            "files:\n  - path: etc/resolv.conf\n    contents: |\n#      domain test.local\n      nameserver 10.10.1.101\n",
+            "#      domain test.local",
+            1,
+        ),
+        ("kernel:\n  image: a/b:1\n---\ninit:\n  - x\n", "---", 1),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (text, line, column)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("case{i}.yml"));
+        std::fs::write(&file, text).unwrap();
+        let out = slipway()
+            .args(["validate", file.to_str().unwrap()])
+            .assert()
+            .code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        let number = text[..text.find(line).unwrap()].matches('\n').count() + 1;
+        assert!(
+            stderr.contains(&format!("{}:{number}:{column}: error:", file.display())),
+            "case {i}: {stderr}"
+        );
+        // miette prints the line as ` N │ text` and the caret on the next
+        // line, under the character: `   · ` then spaces up to the column.
+        let shown = stderr
+            .lines()
+            .position(|l| l.ends_with(&format!("{number} │ {}", line.replace('\t', "    "))))
+            .unwrap_or_else(|| panic!("case {i}: line {number} not shown:\n{stderr}"));
+        let caret_line = stderr.lines().nth(shown + 1).unwrap();
+        let gutter = caret_line.find('·').unwrap() + '·'.len_utf8() + 1;
+        let caret = caret_line[gutter..]
+            .find(['┬', '▲', '─'])
+            .unwrap_or_else(|| panic!("case {i}: no caret under the line:\n{stderr}"));
+        assert_eq!(caret + 1, column, "case {i}: caret column\n{stderr}");
+    }
+}

@@ -7,6 +7,7 @@ pub mod model;
 pub mod print;
 pub mod source;
 pub mod yaml;
+mod yaml_errors;
 
 #[cfg(test)]
 mod arbitrary;

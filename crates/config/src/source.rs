@@ -125,14 +125,78 @@ impl SourceMap {
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
+///
+/// Scans `text` up to `offset`: for one position. Many positions in one text
+/// go through a [`LineIndex`], which does not rescan.
 pub fn line_column(text: &str, offset: usize) -> (u32, u32) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(column).unwrap_or(u32::MAX),
-    )
+    LineIndex::new(text).line_column(text, offset)
+}
+
+/// The byte offsets where each line of a text starts, so that turning a byte
+/// offset into a line and column costs a binary search and a scan of one
+/// line, not of everything before it.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of `offset` in the text this
+    /// index was made from.
+    pub fn line_column(&self, text: &str, offset: usize) -> (u32, u32) {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let column = text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(column).unwrap_or(u32::MAX),
+        )
+    }
+
+    /// The byte offset of 1-based `line` and `column` (in characters), if the
+    /// text has that line; a column past the line's end gives its end.
+    pub fn offset(&self, text: &str, line: u32, column: u32) -> Option<usize> {
+        let start = *self
+            .starts
+            .get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let rest = text.get(start..)?;
+        let line_text = rest.split('\n').next().unwrap_or(rest);
+        let skip = usize::try_from(column).ok()?.saturating_sub(1);
+        Some(
+            start
+                + line_text
+                    .char_indices()
+                    .nth(skip)
+                    .map_or(line_text.len(), |(i, _)| i),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_agrees_with_a_scan() {
+        let text = "a: 1\nbé: [x,\n\n  y]\nlast";
+        let index = LineIndex::new(text);
+        for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            let (l, c) = index.line_column(text, offset);
+            assert_eq!((l as usize, c as usize), (line, column), "offset {offset}");
+            assert_eq!(index.offset(text, l, c), Some(offset), "offset {offset}");
+        }
+        assert_eq!(index.offset(text, 9, 1), None);
+    }
 }

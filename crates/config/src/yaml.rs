@@ -10,7 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::source::{FileId, Span, line_column};
+use crate::source::{FileId, LineIndex, Span};
+use crate::yaml_errors;
 
 /// Largest configuration file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
@@ -110,7 +111,7 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
         return Ok(Node {
             value: Value::Null,
-            span: span_at(file, text, 0, 0),
+            span: Positions::new(file, text).span(0, 0),
         });
     }
     let parsed = std::thread::scope(|scope| {
@@ -118,9 +119,14 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
             .name("yaml".into())
             .stack_size(PARSER_STACK_BYTES)
             .spawn_scoped(scope, || {
+                let at = Positions {
+                    file,
+                    text,
+                    lines: LineIndex::new(text),
+                };
                 match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, parser_options()) {
-                    Ok(root) => Ok(convert(file, text, root)),
-                    Err(err) => Err(syntax_error(file, text, &err)),
+                    Ok(root) => Ok(at.convert(root)),
+                    Err(err) => Err(at.syntax_error(&err)),
                 }
             })
             .map(|handle| handle.join())
@@ -130,82 +136,106 @@ pub fn parse(file: FileId, text: &str) -> Result<Node, SyntaxError> {
         // The thread could not start, or the parser panicked: report, never unwind.
         Ok(Err(_)) | Err(_) => Err(SyntaxError {
             message: "the YAML parser failed on this file".into(),
-            span: span_at(file, text, 0, 0),
+            span: Positions::new(file, text).span(0, 0),
             help: None,
         }),
     }
 }
 
-fn span_at(file: FileId, text: &str, offset: usize, len: usize) -> Span {
-    let (line, column) = line_column(text, offset);
-    Span {
-        file,
-        offset,
-        len,
-        line,
-        column,
-    }
+/// Turns the parser's locations into [`Span`]s of one file.
+struct Positions<'t> {
+    file: FileId,
+    text: &'t str,
+    lines: LineIndex,
 }
 
-fn location_span(file: FileId, text: &str, loc: &serde_saphyr::Location) -> Span {
-    let span = loc.span();
-    match (span.byte_offset(), span.byte_len()) {
-        (Some(offset), Some(len)) => {
-            let offset = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(text.len());
-            let len = usize::try_from(len).unwrap_or(0).min(text.len() - offset);
-            span_at(file, text, offset, len)
-        }
-        _ => Span {
+impl<'t> Positions<'t> {
+    fn new(file: FileId, text: &'t str) -> Positions<'t> {
+        Positions {
             file,
-            offset: 0,
-            len: 0,
-            line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
-        },
+            text,
+            lines: LineIndex::new(text),
+        }
     }
-}
 
-fn convert(file: FileId, text: &str, raw: Spanned<Raw>) -> Node {
-    let span = location_span(file, text, &raw.referenced);
-    let value = match raw.value {
-        Raw::Null => Value::Null,
-        Raw::Bool(b) => Value::Bool(b),
-        Raw::Int(i) => Value::Int(i),
-        Raw::Float(f) => Value::Float(f),
-        Raw::Str(s) => Value::Str(s),
-        Raw::Seq(items) => Value::Seq(items.into_iter().map(|n| convert(file, text, n)).collect()),
-        Raw::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (convert(file, text, k), convert(file, text, v)))
-                .collect(),
-        ),
-    };
-    Node { value, span }
-}
+    fn span(&self, offset: usize, len: usize) -> Span {
+        let (line, column) = self.lines.line_column(self.text, offset);
+        Span {
+            file: self.file,
+            offset,
+            len,
+            line,
+            column,
+        }
+    }
 
-fn syntax_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> SyntaxError {
-    let location = err.location();
-    let span = match &location {
-        Some(loc) => location_span(file, text, loc),
-        None => span_at(file, text, 0, 0),
-    };
-    let message = explain_limit(&strip_location_suffix(&err.to_string()));
-    let help = text
-        .get(span.offset..)
-        .filter(|rest| rest.starts_with("@pkg:") || message.contains('@'))
-        .map(|_| "`@pkg:` references must be quoted: \"@pkg:./path\"".to_string());
-    let help = help.or_else(|| {
-        line_text(text, span.line)
-            .filter(|l| l.starts_with('\t') || l.trim_start_matches(' ').starts_with('\t'))
-            .map(|_| "YAML does not allow tabs for indentation; use spaces".to_string())
-    });
-    SyntaxError {
-        message,
-        span,
-        help,
+    fn location(&self, loc: &serde_saphyr::Location) -> Span {
+        let span = loc.span();
+        let text = self.text;
+        match (span.byte_offset(), span.byte_len()) {
+            (Some(offset), Some(len)) => {
+                let offset = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(text.len());
+                let len = usize::try_from(len).unwrap_or(0).min(text.len() - offset);
+                self.span(offset, len)
+            }
+            // Errors carry a line and column only: find their byte offset so
+            // the snippet shows that line, not the first.
+            _ => {
+                let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
+                let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
+                match self.lines.offset(text, line, column) {
+                    Some(offset) => self.span(offset, 0),
+                    None => self.span(text.len(), 0),
+                }
+            }
+        }
+    }
+
+    fn convert(&self, raw: Spanned<Raw>) -> Node {
+        let span = self.location(&raw.referenced);
+        let value = match raw.value {
+            Raw::Null => Value::Null,
+            Raw::Bool(b) => Value::Bool(b),
+            Raw::Int(i) => Value::Int(i),
+            Raw::Float(f) => Value::Float(f),
+            Raw::Str(s) => Value::Str(s),
+            Raw::Seq(items) => Value::Seq(items.into_iter().map(|n| self.convert(n)).collect()),
+            Raw::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (self.convert(k), self.convert(v)))
+                    .collect(),
+            ),
+        };
+        Node { value, span }
+    }
+
+    fn syntax_error(&self, err: &serde_saphyr::Error) -> SyntaxError {
+        let text = self.text;
+        let span = match err.location() {
+            Some(loc) => self.location(&loc),
+            None => self.span(0, 0),
+        };
+        let message = explain_limit(&strip_location_suffix(&err.to_string()));
+        if let Some(found) = yaml_errors::culprit(text, span.offset, &message) {
+            return SyntaxError {
+                // The parser's words stay, after what the mistake is.
+                message: format!("{} ({message})", found.message),
+                span: self.span(found.offset, 1),
+                help: found.help,
+            };
+        }
+        let help = text
+            .get(span.offset..)
+            .filter(|rest| rest.starts_with("@pkg:") || message.contains('@'))
+            .map(|_| "`@pkg:` references must be quoted: \"@pkg:./path\"".to_string());
+        SyntaxError {
+            message,
+            span,
+            help,
+        }
     }
 }
 
@@ -229,11 +259,6 @@ fn explain_limit(message: &str) -> String {
         None
     };
     limit.unwrap_or_else(|| message.to_string())
-}
-
-fn line_text(text: &str, line: u32) -> Option<&str> {
-    text.lines()
-        .nth(usize::try_from(line).ok()?.checked_sub(1)?)
 }
 
 /// The parser appends " at line L column C"; we show positions our own way.

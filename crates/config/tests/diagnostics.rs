@@ -36,6 +36,14 @@ fn svc(extra: &str) -> String {
 
 cases! {
     syntax_error: "services:\n  - name: a\n   image: b\n  c: [\n";
+    syntax_tab_in_indentation: "onboot:\n  - name: x\n\t  image: y\n";
+    syntax_unclosed_double_quote: "kernel:\n  image: a/b:1\n  cmdline: \"console=tty0\ninit:\n  - x\n";
+    syntax_unclosed_single_quote: "init:\n  - 'a/b:1\nonboot: []\n";
+    syntax_unclosed_bracket: "kernel:\n  image: a/b:1\ninit: [a, b\nonboot:\n  - name: x\n";
+    syntax_unclosed_brace: "onboot:\n  - name: x\n    image: {a: b\nservices: []\n";
+    syntax_wrong_indentation: "onboot:\n  - name: x\n    image: y\n   command: [a]\n";
+    syntax_hash_in_block_scalar: "files:\n  - path: etc/resolv.conf\n    contents: |\n#      domain test.local\n      nameserver 10.10.1.101\n";
+    syntax_second_document: "kernel:\n  image: a/b:1\n---\ninit:\n  - x\n";
     unknown_top_level_key: "unknownField: true\nservices: []\n";
     unknown_key_with_hint: &svc("    imgae: x\n");
     unknown_key_without_hint: &svc("    zzzzzzzzz: x\n");
