@@ -1,9 +1,10 @@
-//! `cargo xtask bench [pull|assemble]`: both benchmarks, or one.
+//! `cargo xtask bench [pull|assemble|validate]`: every benchmark, or one.
 //!
 //! `pull` (this file): slipway's pulls against `skopeo copy` of the same
 //! images from the same loopback registry, in one command, as ratios.
 //! `assemble` ([`assemble`]): `slipway build --format kernel+initrd` of a
 //! large image, cold and warm, against `tar` + `cpio | gzip`.
+//! `validate` ([`validate`]): `slipway validate` of 1 to 4 MiB configs.
 //!
 //! It starts Debian's `docker-registry` on a free loopback port, seeds it
 //! (one large image of incompressible layers; a config of small images) by
@@ -29,12 +30,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod assemble;
+mod validate;
 
 const USAGE: &str = "\
-usage: cargo xtask bench [pull|assemble] [OPTIONS]
+usage: cargo xtask bench [pull|assemble|validate] [OPTIONS]
   pull [--large-mb N] [--small N] [--small-kb N]
   assemble [--runs N] [--keep]
-  (no subcommand: both, with their default options)";
+  validate [--runs N]
+  (no subcommand: all of them, with their default options)";
 
 struct Options {
     large_mb: u64,
@@ -361,16 +364,21 @@ fn mib(kib: u64) -> String {
 }
 
 pub fn command(args: &[String]) -> Result<()> {
-    let (pull, assemble) = match args.first().map(String::as_str) {
-        Some("pull") => (Some(options(&args[1..])?), None),
-        Some("assemble") => (None, Some(assemble::options(&args[1..])?)),
+    let (pull, assemble, validate) = match args.first().map(String::as_str) {
+        Some("pull") => (Some(options(&args[1..])?), None, None),
+        Some("assemble") => (None, Some(assemble::options(&args[1..])?), None),
+        Some("validate") => (None, None, Some(validate::options(&args[1..])?)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return Ok(());
         }
         // Bare options are the pull benchmark's, as before.
-        Some(_) => (Some(options(args)?), None),
-        None => (Some(options(&[])?), Some(assemble::options(&[])?)),
+        Some(_) => (Some(options(args)?), None, None),
+        None => (
+            Some(options(&[])?),
+            Some(assemble::options(&[])?),
+            Some(validate::options(&[])?),
+        ),
     };
     super::deps::ensure()?;
     let mut build = super::cargo();
@@ -386,6 +394,9 @@ pub fn command(args: &[String]) -> Result<()> {
     }
     if let Some(o) = assemble {
         assemble::run(&o, &bin)?;
+    }
+    if let Some(o) = validate {
+        validate::run(&o, &bin)?;
     }
     Ok(())
 }

@@ -22,13 +22,15 @@ commands:
                   (ARGS go to cargo nextest, e.g. a test name filter)
   deps [--install]
                   list the Debian packages the tests need; install them (root)
-  bench [pull|assemble] [OPTIONS]
-                  benchmarks (release build); no subcommand runs both
+  bench [pull|assemble|validate] [OPTIONS]
+                  benchmarks (release build); no subcommand runs all
   bench pull [--large-mb N] [--small N] [--small-kb N]
                   time slipway's pulls against skopeo's from a loopback registry
   bench assemble [--runs N] [--keep]
                   time kernel+initrd builds of a large image, cold and warm,
                   against tar + cpio | gzip -6, with peak memory
+  bench validate [--runs N]
+                  time slipway validate of 1, 2 and 4 MiB configurations
   packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
                   build every package in pkg/ into the cache, timing each
 ";

@@ -423,11 +423,14 @@ impl<'n> Fields<'n> {
     pub fn require(&self, key: &'static str, present: bool, cx: &mut Ctx<'_>) {
         // A misspelling of `key` is reported as an unknown key with a hint;
         // saying `key` is missing as well would be noise.
+        if present || self.entries.iter().any(|(k, _, _)| k == key) {
+            return;
+        }
         let misspelt = self
             .entries
             .iter()
-            .any(|(k, _, _)| k != key && closest(k, &[key]).is_some());
-        if !present && !misspelt && !self.entries.iter().any(|(k, _, _)| k == key) {
+            .any(|(k, _, _)| closest(k, &[key]).is_some());
+        if !misspelt {
             cx.push(
                 Diagnostic::error(
                     "missing-key",

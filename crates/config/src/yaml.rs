@@ -22,7 +22,7 @@ pub const MAX_DEPTH: usize = 32;
 /// builds use tens of kilobytes a level.
 const PARSER_STACK_BYTES: usize = 32 * 1024 * 1024;
 /// Most nodes (scalars, sequences, mappings) one file may produce, aliases expanded.
-pub const MAX_NODES: usize = 250_000;
+pub const MAX_NODES: usize = 1_000_000;
 /// Most events replayed through aliases in one file.
 pub const MAX_ALIAS_EVENTS: usize = 100_000;
 
