@@ -186,8 +186,9 @@ impl Spec {
     }
 }
 
-/// Every kind of entry, with the cases that need care.
-fn spec() -> Spec {
+/// Every kind of entry, with the cases that need care; `many` files in one
+/// directory.
+fn spec(many: usize) -> Spec {
     let mut s = Spec::default();
     let t = 1_650_000_000;
     // kernel.tar names: `./`, `./lib/...`
@@ -339,7 +340,7 @@ fn spec() -> Spec {
     // headers, the extended directory inode; erofs: a multi-block
     // directory), and an empty one.
     s.dir("many", 0o755, (0, 0), t + 29);
-    for i in 0..3000 {
+    for i in 0..many {
         s.file(
             &format!("many/entry-with-a-longish-name-{i:05}"),
             format!("{i}").as_bytes(),
@@ -357,7 +358,7 @@ fn spec() -> Spec {
 
 /// The tree under `root` as the expectations describe one, and the groups
 /// of names sharing an inode.
-fn read_tree(root: &Path) -> (BTreeMap<String, Expect>, Vec<BTreeSet<String>>) {
+fn read_tree(root: &Path) -> Listed {
     let mut tree = BTreeMap::new();
     let mut inodes: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     let mut stack = vec![String::new()];
@@ -447,9 +448,26 @@ fn xattrs(root: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
 }
 
 /// Compares the tree extracted under `dir` with the spec's; `exact` false
-/// leaves out what the extractor cannot restore (xattrs, set-id bits).
+/// leaves out what the extractor cannot restore (xattrs, set-id bits,
+/// hard links).
 fn compare(spec: &Spec, dir: &Path, what: &str, exact: bool) {
-    let (mut got, groups) = read_tree(dir);
+    let (got, groups) = read_tree(dir);
+    compare_trees(spec, got, groups, what, exact);
+    if exact {
+        let nlink = fs::symlink_metadata(dir.join("bin/busybox"))
+            .unwrap()
+            .nlink();
+        assert_eq!(nlink, 4, "{what}: link count of a group of four names");
+    }
+}
+
+fn compare_trees(
+    spec: &Spec,
+    mut got: BTreeMap<String, Expect>,
+    groups: Vec<BTreeSet<String>>,
+    what: &str,
+    exact: bool,
+) {
     let mut want = spec.tree.clone();
     for t in [&mut got, &mut want] {
         for e in t.values_mut() {
@@ -479,10 +497,6 @@ fn compare(spec: &Spec, dir: &Path, what: &str, exact: bool) {
     }
     if exact {
         assert_eq!(groups, spec.groups, "{what}: hard-link groups");
-        let nlink = fs::symlink_metadata(dir.join("bin/busybox"))
-            .unwrap()
-            .nlink();
-        assert_eq!(nlink, 4, "{what}: link count of a group of four names");
     }
 }
 
@@ -560,7 +574,7 @@ fn check_summary(summary: &Summary) {
 #[test]
 fn squashfs_extracts_to_the_tree_the_entries_describe() {
     need_root();
-    let spec = spec();
+    let spec = spec(3000);
     let work = tempfile::tempdir().unwrap();
     for (c, name) in [
         (Compressor::Gzip, "gzip"),
@@ -598,7 +612,7 @@ fn squashfs_extracts_to_the_tree_the_entries_describe() {
 #[test]
 fn erofs_extracts_to_the_tree_the_entries_describe() {
     need_root();
-    let spec = spec();
+    let spec = spec(3000);
     let work = tempfile::tempdir().unwrap();
     let img = work.path().join("root.erofs");
     let mut opts = ErofsOptions::new(BUILD_TIME);
@@ -627,7 +641,7 @@ fn erofs_extracts_to_the_tree_the_entries_describe() {
 
 #[test]
 fn images_are_deterministic_whatever_the_thread_count() {
-    let spec = spec();
+    let spec = spec(3000);
     let work = tempfile::tempdir().unwrap();
     for c in [Compressor::Gzip, Compressor::Zstd] {
         let mut images = Vec::new();
@@ -688,4 +702,277 @@ fn unstorable_entries_are_reported() {
     let (_, summary) = w.finish().unwrap();
     let paths: Vec<&str> = summary.skipped.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["a", "a/b", "c"], "{:?}", summary.skipped);
+}
+
+/// The guest's `/init`: loads the modules, mounts each image read-only,
+/// lists every file (stat, sha256sum, link targets, xattrs) into a file it
+/// copies to the last disk, prints a file read from an image, powers off.
+const INIT: &str = r#"#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in virtio_blk squashfs crc32c_generic libcrc32c erofs; do
+  insmod /lib/modules/$m.ko || echo "ROOTFS-FAIL insmod $m"
+done
+n=0
+while [ ! -b /dev/vde ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n+1)); done
+out=/tmp/listing
+: > $out
+for img in "vda squashfs sq-gzip" "vdb squashfs sq-zstd" "vdc squashfs sq-xz" "vdd erofs erofs"; do
+  set -- $img
+  mkdir -p /mnt/$3
+  if mount -t $2 -o ro /dev/$1 /mnt/$3; then
+    cd /mnt/$3
+    find . -print0 | xargs -0 stat -c "S|$3|%f|%u|%g|%Y|%h|%i|%t|%T|%n" >> $out
+    find . -type f -print0 | xargs -0 sha256sum | sed "s/^/H|$3|/" >> $out
+    find . -type l -print0 | xargs -0 stat -c "L|$3|%N" >> $out
+    getfattr -R -P -h -d -m - -e hex . | sed "s/^/X|$3|/" >> $out
+    cd /
+    echo "ROOTFS-MOUNTED $3 $(cat /mnt/$3/etc/motd)"
+  else
+    echo "ROOTFS-FAIL mount $3"
+  fi
+done
+dd if=$out of=/dev/vde bs=64k conv=fsync 2>/dev/null
+sync
+echo "ROOTFS-LISTED $(wc -c < $out)"
+poweroff -f
+"#;
+
+fn sh(script: &str) {
+    let status = Command::new("sh").args(["-ec", script]).status().unwrap();
+    assert!(status.success(), "`{script}` failed: {status}");
+}
+
+/// The test initramfs: static busybox, getfattr with its libraries, the
+/// modules the mounts need (decompressed for busybox's insmod).
+fn initramfs(work: &Path) -> std::path::PathBuf {
+    use slipway_testkit::initramfs::{kernel_dir, need};
+    let kdir = kernel_dir();
+    let version = fs::read_to_string(kdir.join("version")).unwrap();
+    let modules = kdir.join("lib/modules").join(version.trim());
+    let root = work.join("initramfs");
+    for d in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "mnt",
+        "lib/modules",
+        "lib64",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(need("busybox"), root.join("bin/busybox")).unwrap();
+    fs::copy(need("getfattr"), root.join("bin/getfattr")).unwrap();
+    fs::write(root.join("init"), INIT).unwrap();
+    sh(&format!(
+        "cd {root}; chmod 755 init; for a in $(bin/busybox --list); do [ -e bin/$a ] || ln -s busybox bin/$a; done; \
+         for lib in $(ldd bin/getfattr | awk '/=> \\//{{print $3}}'); do mkdir -p .$(dirname $lib); cp -L $lib .$lib; done; \
+         cp -L /lib64/ld-linux-x86-64.so.2 lib64/; \
+         for m in drivers/block/virtio_blk fs/squashfs/squashfs crypto/crc32c_generic lib/libcrc32c fs/erofs/erofs; do \
+           xz -dc {modules}/kernel/$m.ko.xz > lib/modules/$(basename $m).ko; done; \
+         find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 > ../initrd.gz",
+        root = root.display(),
+        modules = modules.display(),
+    ));
+    work.join("initrd.gz")
+}
+
+/// Boots the test kernel with the images as read-only virtio disks and a
+/// scratch disk; returns the console and the scratch disk's bytes.
+fn boot(work: &Path, images: &[std::path::PathBuf]) -> (String, Vec<u8>) {
+    use slipway_testkit::boot::TCG_APPEND;
+    use slipway_testkit::initramfs::{kernel_dir, need};
+    let initrd = initramfs(work);
+    let scratch = work.join("scratch.img");
+    fs::write(&scratch, vec![0u8; 64 << 20]).unwrap();
+    let mut cmd = Command::new(need("qemu-system-x86_64"));
+    cmd.args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot"])
+        .arg("-kernel")
+        .arg(kernel_dir().join("vmlinuz"))
+        .arg("-initrd")
+        .arg(&initrd)
+        .arg("-append")
+        .arg(format!("console=ttyS0 quiet {}", TCG_APPEND.join(" ")));
+    for img in images {
+        cmd.arg("-drive").arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            img.display()
+        ));
+    }
+    cmd.arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", scratch.display()));
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "the guest did not power off within 300 s:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let console = reader.join().unwrap();
+    (console, fs::read(&scratch).unwrap())
+}
+
+/// A tree as listed, and its groups of names sharing an inode.
+type Listed = (BTreeMap<String, Expect>, Vec<BTreeSet<String>>);
+
+/// The trees the guest listed, by image.
+fn parse_listing(text: &str) -> BTreeMap<String, Listed> {
+    let rel = |p: &str| {
+        p.strip_prefix("./")
+            .unwrap_or(if p == "." { "" } else { p })
+            .to_string()
+    };
+    let mut trees: BTreeMap<String, BTreeMap<String, Expect>> = BTreeMap::new();
+    let mut inodes: BTreeMap<String, BTreeMap<u64, BTreeSet<String>>> = BTreeMap::new();
+    let mut xattr_file = String::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, '|');
+        let (Some(kind), Some(img), Some(rest)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let tree = trees.entry(img.to_string()).or_default();
+        match kind {
+            "S" => {
+                let v: Vec<&str> = rest.splitn(9, '|').collect();
+                let raw = u32::from_str_radix(v[0], 16).unwrap();
+                let num = |i: usize| -> u64 { v[i].parse().unwrap() };
+                let hexn = |i: usize| -> u64 { u64::from_str_radix(v[i], 16).unwrap() };
+                let path = rel(v[8]);
+                if path == "bin/busybox" {
+                    assert_eq!(num(4), 4, "{img}: link count of a group of four names");
+                }
+                let what = match raw & 0o170000 {
+                    0o040000 => What::Dir,
+                    0o100000 => {
+                        inodes
+                            .entry(img.to_string())
+                            .or_default()
+                            .entry(num(5))
+                            .or_default()
+                            .insert(path.clone());
+                        What::File(String::new())
+                    }
+                    0o120000 => What::Symlink(String::new()),
+                    0o020000 => What::Char(dev(hexn(6), hexn(7))),
+                    0o060000 => What::Block(dev(hexn(6), hexn(7))),
+                    0o010000 => What::Fifo,
+                    t => panic!("{path}: type {t:o}"),
+                };
+                tree.insert(
+                    path,
+                    Expect {
+                        what,
+                        mode: raw & 0o7777,
+                        uid: num(1) as u32,
+                        gid: num(2) as u32,
+                        mtime: num(3) as i64,
+                        xattrs: BTreeMap::new(),
+                    },
+                );
+            }
+            "H" => {
+                let (hash, path) = rest.split_once("  ").unwrap();
+                tree.get_mut(&rel(path)).unwrap().what = What::File(hash.to_string());
+            }
+            "L" => {
+                let (name, target) = rest.split_once("' -> '").unwrap();
+                let name = rel(name.trim_start_matches('\''));
+                let target = target.strip_suffix('\'').unwrap();
+                tree.get_mut(&name).unwrap().what = What::Symlink(target.to_string());
+            }
+            "X" => {
+                if let Some(file) = rest.strip_prefix("# file: ") {
+                    xattr_file = rel(file);
+                } else if let Some((k, v)) = rest.split_once('=') {
+                    tree.get_mut(&xattr_file).unwrap().xattrs.insert(
+                        k.to_string(),
+                        hex::decode(v.trim_start_matches("0x")).unwrap(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    trees
+        .into_iter()
+        .map(|(img, t)| {
+            let groups = inodes
+                .remove(&img)
+                .unwrap_or_default()
+                .into_values()
+                .filter(|g| g.len() > 1)
+                .collect();
+            (img, (t, groups))
+        })
+        .collect()
+}
+
+/// The kernel (Debian's 6.12 test kernel, under TCG) mounts every image
+/// from a read-only virtio disk and sees the tree the entries describe,
+/// set-id bits, hard links and xattrs included, which the erofs tools
+/// cannot check.
+#[test]
+fn the_kernel_mounts_the_images() {
+    need_root();
+    let spec = spec(300);
+    let work = tempfile::tempdir().unwrap();
+    let mut images = Vec::new();
+    for (c, name) in [
+        (Compressor::Gzip, "gzip"),
+        (Compressor::Zstd, "zstd"),
+        (Compressor::Xz, "xz"),
+    ] {
+        let img = work.path().join(format!("{name}.sqfs"));
+        squashfs(&spec, squashfs_options(c), &img);
+        images.push(img);
+    }
+    let img = work.path().join("root.erofs");
+    let mut opts = ErofsOptions::new(BUILD_TIME);
+    opts.skip_boot = true;
+    erofs(&spec, opts, &img);
+    images.push(img);
+    let (console, scratch) = boot(work.path(), &images);
+    assert!(!console.contains("ROOTFS-FAIL"), "{console}");
+    for name in ["sq-gzip", "sq-zstd", "sq-xz", "erofs"] {
+        assert!(
+            console.contains(&format!("ROOTFS-MOUNTED {name} hello")),
+            "{name} was not mounted and read:\n{console}"
+        );
+    }
+    let len: usize = console
+        .split("ROOTFS-LISTED ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no listing:\n{console}"));
+    let listing = String::from_utf8(scratch[..len].to_vec()).unwrap();
+    let trees = parse_listing(&listing);
+    assert_eq!(trees.len(), 4, "{console}");
+    for (name, (tree, groups)) in trees {
+        compare_trees(&spec, tree, groups, &format!("kernel, {name}"), true);
+    }
 }
