@@ -472,9 +472,10 @@ impl Tables {
             ids.insert(node.uid);
             ids.insert(node.gid);
         }
-        if ids.len() > 65536 {
+        // The superblock counts them in 16 bits.
+        if ids.len() > usize::from(u16::MAX) {
             return Err(io::Error::other(format!(
-                "the image has {} distinct uids and gids; squashfs holds at most 65536",
+                "the image has {} distinct uids and gids; squashfs holds at most 65535",
                 ids.len()
             )));
         }
