@@ -82,6 +82,21 @@ pub const PACKAGES: &[Package] = &[
         why: "qemu-x86_64 -cpu qemu64: builds on a CPU without SSE4.2/AVX2/PCLMUL give the same bytes",
     },
     Package {
+        name: "squashfs-tools",
+        suite: Suite::Main,
+        why: "unsquashfs extracts the squashfs writer's images for comparison",
+    },
+    Package {
+        name: "erofs-utils",
+        suite: Suite::Main,
+        why: "fsck.erofs and dump.erofs check the erofs writer's images",
+    },
+    Package {
+        name: "attr",
+        suite: Suite::Main,
+        why: "getfattr reads the extended attributes of extracted and mounted images",
+    },
+    Package {
         name: "skopeo",
         suite: Suite::Main,
         why: "independent client for OCI interop tests",

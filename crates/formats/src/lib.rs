@@ -3,8 +3,11 @@
 //! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
 
 pub mod cpio;
+pub mod erofs;
+pub mod fstree;
 pub mod outputs;
 pub mod segments;
+pub mod squashfs;
 pub mod tar;
 
 pub use cpio::{CpioWriter, TooLarge};
