@@ -14,12 +14,17 @@
 //! allocation tables of a few KiB per GiB) is held in memory.
 
 pub mod fat;
+pub mod gcp;
 pub mod gpt;
 pub mod guid;
 pub mod mbr;
+pub mod qcow2;
 pub mod raw;
+pub mod scan;
 pub mod sink;
 pub mod size;
+pub mod vhd;
+pub mod vmdk;
 
 use std::io;
 
@@ -29,6 +34,7 @@ pub use raw::{
     Disk, DiskReport, PartitionContent, PartitionReport, PartitionSize, PartitionSpec,
     PartitionType, Placement, ReaderContent, Table,
 };
+pub use scan::RawImage;
 pub use sink::{DenseWriter, Region, Sink, SparseWriter};
 pub use size::parse_size;
 
