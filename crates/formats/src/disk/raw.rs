@@ -28,6 +28,12 @@ pub struct Placement {
 pub trait PartitionContent {
     /// The fewest bytes the content needs.
     fn min_len(&self) -> Result<u64, DiskError>;
+    /// Whether the content can be written into `len` bytes (at least
+    /// `min_len`), checked before anything is written.
+    fn check(&self, len: u64) -> Result<(), DiskError> {
+        let _ = len;
+        Ok(())
+    }
     /// Writes the content into `out`, a region of `place.len` bytes at
     /// `place.offset` on the disk. Whatever is not written is zero.
     fn write(self: Box<Self>, out: &mut Region<'_>, place: Placement) -> Result<(), DiskError>;
@@ -269,6 +275,9 @@ impl<'a> Disk<'a> {
             } else {
                 end - last.offset
             };
+        }
+        for (p, place) in self.partitions.iter().zip(&placed) {
+            p.content.check(place.len)?;
         }
         if let Table::Mbr { .. } = self.table
             && placed

@@ -884,6 +884,10 @@ impl PartitionContent for FatBuilder<'_> {
         self.min_size()
     }
 
+    fn check(&self, len: u64) -> Result<(), DiskError> {
+        self.layout(Some(len)).map(|_| ())
+    }
+
     fn write(self: Box<Self>, out: &mut Region<'_>, place: Placement) -> Result<(), DiskError> {
         let mut builder = *self;
         builder.opts.hidden_sectors = u32::try_from(place.offset / SECTOR).unwrap_or(u32::MAX);
