@@ -11,7 +11,8 @@
 //!   derived from the raw image's digest;
 //! * from sector 128: for each 64 KiB grain holding a non-zero byte, in guest
 //!   order, a grain marker (its first sector, the compressed length) and
-//!   its zlib stream (level 6), padded to a sector; after the grains of each
+//!   its zlib stream (level 6, compressed on all cores: each grain is a
+//!   stream of its own), padded to a sector; after the grains of each
 //!   32 MiB span that has any, a grain-table marker and the 4-sector grain
 //!   table (the sector of each grain's marker, 0 for zero grains);
 //! * a grain-directory marker and the directory (each table's sector, 0 for
@@ -130,6 +131,92 @@ impl<W: Write> Counter<W> {
     }
 }
 
+/// Grains compressed at a time, spread over the cores: each grain is its own
+/// zlib stream, so the bytes do not depend on the number of threads.
+const BATCH: usize = 32;
+
+struct Grain {
+    index: u64,
+    bytes: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+fn deflate(grain: &mut Grain) -> std::io::Result<()> {
+    let mut z = ZlibEncoder::new(
+        Vec::with_capacity(GRANULE as usize / 2),
+        Compression::new(LEVEL),
+    );
+    z.write_all(&grain.bytes)?;
+    grain.compressed = z.finish()?;
+    Ok(())
+}
+
+fn compress(batch: &mut [Grain], threads: usize) -> Result<(), DiskError> {
+    let err = DiskError::io("compressing a VMDK grain");
+    let per = batch.len().div_ceil(threads.max(1)).max(1);
+    if per >= batch.len() {
+        return batch.iter_mut().try_for_each(deflate).map_err(err);
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = batch
+            .chunks_mut(per)
+            .map(|chunk| s.spawn(move || chunk.iter_mut().try_for_each(deflate)))
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(done) => done.map_err(&err)?,
+                Err(_) => {
+                    return Err(DiskError::Invalid(
+                        "a VMDK compression thread failed".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The grains and grain tables as they are streamed.
+struct Stream<W> {
+    w: Counter<W>,
+    gd: Vec<u32>,
+    gt: Vec<u32>,
+    /// The grain table being filled.
+    table: Option<u64>,
+}
+
+impl<W: Write> Stream<W> {
+    /// Writes compressed grains (in guest order), each table after its grains.
+    fn grains(&mut self, batch: &mut Vec<Grain>) -> Result<(), DiskError> {
+        for grain in batch.drain(..) {
+            let g = grain.index;
+            if self.table.is_some_and(|t| t != g / GT_ENTRIES) {
+                self.end_table()?;
+            }
+            self.table = Some(g / GT_ENTRIES);
+            self.gt[(g % GT_ENTRIES) as usize] = self.w.sector() as u32;
+            let mut head = [0u8; 12];
+            head[0..8].copy_from_slice(&(g * GRAIN_SECTORS).to_le_bytes());
+            head[8..12].copy_from_slice(&(grain.compressed.len() as u32).to_le_bytes());
+            self.w.put(&head)?;
+            self.w.put(&grain.compressed)?;
+            self.w.pad()?;
+        }
+        Ok(())
+    }
+
+    fn end_table(&mut self) -> Result<(), DiskError> {
+        if let Some(t) = self.table.take() {
+            self.w.put(&marker(GT_SECTORS, MARKER_GT))?;
+            self.gd[t as usize] = self.w.sector() as u32;
+            let bytes: Vec<u8> = self.gt.iter().flat_map(|e| e.to_le_bytes()).collect();
+            self.w.put(&bytes)?;
+            self.gt.fill(0);
+        }
+        Ok(())
+    }
+}
+
 /// Writes `raw` as a streamOptimized VMDK named `extent` (the file name
 /// the descriptor gives, e.g. `disk.vmdk`); returns the bytes written.
 pub fn write<W: Write>(raw: &RawImage, out: W, extent: &str) -> Result<u64, DiskError> {
@@ -155,56 +242,35 @@ pub fn write<W: Write>(raw: &RawImage, out: W, extent: &str) -> Result<u64, Disk
         ((OVERHEAD - 1 - DESCRIPTOR_SECTORS) * SECTOR) as usize
     ])?;
 
-    let mut gd = vec![0u32; tables as usize];
-    let mut gt = vec![0u32; GT_ENTRIES as usize];
-    let mut table: Option<u64> = None;
-    let mut compressed = Vec::with_capacity(GRANULE as usize + 1024);
-    let mut grain = vec![0u8; GRANULE as usize];
-
-    fn flush_table(
-        w: &mut Counter<impl Write>,
-        gt: &mut [u32],
-        gd: &mut [u32],
-        t: u64,
-    ) -> Result<(), DiskError> {
-        w.put(&marker(GT_SECTORS, MARKER_GT))?;
-        gd[t as usize] = w.sector() as u32;
-        let bytes: Vec<u8> = gt.iter().flat_map(|e| e.to_le_bytes()).collect();
-        w.put(&bytes)?;
-        gt.fill(0);
-        Ok(())
-    }
-
+    let mut stream = Stream {
+        w,
+        gd: vec![0u32; tables as usize],
+        gt: vec![0u32; GT_ENTRIES as usize],
+        table: None,
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut batch: Vec<Grain> = Vec::with_capacity(BATCH);
     raw.each_chunk(|off, data| {
         for (k, chunk) in data.chunks(GRANULE as usize).enumerate() {
-            let g = off / GRANULE + k as u64;
-            if let Some(t) = table
-                && t != g / GT_ENTRIES
-            {
-                flush_table(&mut w, &mut gt, &mut gd, t)?;
-            }
-            table = Some(g / GT_ENTRIES);
             // A short last grain is compressed as a whole one, zero-padded.
-            grain[..chunk.len()].copy_from_slice(chunk);
-            grain[chunk.len()..].fill(0);
-            compressed.clear();
-            let mut z = ZlibEncoder::new(&mut compressed, Compression::new(LEVEL));
-            z.write_all(&grain)
-                .and_then(|_| z.finish().map(|_| ()))
-                .map_err(DiskError::io("compressing a VMDK grain"))?;
-            gt[(g % GT_ENTRIES) as usize] = w.sector() as u32;
-            let mut head = [0u8; 12];
-            head[0..8].copy_from_slice(&(g * GRAIN_SECTORS).to_le_bytes());
-            head[8..12].copy_from_slice(&(compressed.len() as u32).to_le_bytes());
-            w.put(&head)?;
-            w.put(&compressed)?;
-            w.pad()?;
+            let mut bytes = chunk.to_vec();
+            bytes.resize(GRANULE as usize, 0);
+            batch.push(Grain {
+                index: off / GRANULE + k as u64,
+                bytes,
+                compressed: Vec::new(),
+            });
+            if batch.len() == BATCH {
+                compress(&mut batch, threads)?;
+                stream.grains(&mut batch)?;
+            }
         }
         Ok(())
     })?;
-    if let Some(t) = table {
-        flush_table(&mut w, &mut gt, &mut gd, t)?;
-    }
+    compress(&mut batch, threads)?;
+    stream.grains(&mut batch)?;
+    stream.end_table()?;
+    let Stream { mut w, gd, .. } = stream;
 
     let gd_sectors = (tables * 4).div_ceil(SECTOR);
     w.put(&marker(gd_sectors, MARKER_GD))?;
@@ -224,6 +290,28 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn compression_does_not_depend_on_threads() {
+        let batch = || -> Vec<Grain> {
+            (0..9u64)
+                .map(|i| Grain {
+                    index: i,
+                    bytes: (0..GRANULE).map(|b| (b * i / 7) as u8).collect(),
+                    compressed: Vec::new(),
+                })
+                .collect()
+        };
+        let (mut one, mut four) = (batch(), batch());
+        compress(&mut one, 1).unwrap();
+        compress(&mut four, 4).unwrap();
+        assert!(
+            one.iter()
+                .zip(&four)
+                .all(|(a, b)| a.compressed == b.compressed)
+        );
+        assert!(one.iter().all(|g| !g.compressed.is_empty()));
+    }
 
     #[test]
     fn grains_can_be_found_from_the_footer() {
