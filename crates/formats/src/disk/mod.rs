@@ -28,15 +28,15 @@ pub mod vmdk;
 
 use std::io;
 
-pub use fat::{FatBuilder, FatImage, FatOptions, FatType};
+pub use fat::{FatBuilder, FatFile, FatImage, FatOptions, FatType};
 pub use guid::Guid;
 pub use raw::{
-    Disk, DiskReport, PartitionContent, PartitionReport, PartitionSize, PartitionSpec,
-    PartitionType, Placement, ReaderContent, Table,
+    Disk, DiskLayout, DiskReport, FnContent, PartitionContent, PartitionReport, PartitionSize,
+    PartitionSpec, PartitionType, Placement, ReaderContent, Table,
 };
 pub use scan::RawImage;
 pub use sink::{DenseWriter, Region, Sink, SparseWriter};
-pub use size::parse_size;
+pub use size::{DEFAULT_SIZE, parse_size};
 
 /// The sector size of every disk and volume written here.
 pub const SECTOR: u64 = 512;

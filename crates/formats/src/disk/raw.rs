@@ -83,6 +83,43 @@ impl<R: Read> PartitionContent for ReaderContent<R> {
     }
 }
 
+/// Content written by a closure into the partition's region, which
+/// needs at least `min_len` bytes.
+pub struct FnContent<F> {
+    min_len: u64,
+    write: F,
+}
+
+impl<F> FnContent<F>
+where
+    F: FnOnce(&mut Region<'_>, Placement) -> Result<(), DiskError>,
+{
+    pub fn new(min_len: u64, write: F) -> FnContent<F> {
+        FnContent { min_len, write }
+    }
+}
+
+impl<F> std::fmt::Debug for FnContent<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnContent")
+            .field("min_len", &self.min_len)
+            .finish()
+    }
+}
+
+impl<F> PartitionContent for FnContent<F>
+where
+    F: FnOnce(&mut Region<'_>, Placement) -> Result<(), DiskError>,
+{
+    fn min_len(&self) -> Result<u64, DiskError> {
+        Ok(self.min_len)
+    }
+
+    fn write(self: Box<Self>, out: &mut Region<'_>, place: Placement) -> Result<(), DiskError> {
+        (self.write)(out, place)
+    }
+}
+
 /// A partition type on both tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionType {
@@ -225,6 +262,17 @@ impl<'a> Disk<'a> {
         {
             return Err(DiskError::Table(format!(
                 "a disk of {size} bytes is not a whole number of 512-byte sectors"
+            )));
+        }
+        if let Table::Gpt { .. } = self.table
+            && let Some(p) = self
+                .partitions
+                .iter()
+                .find(|p| p.name.encode_utf16().count() > 36)
+        {
+            return Err(DiskError::Table(format!(
+                "GPT partition name `{}` is longer than 36 UTF-16 units",
+                p.name
             )));
         }
         let mut at = MIB;
@@ -498,6 +546,37 @@ mod tests {
         });
         d.size = Some(1000);
         assert!(matches!(d.layout(), Err(DiskError::Table(_))));
+    }
+
+    #[test]
+    fn closures_write_partitions() {
+        let mut d = Disk::new(Table::Mbr {
+            boot_code: [0; 440],
+        });
+        d.partitions.push(PartitionSpec {
+            name: "f".into(),
+            kind: PartitionType::LINUX,
+            size: PartitionSize::Fit,
+            bootable: false,
+            guid: None,
+            content: Box::new(FnContent::new(
+                10,
+                |out: &mut Region<'_>, place: Placement| {
+                    assert_eq!(
+                        place,
+                        Placement {
+                            offset: MIB,
+                            len: MIB
+                        }
+                    );
+                    out.write_all(b"from a closure")
+                        .map_err(DiskError::io("test"))
+                },
+            )),
+        });
+        let (out, report) = d.write(Cursor::new(Vec::new())).unwrap();
+        assert_eq!(report.size, 2 * MIB);
+        assert_eq!(&out.get_ref()[MIB as usize..][..14], b"from a closure");
     }
 
     #[test]

@@ -228,7 +228,11 @@ pub fn write<W: Write>(raw: &RawImage, out: W, extent: &str) -> Result<u64, Disk
     let capacity = raw.len() / SECTOR;
     let grains = raw.len().div_ceil(GRANULE);
     let tables = grains.div_ceil(GT_ENTRIES);
-    if tables * GT_SECTORS + grains * 2 > u64::from(u32::MAX) {
+    // Tables address sectors with 32 bits: the file must stay under 2 TiB
+    // even if no grain compresses (a marker sector more per grain).
+    let stored = raw.granules().count() as u64;
+    let worst = OVERHEAD + stored * (GRAIN_SECTORS + 2) + tables * (GT_SECTORS + 2) + 8;
+    if worst > u64::from(u32::MAX) {
         return Err(DiskError::TooLarge {
             format: "VMDK",
             reason: format!("{} bytes is more than a sparse extent addresses", raw.len()),
