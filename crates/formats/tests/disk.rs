@@ -192,7 +192,7 @@ fn fat12_fat16_fat32_pass_fsck_and_read_back_with_mtools() {
     let files = sample_files();
     let cases = [
         (FatType::Fat12, None, 2048, "12 bit"),
-        (FatType::Fat16, Some(32 * MIB), 4096, "16 bit"),
+        (FatType::Fat16, Some(32 * MIB + 3 * 512), 4096, "16 bit"),
         (FatType::Fat32, Some(300 * MIB), 4096, "32 bit"),
     ];
     for (ty, size, cluster, bits) in cases {
