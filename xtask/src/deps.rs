@@ -101,6 +101,31 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Main,
         why: "independent client for OCI interop tests",
     },
+    Package {
+        name: "dosfstools",
+        suite: Suite::Main,
+        why: "fsck.fat: FAT oracle for disk image tests",
+    },
+    Package {
+        name: "mtools",
+        suite: Suite::Main,
+        why: "mdir/mcopy read FAT volumes back in disk image tests",
+    },
+    Package {
+        name: "fdisk",
+        suite: Suite::Main,
+        why: "sfdisk --dump/--verify: MBR and GPT oracle",
+    },
+    Package {
+        name: "gdisk",
+        suite: Suite::Main,
+        why: "sgdisk -v: GPT oracle (CRCs, backup header)",
+    },
+    Package {
+        name: "qemu-utils",
+        suite: Suite::Backports,
+        why: "qemu-img check/compare/info: qcow2, VHD and VMDK oracle",
+    },
 ];
 
 fn installed(name: &str) -> bool {

@@ -3,6 +3,7 @@
 //! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
 
 pub mod cpio;
+pub mod disk;
 pub mod erofs;
 pub mod fstree;
 pub mod outputs;
