@@ -22,5 +22,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_transport(false)
         .compile_fds(fds)?;
+
+    // The test components' protos (tests/), each with its descriptor set.
+    println!("cargo:rerun-if-changed=tests/proto");
+    for (proto, set) in [("echo.proto", "echo.binpb"), ("info.proto", "info.binpb")] {
+        let fds = protox::compile([proto], ["tests/proto"])?;
+        std::fs::write(out.join(set), fds.encode_to_vec())?;
+        tonic_prost_build::configure()
+            .build_transport(false)
+            .compile_fds(fds)?;
+    }
     Ok(())
 }

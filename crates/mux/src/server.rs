@@ -85,6 +85,19 @@ impl Mux {
         Ok(())
     }
 
+    /// Serves one host session on a byte stream that may carry bytes of
+    /// earlier sessions (a virtio-serial port): waits for the session line
+    /// (`session`), then serves one HTTP/2 connection on the rest.
+    pub async fn serve_session<IO>(&self, io: &mut IO) -> std::io::Result<()>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let rest = crate::session::accept(io).await?;
+        self.serve_connection(crate::session::Prefixed::new(rest, io))
+            .await
+            .map_err(std::io::Error::other)
+    }
+
     async fn handle(&self, req: Request<RecvStream>, respond: SendResponse<Bytes>) {
         if !status::is_grpc(req.method(), req.headers()) {
             let code = if req.method() == http::Method::POST {

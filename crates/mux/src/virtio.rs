@@ -31,7 +31,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::fd::{Owned, register};
 use crate::server::Mux;
-use crate::session;
 
 /// The port name slipway's host side asks qemu for.
 pub const DEFAULT_PORT_NAME: &str = "org.slipway.control";
@@ -132,20 +131,13 @@ pub async fn serve_port(mux: &Mux, path: &Path) -> Result<(), PortError> {
     };
     loop {
         wait_for_host(&fd).await.map_err(io_err(path))?;
-        let port = Port {
+        let mut port = Port {
             fd: register(fd).map_err(io_err(path))?,
         };
-        let mut port = port;
-        match session::accept(&mut port).await {
-            Ok(rest) => {
-                let mut io = session::Prefixed::new(rest, port);
-                if let Err(e) = mux.serve_connection(&mut io).await {
-                    eprintln!("slipway-mux: host session on {}: {e}", path.display());
-                }
-                port = io.into_inner();
-            }
+        match mux.serve_session(&mut port).await {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
-            Err(e) => eprintln!("slipway-mux: {}: {e}", path.display()),
+            Err(e) => eprintln!("slipway-mux: host session on {}: {e}", path.display()),
         }
         // The next session needs a fresh registration: tokio keeps the
         // hang-up it saw in this one for as long as the fd is registered.
