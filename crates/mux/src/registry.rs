@@ -10,8 +10,10 @@
 //! rename a new file into place) is a new generation of its component with
 //! a connection of its own: new calls go to it at once, while calls in
 //! flight keep the previous connection until they end. When several
-//! components register the same service, the most recently written
-//! registration serves it (ties go to the first name in byte order).
+//! components register the same service, the registration that appeared
+//! last serves it: the one found by the later scan, or among those found
+//! by one scan the one written last (ties go to the first name in byte
+//! order). File times alone would not do: they tick in jiffies.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -67,6 +69,8 @@ impl FileId {
 pub struct Component {
     pub registration: Registration,
     id: FileId,
+    /// The number of the scan that found this generation.
+    seen: u64,
     pub backend: Arc<Backend>,
     descriptors: OnceCell<Result<Arc<DescriptorIndex>, String>>,
 }
@@ -139,10 +143,10 @@ impl Table {
 
     fn build(components: Vec<Arc<Component>>, invalid: Vec<Invalid>) -> Table {
         let mut by_age: Vec<&Arc<Component>> = components.iter().collect();
-        // Most recently written first; the name breaks ties.
+        // Most recent first; the name breaks ties.
         by_age.sort_by(|a, b| {
-            b.id.modified()
-                .cmp(&a.id.modified())
+            (b.seen, b.id.modified())
+                .cmp(&(a.seen, a.id.modified()))
                 .then_with(|| a.name().cmp(b.name()))
         });
         let mut routes = HashMap::new();
@@ -167,6 +171,8 @@ pub struct Registry {
     dir: PathBuf,
     table: RwLock<Arc<Table>>,
     last_miss_scan: Mutex<Option<Instant>>,
+    /// Serialises scans and counts them.
+    scans: Mutex<u64>,
     changed: watch::Sender<u64>,
 }
 
@@ -177,6 +183,7 @@ impl Registry {
             dir: dir.to_path_buf(),
             table: RwLock::new(Arc::new(Table::default())),
             last_miss_scan: Mutex::new(None),
+            scans: Mutex::new(0),
             changed: watch::Sender::new(0),
         };
         registry.rescan();
@@ -224,6 +231,12 @@ impl Registry {
     /// Reads the directory again, keeping unchanged components (and their
     /// connections) as they are.
     pub fn rescan(&self) {
+        let mut scans = match self.scans.lock() {
+            Ok(n) => n,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *scans += 1;
+        let seen = *scans;
         let old = self.table();
         let mut components = Vec::new();
         let mut invalid = Vec::new();
@@ -271,6 +284,7 @@ impl Registry {
                     components.push(Arc::new(Component {
                         registration,
                         id,
+                        seen,
                         backend,
                         descriptors: OnceCell::new(),
                     }));
