@@ -30,6 +30,7 @@ mod registry;
 mod server;
 pub mod session;
 mod status;
+mod trim;
 pub mod virtio;
 mod watch;
 

@@ -79,6 +79,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mux = Mux::new(&args.components);
     mux.watch()
         .map_err(|e| format!("watching {}: {e}", args.components.display()))?;
+    mux.trim_when_idle();
     if let Some(dir) = args.listen.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

@@ -27,6 +27,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Mux {
     registry: Arc<Registry>,
     local: Local,
+    activity: Arc<crate::trim::Activity>,
 }
 
 impl Mux {
@@ -38,6 +39,7 @@ impl Mux {
         Mux {
             local: Local::new(registry.clone(), Arc::new(own)),
             registry,
+            activity: Arc::default(),
         }
     }
 
@@ -50,6 +52,12 @@ impl Mux {
     pub fn watch(&self) -> std::io::Result<tokio::task::JoinHandle<()>> {
         std::fs::create_dir_all(self.registry.dir())?;
         crate::watch::spawn(self.registry.clone())
+    }
+
+    /// Returns the allocator's free memory to the system whenever the
+    /// multiplexer has been idle for a few seconds after serving calls.
+    pub fn trim_when_idle(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.activity.clone().trim_when_idle())
     }
 
     /// Serves clients connecting to `listener`, each on its own task.
@@ -99,6 +107,7 @@ impl Mux {
     }
 
     async fn handle(&self, req: Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let _call = self.activity.call();
         if !status::is_grpc(req.method(), req.headers()) {
             let code = if req.method() == http::Method::POST {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
