@@ -26,18 +26,20 @@ impl Drop for Running {
 }
 
 fn start_binary(dir: &Path) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_slipway-mux"))
-        .arg("--components")
-        .arg(dir.join("components"))
-        .arg("--listen")
-        .arg(dir.join("mux.sock"))
-        .arg("--no-port")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let running = Running(
+        Command::new(env!("CARGO_BIN_EXE_slipway-mux"))
+            .arg("--components")
+            .arg(dir.join("components"))
+            .arg("--listen")
+            .arg(dir.join("mux.sock"))
+            .arg("--no-port")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if StdUnixStream::connect(dir.join("mux.sock")).is_ok() {
-            return Running(child);
+            return running;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
