@@ -97,6 +97,11 @@ pub const PACKAGES: &[Package] = &[
         why: "getfattr reads the extended attributes of extracted and mounted images",
     },
     Package {
+        name: "python3-venv",
+        suite: Suite::Main,
+        why: "a venv for grpcio, the independent gRPC client of the multiplexer tests",
+    },
+    Package {
         name: "skopeo",
         suite: Suite::Main,
         why: "independent client for OCI interop tests",
@@ -228,6 +233,59 @@ pub fn command(install: bool) -> Result<()> {
         println!("{:<8} {:<22} {:<20} {}", state, p.name, suite, p.why);
     }
     if install { ensure() } else { Ok(()) }
+}
+
+/// The environment variable through which tests find the Python with grpcio.
+pub const TEST_PYTHON_ENV: &str = "SLIPWAY_TEST_PYTHON";
+
+/// PyPI packages of the gRPC client the multiplexer's tests use as an
+/// implementation independent of ours (gRPC's C core, Google's protobuf).
+const PYTHON_GRPC: &[&str] = &[
+    "grpcio==1.85.3",
+    "grpcio-reflection==1.85.1",
+    "protobuf==7.36.2",
+];
+
+/// A venv in `<target>/python-grpc` with [`PYTHON_GRPC`]; its python.
+/// Does nothing when it is already there.
+pub fn test_python(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("python-grpc");
+    let python = dir.join("bin/python3");
+    let stamp = dir.join("requirements.txt");
+    let wanted = PYTHON_GRPC.join("\n");
+    if python.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "xtask: creating {} with {}",
+        dir.display(),
+        PYTHON_GRPC.join(" ")
+    );
+    let status = Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .context("could not run /usr/bin/python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed ({status})", dir.display());
+    }
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PYTHON_GRPC)
+        .status()
+        .context("could not run pip")?;
+    if !status.success() {
+        bail!("pip install {} failed ({status})", PYTHON_GRPC.join(" "));
+    }
+    std::fs::write(&stamp, wanted).context("writing the venv's requirements")?;
+    Ok(python)
 }
 
 /// The environment variable through which tests find the test kernel.

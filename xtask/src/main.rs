@@ -105,6 +105,8 @@ fn test(extra: &[String]) -> Result<()> {
     let kernel = deps::test_kernel(&target_dir())?;
     let mut nextest = cargo();
     nextest.env(deps::TEST_KERNEL_ENV, &kernel);
+    let python = deps::test_python(&target_dir())?;
+    nextest.env(deps::TEST_PYTHON_ENV, &python);
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     nextest.args(extra);
     // Snapshots are checked, never written, by the suite.

@@ -1,0 +1,169 @@
+//! The multiplexer: accepts HTTP/2 connections and routes each stream by
+//! its method path to a component or to its own services.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::{Request, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixListener;
+use tonic::Code;
+
+use crate::descriptors::DescriptorIndex;
+use crate::forward::forward;
+use crate::local::Local;
+use crate::registry::{Component, Registry};
+use crate::{limits, proto, status};
+
+/// A client has this long to complete the HTTP/2 handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The multiplexer. Cheap to clone; clones share the registry.
+#[derive(Debug, Clone)]
+pub struct Mux {
+    registry: Arc<Registry>,
+    local: Local,
+    activity: Arc<crate::trim::Activity>,
+}
+
+impl Mux {
+    /// A multiplexer routing to the components registered in `components_dir`.
+    pub fn new(components_dir: &Path) -> Self {
+        let registry = Arc::new(Registry::new(components_dir));
+        // The descriptors are compiled into the binary and checked by tests.
+        let own = DescriptorIndex::from_set(proto::DESCRIPTORS).unwrap_or_default();
+        Mux {
+            local: Local::new(registry.clone(), Arc::new(own)),
+            registry,
+            activity: Arc::default(),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Watches the components directory (creating it if needed) so that
+    /// registrations take effect as they are written.
+    pub fn watch(&self) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        std::fs::create_dir_all(self.registry.dir())?;
+        crate::watch::spawn(self.registry.clone())
+    }
+
+    /// Returns the allocator's free memory to the system whenever the
+    /// multiplexer has been idle for a few seconds after serving calls.
+    pub fn trim_when_idle(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.activity.clone().trim_when_idle())
+    }
+
+    /// Serves clients connecting to `listener`, each on its own task.
+    pub async fn serve_unix(&self, listener: UnixListener) -> std::io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let mux = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = mux.serve_connection(stream).await {
+                    eprintln!("slipway-mux: client connection: {e}");
+                }
+            });
+        }
+    }
+
+    /// Serves one HTTP/2 connection until the client closes it. A client that
+    /// does not speak HTTP/2 (HTTP/1, garbage) gets an error here and nothing
+    /// else is affected.
+    pub async fn serve_connection<IO>(&self, io: IO) -> Result<(), h2::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut conn =
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, limits::server().handshake(io)).await {
+                Ok(conn) => conn?,
+                Err(_) => return Ok(()), // a silent client
+            };
+        while let Some(stream) = conn.accept().await {
+            let (req, respond) = stream?;
+            let mux = self.clone();
+            tokio::spawn(async move { mux.handle(req, respond).await });
+        }
+        Ok(())
+    }
+
+    /// Serves one host session on a byte stream that may carry bytes of
+    /// earlier sessions (a virtio-serial port): waits for the session line
+    /// (`session`), then serves one HTTP/2 connection on the rest.
+    pub async fn serve_session<IO>(&self, io: &mut IO) -> std::io::Result<()>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let rest = crate::session::accept(io).await?;
+        self.serve_connection(crate::session::Prefixed::new(rest, io))
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    async fn handle(&self, req: Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let _call = self.activity.call();
+        if !status::is_grpc(req.method(), req.headers()) {
+            let code = if req.method() == http::Method::POST {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            };
+            return status::reply_http(respond, code);
+        }
+        let path = req.uri().path().to_string();
+        let Some(service) = status::service_of(&path) else {
+            return status::reply(
+                respond,
+                Code::Unimplemented,
+                &format!("malformed method {path}"),
+            );
+        };
+        let Some((req, respond)) = self.local.serve(service, req, respond).await else {
+            return;
+        };
+        match self.registry.route(service) {
+            Some(component) => to_component(&component, req, respond).await,
+            None => status::reply(
+                respond,
+                Code::Unimplemented,
+                &format!("unknown method {path}: no component serves {service}"),
+            ),
+        }
+    }
+}
+
+/// Forwards to `component`, connecting again once if its connection turns
+/// out to be gone before the call could be sent.
+async fn to_component(
+    component: &Component,
+    req: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+) {
+    let name = component.name();
+    let backend = &component.backend;
+    let sender = match backend.sender().await {
+        Ok(s) => s,
+        Err(e) => return status::reply(respond, Code::Unavailable, &e),
+    };
+    let Err((req, respond)) = forward(req, respond, sender, name).await else {
+        return;
+    };
+    backend.reset().await;
+    let sender = match backend.sender().await {
+        Ok(s) => s,
+        Err(e) => return status::reply(respond, Code::Unavailable, &e),
+    };
+    if let Err((_, respond)) = forward(req, respond, sender, name).await {
+        status::reply(
+            respond,
+            Code::Unavailable,
+            &format!("component \"{name}\" closed the connection"),
+        );
+    }
+}
