@@ -9,8 +9,7 @@ pub mod tar;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{
-    Output, OutputFile, write_image_filesystem, write_image_filesystem_file, write_outputs,
-    write_tar, write_tar_file,
+    Output, OutputFile, write_entries_tar, write_file, write_outputs, write_tar, write_tar_file,
 };
 pub use segments::{Compression, FormatError, SegmentCache, UnitReport, Writer, build_units};
 pub use tar::TarWriter;

@@ -5,8 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use slipway_assemble::{Header, KernelPart, Kind, Unit};
-use slipway_oci::Store;
+use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, KernelPart, Kind, Unit};
 
 use crate::segments::{
     Compression, FormatError, SegmentCache, UnitReport, Writer, build_units, concatenate,
@@ -148,8 +147,9 @@ fn commit(staged: Vec<Staged>) -> Result<Vec<OutputFile>, FormatError> {
     Ok(done)
 }
 
-/// Writes `path` through a temporary file in the same directory.
-fn atomic(
+/// Writes `path` through a temporary file in the same directory, renamed
+/// into place when `f` has written it all.
+pub fn write_file(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
 ) -> Result<OutputFile, FormatError> {
@@ -173,12 +173,12 @@ const DOCKERFILE: &str = "FROM scratch\nCOPY . ./\nENTRYPOINT [\"/bin/rc.init\"]
 /// The whole image as one tar stream (`tar`, or `docker` with a Dockerfile).
 pub fn write_tar(
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     docker: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<UnitReport>, FormatError> {
-    let files = build_units(units, store, Writer::Tar, cache)?;
+    let files = build_units(units, blobs, Writer::Tar, cache)?;
     concatenate(&files, out)?;
     if docker {
         let mut h = Header::new(
@@ -190,7 +190,7 @@ pub fn write_tar(
         );
         h.mtime = generated_mtime(units);
         let mut w = TarWriter::new(&mut *out);
-        slipway_assemble::EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
+        EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
             .map_err(io_at("writing", Path::new("Dockerfile")))?;
     }
     finish(out).map_err(io_at("writing", Path::new("the end of the tar")))?;
@@ -202,50 +202,33 @@ pub fn write_tar(
 pub fn write_tar_file(
     path: &Path,
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     docker: bool,
 ) -> Result<(OutputFile, Vec<UnitReport>), FormatError> {
     let mut reports = Vec::new();
-    let file = atomic(path, |w| {
-        reports = write_tar(units, store, cache, docker, w)?;
+    let file = write_file(path, |w| {
+        reports = write_tar(units, blobs, cache, docker, w)?;
         Ok(())
     })?;
     Ok((file, reports))
 }
 
-/// One image of the cache, its layers flattened (whiteouts applied, hard
-/// links kept), as a tar: `cache export --format filesystem`. Written to
-/// `path` through a temporary file, or to `out` for standard output.
-pub fn write_image_filesystem(
-    store: &Store,
-    image: &slipway_assemble::ImageInput,
+/// A tar of the entries `f` pushes, with the end marker: a tar composed
+/// outside a build, such as an image's filesystem for `cache export`.
+pub fn write_entries_tar(
     out: &mut dyn Write,
+    f: impl FnOnce(&mut dyn EntrySink) -> Result<(), AssembleError>,
 ) -> Result<(), FormatError> {
-    let src = slipway_assemble::StoreLayers {
-        store,
-        image: image.name.clone(),
-        layers: image.resolved.manifest.layers.clone(),
-    };
-    let plan = slipway_assemble::Plan::build(&src, None)?;
     let mut w = TarWriter::new(&mut *out);
-    plan.emit(&src, "", &image.name, "export", &mut w)?;
+    f(&mut w)?;
     finish(out).map_err(io_at("writing", Path::new("the end of the tar")))
-}
-
-/// [`write_image_filesystem`] to `path`, renamed into place when complete.
-pub fn write_image_filesystem_file(
-    path: &Path,
-    store: &Store,
-    image: &slipway_assemble::ImageInput,
-) -> Result<OutputFile, FormatError> {
-    atomic(path, |w| write_image_filesystem(store, image, w))
 }
 
 /// A kernel part, cached like a segment.
 fn kernel_part(
     unit: &Unit,
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     part: KernelPart,
 ) -> Result<Option<PathBuf>, FormatError> {
@@ -259,8 +242,8 @@ fn kernel_part(
     }
     fs::create_dir_all(&cache.dir).map_err(io_at("creating", &cache.dir))?;
     let mut found = false;
-    atomic(&path, |w| {
-        found = unit.write_kernel_part(store, part, w)?;
+    write_file(&path, |w| {
+        found = unit.write_kernel_part(blobs, part, w)?;
         Ok(())
     })?;
     if !found {
@@ -283,7 +266,7 @@ fn copy_file(from: &Path, out: &mut dyn Write) -> Result<(), FormatError> {
 pub fn write_outputs(
     outputs: &[Output],
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     compression: Compression,
     base: &Path,
@@ -301,7 +284,7 @@ pub fn write_outputs(
                 let docker = *output == Output::Docker;
                 let path = name(if docker { ".docker" } else { ".tar" });
                 staged.push(stage(&path, |w| {
-                    reports = write_tar(units, store, cache, docker, w)?;
+                    reports = write_tar(units, blobs, cache, docker, w)?;
                     Ok(())
                 })?);
             }
@@ -321,14 +304,14 @@ pub fn write_outputs(
                 // are encoded, not before: no core waits for them.
                 let (parts, built) = std::thread::scope(|scope| {
                     let parts = scope.spawn(|| {
-                        let part = |p| kernel_part(kernel, store, cache, p);
+                        let part = |p| kernel_part(kernel, blobs, cache, p);
                         Ok::<_, FormatError>((
                             part(KernelPart::Kernel)?,
                             part(KernelPart::Cmdline)?,
                             part(KernelPart::Ucode)?,
                         ))
                     });
-                    let built = build_units(units, store, Writer::Initrd(compression), cache);
+                    let built = build_units(units, blobs, Writer::Initrd(compression), cache);
                     let parts = parts.join().unwrap_or_else(|_| {
                         Err(FormatError::Io {
                             what: "reading",
@@ -378,7 +361,7 @@ pub fn write_outputs(
                             let mut h = Header::new(n, Kind::File { size }, 0o644);
                             h.mtime = generated_mtime(units);
                             let mut f = File::open(p).map_err(io_at("reading", p))?;
-                            slipway_assemble::EntrySink::entry(&mut tw, &h, &[], &mut f)
+                            EntrySink::entry(&mut tw, &h, &[], &mut f)
                                 .map_err(io_at("writing", p))?;
                         }
                         finish(w).map_err(io_at("writing", Path::new("the end of the tar")))

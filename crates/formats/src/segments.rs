@@ -23,8 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use slipway_assemble::{AssembleError, EntrySink, Header, Unit};
-use slipway_oci::Store;
+use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, Unit};
 
 use crate::cpio::{CpioWriter, TooLarge};
 use crate::tar::TarWriter;
@@ -363,7 +362,7 @@ impl EntrySink for Segmenter<'_> {
 /// Writes one unit's file at `dest` (temporary name, then renamed).
 fn write_unit(
     unit: &Unit,
-    store: &Store,
+    blobs: &dyn BlobSource,
     writer: Writer,
     dest: &Path,
     slots: &Arc<Slots>,
@@ -383,7 +382,7 @@ fn write_unit(
         Writer::Tar => {
             let file = File::create(&tmp).map_err(io_at("creating", &tmp))?;
             let mut w = TarWriter::new(BufWriter::new(file));
-            unit.write(store, &mut w).map_err(FormatError::from)?;
+            unit.write(blobs, &mut w).map_err(FormatError::from)?;
             w.into_inner().flush().map_err(io_at("writing", &tmp))?;
             1
         }
@@ -396,7 +395,7 @@ fn write_unit(
                 open: None,
                 done: Vec::new(),
             };
-            let written = unit.write(store, &mut seg);
+            let written = unit.write(blobs, &mut seg);
             let (parts, finished) = seg.finish();
             if written.is_err() || finished.is_err() {
                 for p in &parts {
@@ -425,7 +424,7 @@ fn write_unit(
 /// returns each unit's file, in order, with a report.
 pub fn build_units(
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     writer: Writer,
     cache: &SegmentCache,
 ) -> Result<Vec<(PathBuf, UnitReport)>, FormatError> {
@@ -454,7 +453,7 @@ pub fn build_units(
                             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                         Ok(1).map(|s| (s, true))
                     } else {
-                        write_unit(unit, store, writer, &path, &slots)
+                        write_unit(unit, blobs, writer, &path, &slots)
                             .map(|s| (s, false))
                             .map_err(lift)
                     };

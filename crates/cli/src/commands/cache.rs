@@ -361,12 +361,17 @@ fn export_filesystem(
         name: reference.to_string(),
         resolved,
     };
+    // Composed here: the cache reads the image, assemble flattens it,
+    // formats writes the tar.
+    let write = |w: &mut dyn std::io::Write| {
+        slipway_formats::write_entries_tar(w, |sink| image.write_filesystem(store, sink))
+    };
     if output == "-" {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        slipway_formats::write_image_filesystem(store, &image, &mut w)?;
+        write(&mut w)?;
         std::io::Write::flush(&mut w).context("writing to standard output")?;
     } else {
-        slipway_formats::write_image_filesystem_file(std::path::Path::new(output), store, &image)?;
+        slipway_formats::write_file(std::path::Path::new(output), write)?;
     }
     eprintln!(
         "slipway: exported the filesystem of {reference} {}",
