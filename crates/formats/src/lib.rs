@@ -1,4 +1,4 @@
-//! Output writers: tar (PAX), newc cpio initramfs (gzip, zstd or none), the
+//! Output writers: tar (PAX, through slipway-tar), newc cpio initramfs (gzip, zstd or none), the
 //! segments units become and their cache, and the output files of
 //! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
 
