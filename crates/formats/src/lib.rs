@@ -9,7 +9,10 @@ pub mod tar;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{
-    Output, OutputFile, write_entries_tar, write_file, write_outputs, write_tar, write_tar_file,
+    NOT_YET, Output, OutputFile, RequestedFormat, UnknownOutput, write_entries_tar, write_file,
+    write_outputs, write_tar, write_tar_file,
 };
-pub use segments::{Compression, FormatError, SegmentCache, UnitReport, Writer, build_units};
+pub use segments::{
+    Compression, FormatError, SegmentCache, UnitReport, UnknownCompression, Writer, build_units,
+};
 pub use tar::TarWriter;

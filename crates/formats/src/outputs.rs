@@ -21,20 +21,139 @@ pub enum Output {
     Docker,
 }
 
+/// LinuxKit's other formats: names accepted as formats, not written yet.
+pub const NOT_YET: &[&str] = &[
+    "aws",
+    "dynamic-vhd",
+    "gcp",
+    "iso-bios",
+    "iso-efi",
+    "iso-efi-initrd",
+    "kernel+iso",
+    "kernel+squashfs",
+    "qcow2-bios",
+    "qcow2-efi",
+    "raw-bios",
+    "raw-efi",
+    "rpi3",
+    "vhd",
+    "vmdk",
+];
+
 impl Output {
-    pub fn parse(s: &str) -> Option<Output> {
-        match s {
-            "tar" => Some(Output::Tar),
-            "kernel+initrd" => Some(Output::KernelInitrd),
-            "tar-kernel-initrd" => Some(Output::TarKernelInitrd),
-            "docker" => Some(Output::Docker),
-            _ => None,
+    /// Every format this version writes.
+    pub const ALL: [Output; 4] = [
+        Output::Tar,
+        Output::KernelInitrd,
+        Output::TarKernelInitrd,
+        Output::Docker,
+    ];
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Tar => "tar",
+            Output::KernelInitrd => "kernel+initrd",
+            Output::TarKernelInitrd => "tar-kernel-initrd",
+            Output::Docker => "docker",
         }
     }
 
     /// Whether it can be written to standard output (`-o -`).
     pub fn streamable(self) -> bool {
         matches!(self, Output::Tar | Output::Docker)
+    }
+
+    /// Whether it is made of the kernel and an initrd.
+    pub fn needs_kernel(self) -> bool {
+        matches!(self, Output::KernelInitrd | Output::TarKernelInitrd)
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn available() -> String {
+    Output::ALL.map(Output::name).join(", ")
+}
+
+/// A `--format` name this version does not write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownOutput {
+    #[error(
+        "the {name} format is not available in this version of slipway yet; available: {}",
+        available()
+    )]
+    NotYet { name: String },
+    #[error("unknown format {name:?}; available: {}", available())]
+    Unknown { name: String },
+}
+
+impl std::str::FromStr for Output {
+    type Err = UnknownOutput;
+
+    /// A format name, surrounding spaces ignored.
+    fn from_str(s: &str) -> Result<Output, UnknownOutput> {
+        let name = s.trim();
+        if let Some(o) = Output::ALL.into_iter().find(|o| o.name() == name) {
+            return Ok(o);
+        }
+        let name = name.to_string();
+        Err(if NOT_YET.contains(&name.as_str()) {
+            UnknownOutput::NotYet { name }
+        } else {
+            UnknownOutput::Unknown { name }
+        })
+    }
+}
+
+/// A `--format` name as given: a format this version writes, or one of
+/// LinuxKit's it does not write yet. Those are accepted where nothing is
+/// written (`--dry-run` takes any LinuxKit command line) and refused by
+/// [`RequestedFormat::output`] where something would be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestedFormat {
+    Output(Output),
+    NotYet(&'static str),
+}
+
+impl RequestedFormat {
+    /// The format to write, or why there is none.
+    pub fn output(self) -> Result<Output, UnknownOutput> {
+        match self {
+            RequestedFormat::Output(o) => Ok(o),
+            RequestedFormat::NotYet(name) => Err(UnknownOutput::NotYet {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestedFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestedFormat::Output(o) => o.fmt(f),
+            RequestedFormat::NotYet(name) => f.write_str(name),
+        }
+    }
+}
+
+impl std::str::FromStr for RequestedFormat {
+    type Err = UnknownOutput;
+
+    fn from_str(s: &str) -> Result<RequestedFormat, UnknownOutput> {
+        match s.parse::<Output>() {
+            Ok(o) => Ok(RequestedFormat::Output(o)),
+            Err(UnknownOutput::NotYet { name }) => NOT_YET
+                .iter()
+                .find(|n| **n == name)
+                .map(|n| RequestedFormat::NotYet(n))
+                .ok_or(UnknownOutput::NotYet { name }),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -414,6 +533,47 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["a", "b"]);
+    }
+
+    #[test]
+    fn format_and_compression_names_parse_and_print_back() {
+        for o in Output::ALL {
+            assert_eq!(o.name().parse::<Output>().unwrap(), o);
+            assert_eq!(format!(" {o} ").parse::<Output>().unwrap(), o);
+        }
+        assert_eq!(
+            "iso-efi".parse::<Output>().unwrap_err().to_string(),
+            "the iso-efi format is not available in this version of slipway yet; available: tar, kernel+initrd, tar-kernel-initrd, docker"
+        );
+        assert_eq!(
+            "floppy".parse::<Output>().unwrap_err().to_string(),
+            "unknown format \"floppy\"; available: tar, kernel+initrd, tar-kernel-initrd, docker"
+        );
+        assert_eq!(
+            "iso-efi".parse::<RequestedFormat>().unwrap(),
+            RequestedFormat::NotYet("iso-efi")
+        );
+        assert!(
+            "iso-efi"
+                .parse::<RequestedFormat>()
+                .unwrap()
+                .output()
+                .is_err()
+        );
+        assert_eq!(
+            "tar".parse::<RequestedFormat>().unwrap().output().unwrap(),
+            Output::Tar
+        );
+        assert!("floppy".parse::<RequestedFormat>().is_err());
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            assert_eq!(c.to_string().parse::<Compression>().unwrap(), c);
+        }
+        assert_eq!("gz".parse::<Compression>().unwrap(), Compression::Gzip);
+        assert_eq!("zst".parse::<Compression>().unwrap(), Compression::Zstd);
+        assert_eq!(
+            "lz4".parse::<Compression>().unwrap_err().to_string(),
+            "unknown compression \"lz4\"; use gzip, zstd or none"
+        );
     }
 
     #[test]

@@ -49,12 +49,37 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub fn parse(s: &str) -> Option<Compression> {
+    /// The name `--compress` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `--compress` name that is none of slipway's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression {0:?}; use gzip, zstd or none")]
+pub struct UnknownCompression(pub String);
+
+impl std::str::FromStr for Compression {
+    type Err = UnknownCompression;
+
+    /// `gzip` (or `gz`), `zstd` (or `zst`), `none`.
+    fn from_str(s: &str) -> Result<Compression, UnknownCompression> {
         match s {
-            "gzip" | "gz" => Some(Compression::Gzip),
-            "zstd" | "zst" => Some(Compression::Zstd),
-            "none" => Some(Compression::None),
-            _ => None,
+            "gzip" | "gz" => Ok(Compression::Gzip),
+            "zstd" | "zst" => Ok(Compression::Zstd),
+            "none" => Ok(Compression::None),
+            _ => Err(UnknownCompression(s.to_string())),
         }
     }
 }
