@@ -1,9 +1,10 @@
-//! Reading an image's layers from the content store, decompressed on the fly.
+//! Reading an image's layers from a blob source, decompressed on the fly.
 
 use std::io::{BufRead, BufReader, Read};
 
-use slipway_oci::{Descriptor, Store};
+use slipway_oci::Descriptor;
 
+use crate::blobs::BlobSource;
 use crate::error::{AssembleError, Result};
 
 /// Something made of tar streams, bottom first: an image's layers, or a
@@ -22,10 +23,10 @@ pub trait TarSource {
     ) -> Result<()>;
 }
 
-/// The layers of an image in the store.
-#[derive(Debug, Clone)]
+/// The layers of an image in a blob source (the image cache).
+#[derive(Clone)]
 pub struct StoreLayers<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn BlobSource,
     pub image: String,
     pub layers: Vec<Descriptor>,
 }
@@ -44,6 +45,15 @@ pub fn decompress<'r>(reader: impl Read + 'r) -> std::io::Result<Box<dyn Read + 
         )?))
     } else {
         Ok(Box::new(buffered))
+    }
+}
+
+impl std::fmt::Debug for StoreLayers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLayers")
+            .field("image", &self.image)
+            .field("layers", &self.layers)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,11 +1,13 @@
 //! Assembly: a resolved configuration becomes an ordered list of [`Unit`]s
 //! (kernel, init images, volumes, onboot/onshutdown/service bundles, files),
 //! each a deterministic stream of filesystem entries pushed into an
-//! [`EntrySink`], with content streamed from the image cache's blobs.
+//! [`EntrySink`], with content streamed from a [`BlobSource`] (the image
+//! cache implements it).
 //!
 //! Nothing is unpacked to the host. Writers of output formats live in
 //! `slipway-formats`; this crate writes none.
 
+pub mod blobs;
 pub mod entry;
 pub mod error;
 pub mod flatten;
@@ -15,6 +17,7 @@ pub mod oci;
 pub mod path;
 pub mod units;
 
+pub use blobs::{Blob, BlobSource};
 pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
 pub use error::AssembleError;
 pub use flatten::{Filters, Plan};

@@ -11,7 +11,9 @@ use slipway_config::model::{Config, ImageName, Section};
 use slipway_config::validate::parse_mode;
 use slipway_config::{Id, Sp};
 use slipway_layout::bundle;
-use slipway_oci::{ResolvedImage, Store};
+use slipway_oci::ResolvedImage;
+
+use crate::blobs::BlobSource;
 
 use crate::entry::{DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
 use crate::error::{AssembleError, Result};
@@ -32,7 +34,7 @@ pub struct ImageInput {
 }
 
 impl ImageInput {
-    fn layers<'s>(&self, store: &'s Store) -> StoreLayers<'s> {
+    fn layers<'s>(&self, store: &'s dyn BlobSource) -> StoreLayers<'s> {
         StoreLayers {
             store,
             image: self.name.clone(),
@@ -42,6 +44,13 @@ impl ImageInput {
 
     fn digest(&self) -> String {
         self.resolved.manifest_descriptor.digest.to_string()
+    }
+
+    /// The image's layers flattened (whiteouts applied, hard links kept),
+    /// its entries as in the image: `cache export --format filesystem`.
+    pub fn write_filesystem(&self, blobs: &dyn BlobSource, sink: &mut dyn EntrySink) -> Result<()> {
+        let src = self.layers(blobs);
+        Plan::build(&src, None)?.emit(&src, "", &self.name, "export", sink)
     }
 }
 
@@ -170,7 +179,10 @@ fn image_for<'a>(inputs: &'a Inputs, name: &ImageName, location: &str) -> Result
 }
 
 /// The image's own config: entrypoint, cmd, env, working directory, labels.
-fn image_config(store: &Store, image: &ImageInput) -> Result<(ImageDefaults, Option<String>)> {
+fn image_config(
+    store: &dyn BlobSource,
+    image: &ImageInput,
+) -> Result<(ImageDefaults, Option<String>)> {
     let bytes = store
         .read_blob(&image.resolved.manifest.config.digest, "image config")
         .map_err(|source| AssembleError::Store {
@@ -207,7 +219,7 @@ fn image_config(store: &Store, image: &ImageInput) -> Result<(ImageDefaults, Opt
 
 /// Makes the units of `config`, in LinuxKit's order. Reads image configs
 /// (for labels and defaults) and `files[].source` contents (for the keys).
-pub fn plan_units(config: &Config, inputs: &Inputs, store: &Store) -> Result<Vec<Unit>> {
+pub fn plan_units(config: &Config, inputs: &Inputs, store: &dyn BlobSource) -> Result<Vec<Unit>> {
     let mut units = Vec::new();
 
     if let Some(kernel) = &config.kernel
@@ -706,7 +718,7 @@ impl Unit {
     }
 
     /// Streams the unit's entries into `sink`.
-    pub fn write(&self, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+    pub fn write(&self, store: &dyn BlobSource, sink: &mut dyn EntrySink) -> Result<()> {
         if self.mtime != DEFAULT_MTIME {
             let mut stamp = Stamp {
                 inner: sink,
@@ -717,7 +729,7 @@ impl Unit {
         self.write_entries(store, sink)
     }
 
-    fn write_entries(&self, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+    fn write_entries(&self, store: &dyn BlobSource, sink: &mut dyn EntrySink) -> Result<()> {
         match &self.body {
             Body::Kernel(k) => write_kernel(k, store, sink),
             Body::Init { image } => {
@@ -837,7 +849,7 @@ impl Unit {
     /// microcode) to `out`. `Ok(false)` when the unit has no such part.
     pub fn write_kernel_part(
         &self,
-        store: &Store,
+        store: &dyn BlobSource,
         part: KernelPart,
         out: &mut dyn io::Write,
     ) -> Result<bool> {
@@ -880,7 +892,7 @@ impl Unit {
 
 /// An in-memory sink adapter: tags and prefixes nothing, forwards to `inner`
 /// all but the entries `skip` names.
-fn write_kernel(k: &KernelUnit, store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+fn write_kernel(k: &KernelUnit, store: &dyn BlobSource, sink: &mut dyn EntrySink) -> Result<()> {
     let src = k.image.layers(store);
     // The outer plan and kernel.tar's plan in one read of the layers, then
     // the kernel, microcode and kernel.tar's entries in one more: a large
@@ -1053,7 +1065,11 @@ pub const APK_DB: &str = "lib/apk/db/installed";
 /// LinuxKit's apk database union: when more than one init image has
 /// [`APK_DB`], their contents, each followed by an empty line, as one more
 /// entry after the init images.
-fn write_apk_db(images: &[ImageInput], store: &Store, sink: &mut dyn EntrySink) -> Result<()> {
+fn write_apk_db(
+    images: &[ImageInput],
+    store: &dyn BlobSource,
+    sink: &mut dyn EntrySink,
+) -> Result<()> {
     let mut dbs: Vec<Vec<u8>> = Vec::new();
     for image in images {
         let src = image.layers(store);
@@ -1088,7 +1104,7 @@ fn write_apk_db(images: &[ImageInput], store: &Store, sink: &mut dyn EntrySink) 
 /// Volume `format: oci`: the image as an OCI layout under `lower/`.
 fn write_oci_layout(
     image: &ImageInput,
-    store: &Store,
+    store: &dyn BlobSource,
     lower: &str,
     location: &str,
     sink: &mut dyn EntrySink,
@@ -1137,7 +1153,7 @@ fn write_oci_layout(
                 image: image.name.clone(),
                 source,
             })?;
-        let size = blob.len().map_err(AssembleError::Sink)?;
+        let size = blob.size;
         let h = Header::new(
             format!("{lower}/blobs/sha256/{}", digest.hex()),
             Kind::File { size },

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use slipway_reference::Arch;
 
 use crate::commands::{
     build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
@@ -40,7 +41,7 @@ pub struct GlobalArgs {
 
     /// Architecture to build for: amd64, arm64, riscv64 or s390x [default: the host's]
     #[arg(long, global = true, value_name = "ARCH")]
-    pub arch: Option<String>,
+    pub arch: Option<Arch>,
 
     /// Registry mirror: `URL` for Docker Hub, or `REGISTRY=URL` (repeatable)
     #[arg(long, global = true, value_name = "MIRROR", env = "LINUXKIT_MIRROR")]

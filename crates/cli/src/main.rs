@@ -3,6 +3,8 @@
 mod cli;
 mod commands;
 mod config_input;
+mod context;
+mod progress;
 mod report;
 
 use std::process::ExitCode;

@@ -187,3 +187,68 @@ fn clean_and_verify() {
         .success();
     assert_eq!(stdout(&out).trim(), "[]");
 }
+
+/// The bytes an IEC size as printed (`512 B`, `1.50 KiB`, `3.25 MiB`)
+/// stands for, and the most it can be off by rounding.
+fn iec(text: &str) -> (f64, f64) {
+    let (number, unit) = text.split_once(' ').unwrap();
+    let power = ["B", "KiB", "MiB", "GiB", "TiB"]
+        .iter()
+        .position(|u| *u == unit)
+        .unwrap_or_else(|| panic!("not an IEC unit: {text:?}"));
+    let scale = 1024f64.powi(power as i32);
+    let precision = if power == 0 { 0.5 } else { 0.005 };
+    (number.parse::<f64>().unwrap() * scale, precision * scale)
+}
+
+/// The text between `before` and `after` on the line of `text` holding `before`.
+fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
+    let start = text
+        .find(before)
+        .unwrap_or_else(|| panic!("{before:?} in {text}"))
+        + before.len();
+    let rest = &text[start..];
+    &rest[..rest
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} in {text}"))]
+}
+
+#[test]
+fn sizes_are_printed_in_iec_units() {
+    let index = index();
+    let cache = tempfile::tempdir().unwrap();
+    Artifact::from(index)
+        .write_oci_layout(cache.path(), Some("example.com/app:1"))
+        .unwrap();
+    let total: u64 = std::fs::read_dir(cache.path().join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let out = slipway(cache.path())
+        .args(["cache", "verify"])
+        .assert()
+        .success();
+    let text = stderr(&out);
+    let checked = between(&text, "blobs (", ")");
+    let (bytes, slack) = iec(checked);
+    assert!(
+        (bytes - total as f64).abs() <= slack,
+        "{checked} for {total} bytes"
+    );
+    let out = slipway(cache.path())
+        .args(["cache", "clean", "--all"])
+        .assert()
+        .success();
+    let text = stderr(&out);
+    let freed = between(&text, "freed ", " (");
+    let (bytes, slack) = iec(freed);
+    assert!(
+        (bytes - total as f64).abs() <= slack,
+        "{freed} for {total} bytes"
+    );
+    assert!(
+        total >= 1024,
+        "the fixture is too small to show a unit: {total}"
+    );
+    assert!(!freed.ends_with(" B"), "{freed}");
+}

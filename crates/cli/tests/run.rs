@@ -110,6 +110,72 @@ fn run_rejects_what_it_cannot_boot() {
     assert_eq!(output.status.code(), Some(1));
 }
 
+/// `--arch` picks the machine: amd64 starts qemu-system-x86_64 (a stand-in
+/// on PATH that records its arguments), any other architecture is refused
+/// before anything starts.
+#[test]
+fn run_follows_arch_and_refuses_a_foreign_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("img");
+    for part in ["kernel", "initrd.img"] {
+        fs::write(dir.path().join(format!("img-{part}")), b"x").unwrap();
+    }
+    fs::write(dir.path().join("img-cmdline"), b"console=ttyS0\n").unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let called = dir.path().join("called");
+    let fake = bin.join("qemu-system-x86_64");
+    fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\n", called.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    for arch in ["arm64", "riscv64", "s390x"] {
+        let output = slipway()
+            .args(["--arch", arch, "run", "--accel", "tcg"])
+            .arg(&prefix)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{arch}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "boots amd64 machines (qemu-system-x86_64, q35), not {arch}"
+            )),
+            "{stderr}"
+        );
+        assert!(!called.exists(), "qemu started for {arch}");
+        assert!(!dir.path().join("img-state").exists(), "{arch} left state");
+    }
+
+    let output = slipway()
+        .args([
+            "--arch",
+            "amd64",
+            "run",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "60",
+        ])
+        .arg(&prefix)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let args = fs::read_to_string(&called).unwrap_or_else(|_| {
+        panic!(
+            "qemu-system-x86_64 was not started: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(args.contains("-machine q35,accel=tcg"), "{args}");
+    assert!(args.contains("-kernel"), "{args}");
+}
+
 /// A published port answers; Ctrl-C (SIGINT to `slipway run`) presses the
 /// ACPI power button through qemu's monitor, the init powers off cleanly
 /// (onshutdown runs) and `slipway run` exits 0.

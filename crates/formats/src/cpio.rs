@@ -13,7 +13,22 @@ use std::io::{self, Read, Write};
 
 use slipway_assemble::{EntrySink, Header, Kind};
 
-use crate::tar::copy_exact;
+/// Copies exactly `size` bytes of `content` to `out`, or fails.
+fn copy_exact(
+    content: &mut dyn Read,
+    out: &mut dyn Write,
+    size: u64,
+    path: &str,
+) -> io::Result<()> {
+    let n = io::copy(&mut content.take(size), out)?;
+    if n != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("`{path}`: expected {size} bytes of content, got {n}"),
+        ));
+    }
+    Ok(())
+}
 
 /// The first inode number of every archive (LinuxKit's choice).
 pub const FIRST_INODE: u32 = 721;

@@ -1,4 +1,4 @@
-//! Output writers: tar (PAX), newc cpio initramfs (gzip, zstd or none), the
+//! Output writers: tar (PAX, through slipway-tar), newc cpio initramfs (gzip, zstd or none), the
 //! segments units become and their cache, and the output files of
 //! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
 
@@ -13,8 +13,10 @@ pub mod tar;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{
-    Output, OutputFile, write_image_filesystem, write_image_filesystem_file, write_outputs,
-    write_tar, write_tar_file,
+    NOT_YET, Output, OutputFile, RequestedFormat, UnknownOutput, write_entries_tar, write_file,
+    write_outputs, write_tar, write_tar_file,
 };
-pub use segments::{Compression, FormatError, SegmentCache, UnitReport, Writer, build_units};
+pub use segments::{
+    Compression, FormatError, SegmentCache, UnitReport, UnknownCompression, Writer, build_units,
+};
 pub use tar::TarWriter;

@@ -5,8 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use slipway_assemble::{Header, KernelPart, Kind, Unit};
-use slipway_oci::Store;
+use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, KernelPart, Kind, Unit};
 
 use crate::segments::{
     Compression, FormatError, SegmentCache, UnitReport, Writer, build_units, concatenate,
@@ -22,20 +21,139 @@ pub enum Output {
     Docker,
 }
 
+/// LinuxKit's other formats: names accepted as formats, not written yet.
+pub const NOT_YET: &[&str] = &[
+    "aws",
+    "dynamic-vhd",
+    "gcp",
+    "iso-bios",
+    "iso-efi",
+    "iso-efi-initrd",
+    "kernel+iso",
+    "kernel+squashfs",
+    "qcow2-bios",
+    "qcow2-efi",
+    "raw-bios",
+    "raw-efi",
+    "rpi3",
+    "vhd",
+    "vmdk",
+];
+
 impl Output {
-    pub fn parse(s: &str) -> Option<Output> {
-        match s {
-            "tar" => Some(Output::Tar),
-            "kernel+initrd" => Some(Output::KernelInitrd),
-            "tar-kernel-initrd" => Some(Output::TarKernelInitrd),
-            "docker" => Some(Output::Docker),
-            _ => None,
+    /// Every format this version writes.
+    pub const ALL: [Output; 4] = [
+        Output::Tar,
+        Output::KernelInitrd,
+        Output::TarKernelInitrd,
+        Output::Docker,
+    ];
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Tar => "tar",
+            Output::KernelInitrd => "kernel+initrd",
+            Output::TarKernelInitrd => "tar-kernel-initrd",
+            Output::Docker => "docker",
         }
     }
 
     /// Whether it can be written to standard output (`-o -`).
     pub fn streamable(self) -> bool {
         matches!(self, Output::Tar | Output::Docker)
+    }
+
+    /// Whether it is made of the kernel and an initrd.
+    pub fn needs_kernel(self) -> bool {
+        matches!(self, Output::KernelInitrd | Output::TarKernelInitrd)
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn available() -> String {
+    Output::ALL.map(Output::name).join(", ")
+}
+
+/// A `--format` name this version does not write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownOutput {
+    #[error(
+        "the {name} format is not available in this version of slipway yet; available: {}",
+        available()
+    )]
+    NotYet { name: String },
+    #[error("unknown format {name:?}; available: {}", available())]
+    Unknown { name: String },
+}
+
+impl std::str::FromStr for Output {
+    type Err = UnknownOutput;
+
+    /// A format name, surrounding spaces ignored.
+    fn from_str(s: &str) -> Result<Output, UnknownOutput> {
+        let name = s.trim();
+        if let Some(o) = Output::ALL.into_iter().find(|o| o.name() == name) {
+            return Ok(o);
+        }
+        let name = name.to_string();
+        Err(if NOT_YET.contains(&name.as_str()) {
+            UnknownOutput::NotYet { name }
+        } else {
+            UnknownOutput::Unknown { name }
+        })
+    }
+}
+
+/// A `--format` name as given: a format this version writes, or one of
+/// LinuxKit's it does not write yet. Those are accepted where nothing is
+/// written (`--dry-run` takes any LinuxKit command line) and refused by
+/// [`RequestedFormat::output`] where something would be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestedFormat {
+    Output(Output),
+    NotYet(&'static str),
+}
+
+impl RequestedFormat {
+    /// The format to write, or why there is none.
+    pub fn output(self) -> Result<Output, UnknownOutput> {
+        match self {
+            RequestedFormat::Output(o) => Ok(o),
+            RequestedFormat::NotYet(name) => Err(UnknownOutput::NotYet {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestedFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestedFormat::Output(o) => o.fmt(f),
+            RequestedFormat::NotYet(name) => f.write_str(name),
+        }
+    }
+}
+
+impl std::str::FromStr for RequestedFormat {
+    type Err = UnknownOutput;
+
+    fn from_str(s: &str) -> Result<RequestedFormat, UnknownOutput> {
+        match s.parse::<Output>() {
+            Ok(o) => Ok(RequestedFormat::Output(o)),
+            Err(UnknownOutput::NotYet { name }) => NOT_YET
+                .iter()
+                .find(|n| **n == name)
+                .map(|n| RequestedFormat::NotYet(n))
+                .ok_or(UnknownOutput::NotYet { name }),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -148,8 +266,9 @@ fn commit(staged: Vec<Staged>) -> Result<Vec<OutputFile>, FormatError> {
     Ok(done)
 }
 
-/// Writes `path` through a temporary file in the same directory.
-fn atomic(
+/// Writes `path` through a temporary file in the same directory, renamed
+/// into place when `f` has written it all.
+pub fn write_file(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
 ) -> Result<OutputFile, FormatError> {
@@ -173,12 +292,12 @@ const DOCKERFILE: &str = "FROM scratch\nCOPY . ./\nENTRYPOINT [\"/bin/rc.init\"]
 /// The whole image as one tar stream (`tar`, or `docker` with a Dockerfile).
 pub fn write_tar(
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     docker: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<UnitReport>, FormatError> {
-    let files = build_units(units, store, Writer::Tar, cache)?;
+    let files = build_units(units, blobs, Writer::Tar, cache)?;
     concatenate(&files, out)?;
     if docker {
         let mut h = Header::new(
@@ -190,7 +309,7 @@ pub fn write_tar(
         );
         h.mtime = generated_mtime(units);
         let mut w = TarWriter::new(&mut *out);
-        slipway_assemble::EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
+        EntrySink::entry(&mut w, &h, &[], &mut DOCKERFILE.as_bytes())
             .map_err(io_at("writing", Path::new("Dockerfile")))?;
     }
     finish(out).map_err(io_at("writing", Path::new("the end of the tar")))?;
@@ -202,50 +321,33 @@ pub fn write_tar(
 pub fn write_tar_file(
     path: &Path,
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     docker: bool,
 ) -> Result<(OutputFile, Vec<UnitReport>), FormatError> {
     let mut reports = Vec::new();
-    let file = atomic(path, |w| {
-        reports = write_tar(units, store, cache, docker, w)?;
+    let file = write_file(path, |w| {
+        reports = write_tar(units, blobs, cache, docker, w)?;
         Ok(())
     })?;
     Ok((file, reports))
 }
 
-/// One image of the cache, its layers flattened (whiteouts applied, hard
-/// links kept), as a tar: `cache export --format filesystem`. Written to
-/// `path` through a temporary file, or to `out` for standard output.
-pub fn write_image_filesystem(
-    store: &Store,
-    image: &slipway_assemble::ImageInput,
+/// A tar of the entries `f` pushes, with the end marker: a tar composed
+/// outside a build, such as an image's filesystem for `cache export`.
+pub fn write_entries_tar(
     out: &mut dyn Write,
+    f: impl FnOnce(&mut dyn EntrySink) -> Result<(), AssembleError>,
 ) -> Result<(), FormatError> {
-    let src = slipway_assemble::StoreLayers {
-        store,
-        image: image.name.clone(),
-        layers: image.resolved.manifest.layers.clone(),
-    };
-    let plan = slipway_assemble::Plan::build(&src, None)?;
     let mut w = TarWriter::new(&mut *out);
-    plan.emit(&src, "", &image.name, "export", &mut w)?;
+    f(&mut w)?;
     finish(out).map_err(io_at("writing", Path::new("the end of the tar")))
-}
-
-/// [`write_image_filesystem`] to `path`, renamed into place when complete.
-pub fn write_image_filesystem_file(
-    path: &Path,
-    store: &Store,
-    image: &slipway_assemble::ImageInput,
-) -> Result<OutputFile, FormatError> {
-    atomic(path, |w| write_image_filesystem(store, image, w))
 }
 
 /// A kernel part, cached like a segment.
 fn kernel_part(
     unit: &Unit,
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     part: KernelPart,
 ) -> Result<Option<PathBuf>, FormatError> {
@@ -259,8 +361,8 @@ fn kernel_part(
     }
     fs::create_dir_all(&cache.dir).map_err(io_at("creating", &cache.dir))?;
     let mut found = false;
-    atomic(&path, |w| {
-        found = unit.write_kernel_part(store, part, w)?;
+    write_file(&path, |w| {
+        found = unit.write_kernel_part(blobs, part, w)?;
         Ok(())
     })?;
     if !found {
@@ -283,7 +385,7 @@ fn copy_file(from: &Path, out: &mut dyn Write) -> Result<(), FormatError> {
 pub fn write_outputs(
     outputs: &[Output],
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     cache: &SegmentCache,
     compression: Compression,
     base: &Path,
@@ -301,7 +403,7 @@ pub fn write_outputs(
                 let docker = *output == Output::Docker;
                 let path = name(if docker { ".docker" } else { ".tar" });
                 staged.push(stage(&path, |w| {
-                    reports = write_tar(units, store, cache, docker, w)?;
+                    reports = write_tar(units, blobs, cache, docker, w)?;
                     Ok(())
                 })?);
             }
@@ -321,14 +423,14 @@ pub fn write_outputs(
                 // are encoded, not before: no core waits for them.
                 let (parts, built) = std::thread::scope(|scope| {
                     let parts = scope.spawn(|| {
-                        let part = |p| kernel_part(kernel, store, cache, p);
+                        let part = |p| kernel_part(kernel, blobs, cache, p);
                         Ok::<_, FormatError>((
                             part(KernelPart::Kernel)?,
                             part(KernelPart::Cmdline)?,
                             part(KernelPart::Ucode)?,
                         ))
                     });
-                    let built = build_units(units, store, Writer::Initrd(compression), cache);
+                    let built = build_units(units, blobs, Writer::Initrd(compression), cache);
                     let parts = parts.join().unwrap_or_else(|_| {
                         Err(FormatError::Io {
                             what: "reading",
@@ -378,7 +480,7 @@ pub fn write_outputs(
                             let mut h = Header::new(n, Kind::File { size }, 0o644);
                             h.mtime = generated_mtime(units);
                             let mut f = File::open(p).map_err(io_at("reading", p))?;
-                            slipway_assemble::EntrySink::entry(&mut tw, &h, &[], &mut f)
+                            EntrySink::entry(&mut tw, &h, &[], &mut f)
                                 .map_err(io_at("writing", p))?;
                         }
                         finish(w).map_err(io_at("writing", Path::new("the end of the tar")))
@@ -431,6 +533,47 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["a", "b"]);
+    }
+
+    #[test]
+    fn format_and_compression_names_parse_and_print_back() {
+        for o in Output::ALL {
+            assert_eq!(o.name().parse::<Output>().unwrap(), o);
+            assert_eq!(format!(" {o} ").parse::<Output>().unwrap(), o);
+        }
+        assert_eq!(
+            "iso-efi".parse::<Output>().unwrap_err().to_string(),
+            "the iso-efi format is not available in this version of slipway yet; available: tar, kernel+initrd, tar-kernel-initrd, docker"
+        );
+        assert_eq!(
+            "floppy".parse::<Output>().unwrap_err().to_string(),
+            "unknown format \"floppy\"; available: tar, kernel+initrd, tar-kernel-initrd, docker"
+        );
+        assert_eq!(
+            "iso-efi".parse::<RequestedFormat>().unwrap(),
+            RequestedFormat::NotYet("iso-efi")
+        );
+        assert!(
+            "iso-efi"
+                .parse::<RequestedFormat>()
+                .unwrap()
+                .output()
+                .is_err()
+        );
+        assert_eq!(
+            "tar".parse::<RequestedFormat>().unwrap().output().unwrap(),
+            Output::Tar
+        );
+        assert!("floppy".parse::<RequestedFormat>().is_err());
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            assert_eq!(c.to_string().parse::<Compression>().unwrap(), c);
+        }
+        assert_eq!("gz".parse::<Compression>().unwrap(), Compression::Gzip);
+        assert_eq!("zst".parse::<Compression>().unwrap(), Compression::Zstd);
+        assert_eq!(
+            "lz4".parse::<Compression>().unwrap_err().to_string(),
+            "unknown compression \"lz4\"; use gzip, zstd or none"
+        );
     }
 
     #[test]

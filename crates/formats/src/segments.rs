@@ -23,8 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use slipway_assemble::{AssembleError, EntrySink, Header, Unit};
-use slipway_oci::Store;
+use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, Unit};
 
 use crate::cpio::{CpioWriter, TooLarge};
 use crate::tar::TarWriter;
@@ -50,12 +49,37 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub fn parse(s: &str) -> Option<Compression> {
+    /// The name `--compress` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `--compress` name that is none of slipway's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression {0:?}; use gzip, zstd or none")]
+pub struct UnknownCompression(pub String);
+
+impl std::str::FromStr for Compression {
+    type Err = UnknownCompression;
+
+    /// `gzip` (or `gz`), `zstd` (or `zst`), `none`.
+    fn from_str(s: &str) -> Result<Compression, UnknownCompression> {
         match s {
-            "gzip" | "gz" => Some(Compression::Gzip),
-            "zstd" | "zst" => Some(Compression::Zstd),
-            "none" => Some(Compression::None),
-            _ => None,
+            "gzip" | "gz" => Ok(Compression::Gzip),
+            "zstd" | "zst" => Ok(Compression::Zstd),
+            "none" => Ok(Compression::None),
+            _ => Err(UnknownCompression(s.to_string())),
         }
     }
 }
@@ -363,7 +387,7 @@ impl EntrySink for Segmenter<'_> {
 /// Writes one unit's file at `dest` (temporary name, then renamed).
 fn write_unit(
     unit: &Unit,
-    store: &Store,
+    blobs: &dyn BlobSource,
     writer: Writer,
     dest: &Path,
     slots: &Arc<Slots>,
@@ -383,7 +407,7 @@ fn write_unit(
         Writer::Tar => {
             let file = File::create(&tmp).map_err(io_at("creating", &tmp))?;
             let mut w = TarWriter::new(BufWriter::new(file));
-            unit.write(store, &mut w).map_err(FormatError::from)?;
+            unit.write(blobs, &mut w).map_err(FormatError::from)?;
             w.into_inner().flush().map_err(io_at("writing", &tmp))?;
             1
         }
@@ -396,7 +420,7 @@ fn write_unit(
                 open: None,
                 done: Vec::new(),
             };
-            let written = unit.write(store, &mut seg);
+            let written = unit.write(blobs, &mut seg);
             let (parts, finished) = seg.finish();
             if written.is_err() || finished.is_err() {
                 for p in &parts {
@@ -425,7 +449,7 @@ fn write_unit(
 /// returns each unit's file, in order, with a report.
 pub fn build_units(
     units: &[&Unit],
-    store: &Store,
+    blobs: &dyn BlobSource,
     writer: Writer,
     cache: &SegmentCache,
 ) -> Result<Vec<(PathBuf, UnitReport)>, FormatError> {
@@ -454,7 +478,7 @@ pub fn build_units(
                             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                         Ok(1).map(|s| (s, true))
                     } else {
-                        write_unit(unit, store, writer, &path, &slots)
+                        write_unit(unit, blobs, writer, &path, &slots)
                             .map(|s| (s, false))
                             .map_err(lift)
                     };

@@ -385,38 +385,32 @@ fn import_docker(
     Ok(images)
 }
 
-/// Writes tar entries deterministically: fixed times, owners and modes.
+/// Writes the archive's entries through slipway-tar's writer: time 0,
+/// owner root, directories 0755 and files 0644, each directory once.
 struct TarOut<W: Write> {
-    builder: tar::Builder<W>,
+    tar: slipway_tar::TarWriter<W>,
     dirs: BTreeSet<String>,
 }
 
 impl<W: Write> TarOut<W> {
-    fn header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(size);
-        header.set_mode(mode);
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(kind);
-        header
-    }
-
     fn dir(&mut self, path: &str) -> Result<(), ArchiveError> {
         if !self.dirs.insert(path.to_string()) {
             return Ok(());
         }
-        let mut header = Self::header(0, 0o755, tar::EntryType::Directory);
-        self.builder
-            .append_data(&mut header, format!("{path}/"), io::empty())
+        let name = format!("{path}/");
+        let entry = slipway_tar::Entry::new(&name, slipway_tar::Kind::Dir, 0o755, 0);
+        self.tar
+            .append(&entry, &mut io::empty())
             .map_err(ArchiveError::Write)
     }
 
     fn file(&mut self, path: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let mut header = Self::header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
-        self.builder
-            .append_data(&mut header, path, bytes)
+        let kind = slipway_tar::Kind::File {
+            size: bytes.len() as u64,
+        };
+        let entry = slipway_tar::Entry::new(path, kind, 0o644, 0);
+        self.tar
+            .append(&entry, &mut &bytes[..])
             .map_err(ArchiveError::Write)
     }
 
@@ -440,25 +434,23 @@ impl<W: Write> TarOut<W> {
             }
             .into());
         }
-        let mut header = Self::header(len, 0o644, tar::EntryType::Regular);
+        let entry = slipway_tar::Entry::new(&path, slipway_tar::Kind::File { size: len }, 0o644, 0);
         // The reader hashes as it goes and fails at its end on a mismatch.
-        self.builder
-            .append_data(&mut header, &path, &mut reader)
-            .map_err(|e| {
-                if crate::store::is_verify_error(&e) {
-                    ArchiveError::Blob {
-                        entry: path.clone(),
-                        source: crate::store::verify_error_to_store(e, &file),
-                    }
-                } else {
-                    ArchiveError::Write(e)
+        self.tar.append(&entry, &mut reader).map_err(|e| {
+            if crate::store::is_verify_error(&e) {
+                ArchiveError::Blob {
+                    entry: path.clone(),
+                    source: crate::store::verify_error_to_store(e, &file),
                 }
-            })?;
+            } else {
+                ArchiveError::Write(e)
+            }
+        })?;
         Ok(path)
     }
 
     fn finish(self) -> Result<W, ArchiveError> {
-        self.builder.into_inner().map_err(ArchiveError::Write)
+        self.tar.finish().map_err(ArchiveError::Write)
     }
 }
 
@@ -487,7 +479,7 @@ pub fn export<W: Write>(
         )));
     }
     let mut out = TarOut {
-        builder: tar::Builder::new(writer),
+        tar: slipway_tar::TarWriter::new(writer),
         dirs: BTreeSet::new(),
     };
     out.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;

@@ -20,7 +20,9 @@ use crate::tree::sha256_reader;
 /// Bumped when slipway's output for the same inputs changes, so a cache
 /// never serves an image an older slipway built under the same tag.
 /// 2: the kernel step resolves soft dependencies written as aliases.
-const FORMAT: &str = "slipway-pkg/2";
+/// 3: layers are written by slipway-tar (ustar headers, PAX records for
+/// long names) instead of the tar crate's GNU headers.
+pub const FORMAT: &str = "slipway-pkg/3";
 
 fn hash_tree(
     h: &mut Sha256,

@@ -317,54 +317,51 @@ impl Tree {
     }
 }
 
-/// Writes `entries` (sorted, parents first) as a deterministic tar stream.
+/// Writes `entries` (sorted, parents first) as a tar stream through
+/// slipway-tar's writer: every entry at `mtime`, directories named with a
+/// trailing `/`.
 pub fn write_tar<'a, W: Write>(
     entries: impl Iterator<Item = (&'a str, &'a Entry)>,
     out: W,
     mtime: u64,
 ) -> Result<W, PkgError> {
-    let mut builder = tar::Builder::new(out);
-    builder.mode(tar::HeaderMode::Deterministic);
+    let mut tar = slipway_tar::TarWriter::new(out);
     let tar_err = |path: &str| {
         let path = path.to_string();
         move |e: io::Error| PkgError::step("layer", format!("writing {path}: {e}"))
     };
     for (path, entry) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(entry.mode);
-        header.set_uid(u64::from(entry.uid));
-        header.set_gid(u64::from(entry.gid));
-        header.set_mtime(mtime);
-        match &entry.kind {
+        let dir_name;
+        let (name, kind) = match &entry.kind {
             Kind::Dir => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_size(0);
-                builder
-                    .append_data(&mut header, format!("{path}/"), io::empty())
-                    .map_err(tar_err(path))?;
+                dir_name = format!("{path}/");
+                (dir_name.as_str(), slipway_tar::Kind::Dir)
             }
-            Kind::Symlink(target) => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                builder
-                    .append_link(&mut header, path, target)
-                    .map_err(tar_err(path))?;
-            }
+            Kind::Symlink(target) => (path, slipway_tar::Kind::Symlink { target }),
+            Kind::File(content) => (
+                path,
+                slipway_tar::Kind::File {
+                    size: content.size(),
+                },
+            ),
+        };
+        let header = slipway_tar::Entry {
+            uid: u64::from(entry.uid),
+            gid: u64::from(entry.gid),
+            ..slipway_tar::Entry::new(name, kind, entry.mode, mtime)
+        };
+        match &entry.kind {
+            // A file that changed size since it was staged is an error.
             Kind::File(content) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(content.size());
-                let reader = content.open().map_err(tar_err(path))?;
-                // A file that changed size since it was staged would corrupt
-                // the archive: read exactly the size in the header.
-                let mut limited = reader.take(content.size());
-                builder
-                    .append_data(&mut header, path, &mut limited)
-                    .map_err(tar_err(path))?;
+                let mut reader = content.open().map_err(tar_err(path))?;
+                tar.append(&header, &mut reader).map_err(tar_err(path))?;
             }
+            _ => tar
+                .append(&header, &mut io::empty())
+                .map_err(tar_err(path))?,
         }
     }
-    builder
-        .into_inner()
+    tar.finish()
         .map_err(|e| PkgError::step("layer", e.to_string()))
 }
 

@@ -322,3 +322,84 @@ fn a_dockerfile_package_passes_its_fields_to_buildx() {
         "{args:?}"
     );
 }
+
+/// A package whose layer depends on nothing of the host: explicit modes,
+/// no `root:` copy (its modes would follow the umask), a name over 100 bytes.
+fn pinned_package(dir: &Path) {
+    let long =
+        "a-directory-name-long-enough-that-the-path-needs-more-than-the-hundred-bytes-of-ustar";
+    write(
+        dir,
+        "build.yml",
+        &format!(
+            r#"image: pinned
+org: test
+arches: [amd64]
+steps:
+  - files:
+      - path: etc/motd
+        contents: "hello\n"
+        mode: "0644"
+      - path: usr/share/{long}/file
+        contents: "x"
+        mode: "0600"
+        uid: 3000000
+  - symlinks:
+      target: /etc/motd
+      paths: [motd]
+"#
+        ),
+    );
+}
+
+/// The package format version (part of every tag) is raised whenever a
+/// layer's bytes change for the same inputs: the tag and the layer's
+/// uncompressed digest are pinned together, so a change to the layer
+/// without a new tag fails here.
+#[test]
+fn the_layer_bytes_and_the_tag_format_change_together() {
+    const TAG: &str = "db74dd72fda3428829d3b12c8145ae5fcc1a36a8";
+    const DIFF_ID: &str = "sha256:205b8c2f5c49f872173911406178db9d3388d90c474a0d73f7390b05f0d9c167";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pinned");
+    pinned_package(&dir);
+    let store = Store::open(tmp.path().join("cache")).unwrap();
+    let built = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
+    let (files, config) = listing(&store, &built.reference);
+    let long_file = files.iter().find(|f| f.0.ends_with("-ustar/file")).unwrap();
+    assert_eq!((long_file.1, long_file.2), (0o600, 3_000_000));
+    let tag = built.reference.tag().unwrap().to_string();
+    let diff_id = config["rootfs"]["diff_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if diff_id != DIFF_ID {
+        assert_ne!(
+            tag, TAG,
+            "the layer's bytes changed ({diff_id}) but the tag did not: raise slipway_pkg::tag::FORMAT"
+        );
+    }
+    assert_eq!(
+        (tag.as_str(), diff_id.as_str()),
+        (TAG, DIFF_ID),
+        "update both pins (after raising slipway_pkg::tag::FORMAT if the layer changed)"
+    );
+    // The layer is ustar with PAX records, never GNU extensions.
+    let image = store
+        .resolve(&built.reference, &Platform::linux(Arch::Amd64))
+        .unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(store.open_blob(&image.manifest.layers[0].digest).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut at = 0;
+    let mut pax = 0;
+    while at + 512 <= tar.len() && tar[at..at + 512].iter().any(|&b| b != 0) {
+        let block = &tar[at..at + 512];
+        assert_eq!(&block[257..265], b"ustar\x0000", "ustar magic at {at}");
+        pax += usize::from(block[156] == b'x');
+        let size = u64::from_str_radix(std::str::from_utf8(&block[124..135]).unwrap(), 8).unwrap();
+        at += 512 + size.div_ceil(512) as usize * 512;
+    }
+    assert_eq!(pax, 1, "one PAX header: the long name and the large uid");
+}

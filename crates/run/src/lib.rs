@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use slipway_layout::timeline::{Entry, Event};
+use slipway_reference::Arch;
 
 /// Errors of `slipway run`.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,15 @@ pub enum RunError {
         value: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The machine's architecture is one `run` does not set up.
+    #[error(
+        "slipway run boots amd64 machines (qemu-system-x86_64, q35), not {arch}: build for --arch amd64, or boot the {arch} image with qemu-system-{} by hand",
+        arch.as_uname()
+    )]
+    ForeignArch {
+        /// The architecture asked for.
+        arch: Arch,
     },
     /// qemu-img failed.
     #[error("qemu-img create {path} failed: {status}")]
@@ -226,6 +236,16 @@ impl Publish {
             guest: port(guest).ok_or_else(|| bad("bad guest port"))?,
             proto: proto.to_owned(),
         })
+    }
+}
+
+/// The qemu binary for a machine of `arch`: the machine set up here (q35,
+/// the ISA serial console, pvpanic) is x86's, so other architectures are
+/// refused rather than started with the wrong machine.
+pub fn qemu_for(arch: Arch) -> Result<&'static str, RunError> {
+    match arch {
+        Arch::Amd64 => Ok("qemu-system-x86_64"),
+        Arch::Arm64 | Arch::Riscv64 | Arch::S390x => Err(RunError::ForeignArch { arch }),
     }
 }
 
@@ -710,6 +730,18 @@ mod tests {
             args.contains(&format!("virtio-net-pci,netdev=net0,mac={mac}")),
             "{args}"
         );
+    }
+
+    #[test]
+    fn only_amd64_machines_are_started() {
+        assert_eq!(qemu_for(Arch::Amd64).unwrap(), "qemu-system-x86_64");
+        for arch in [Arch::Arm64, Arch::Riscv64, Arch::S390x] {
+            let err = qemu_for(arch).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("not {arch}: build for --arch amd64")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -9,16 +9,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use indicatif::BinaryBytes;
 use slipway_assemble::{ImageInput, Inputs, plan_units};
 use slipway_config::Loaded;
 use slipway_formats::{
-    Compression, Output, SegmentCache, write_outputs, write_tar, write_tar_file,
+    Compression, Output, RequestedFormat, SegmentCache, write_outputs, write_tar, write_tar_file,
 };
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::config_input::{ConfigFiles, load_config};
 use crate::report::warn;
+
+mod resolve;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -40,7 +43,7 @@ pub struct BuildArgs {
         value_delimiter = ',',
         value_name = "FORMAT"
     )]
-    pub format: Vec<String>,
+    pub format: Vec<RequestedFormat>,
 
     /// Name of the outputs [default: the last file's name without extension]
     #[arg(long, value_name = "NAME")]
@@ -81,7 +84,7 @@ pub struct BuildArgs {
 
     /// Compression of the initrd: gzip (default), zstd or none
     #[arg(long, value_name = "ALGORITHM")]
-    pub compress: Option<String>,
+    pub compress: Option<Compression>,
 
     /// Disk size for disk formats, e.g. 1024M or 4G
     #[arg(long, value_name = "SIZE")]
@@ -127,28 +130,6 @@ impl BuildArgs {
     }
 }
 
-/// The formats this version writes, for error messages.
-const AVAILABLE: &str = "tar, kernel+initrd, tar-kernel-initrd, docker";
-
-/// LinuxKit's other formats: accepted names, not written yet.
-const NOT_YET: &[&str] = &[
-    "aws",
-    "dynamic-vhd",
-    "gcp",
-    "iso-bios",
-    "iso-efi",
-    "iso-efi-initrd",
-    "kernel+iso",
-    "kernel+squashfs",
-    "qcow2-bios",
-    "qcow2-efi",
-    "raw-bios",
-    "raw-efi",
-    "rpi3",
-    "vhd",
-    "vmdk",
-];
-
 /// Where the outputs go.
 #[derive(Debug, PartialEq, Eq)]
 enum Destination {
@@ -160,67 +141,47 @@ enum Destination {
     Stdout,
 }
 
-/// The formats asked for, checked: known, implemented, and `tar`/`docker`
-/// alone (they are the whole image in one stream).
+/// The formats asked for (each name parsed by clap), checked: written by
+/// this version, `tar`/`docker` alone (they are the whole image in one
+/// stream), and `-o` only with one of them.
 fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
-    let mut names: Vec<&str> = args
-        .format
-        .iter()
-        .map(|f| f.trim())
-        .filter(|f| !f.is_empty())
-        .collect();
-    if names.is_empty() {
-        names.push(if args.output.is_some() {
-            "tar"
-        } else {
-            "kernel+initrd"
-        });
-    }
-    let mut out = Vec::new();
-    for name in names {
-        let Some(o) = Output::parse(name) else {
-            if NOT_YET.contains(&name) {
-                anyhow::bail!(
-                    "the {name} format is not available in this version of slipway yet; available: {AVAILABLE}"
-                );
-            }
-            anyhow::bail!("unknown format {name:?}; available: {AVAILABLE}");
-        };
+    let mut out: Vec<Output> = Vec::new();
+    for requested in &args.format {
+        let o = requested.output()?;
         if !out.contains(&o) {
             out.push(o);
         }
+    }
+    if out.is_empty() {
+        out.push(if args.output.is_some() {
+            Output::Tar
+        } else {
+            Output::KernelInitrd
+        });
     }
     if out.len() > 1
         && let Some(o) = out.iter().find(|o| o.streamable())
     {
         anyhow::bail!(
-            "the {} format must be the only format (asked for: {})",
-            name_of(*o),
-            out.iter()
-                .map(|o| name_of(*o))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the {o} format must be the only format (asked for: {})",
+            names(&out)
         );
     }
     if args.output.is_some()
         && let [o] = out.as_slice()
         && !o.streamable()
     {
-        anyhow::bail!(
-            "-o writes a single file: it takes the tar or docker format, not {}",
-            name_of(*o)
-        );
+        anyhow::bail!("-o writes a single file: it takes the tar or docker format, not {o}");
     }
     Ok(out)
 }
 
-fn name_of(o: Output) -> &'static str {
-    match o {
-        Output::Tar => "tar",
-        Output::KernelInitrd => "kernel+initrd",
-        Output::TarKernelInitrd => "tar-kernel-initrd",
-        Output::Docker => "docker",
-    }
+fn names(outputs: &[Output]) -> String {
+    outputs
+        .iter()
+        .map(|o| o.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `--name`, else the last file's name without its extension (`moby` for
@@ -252,16 +213,6 @@ fn destination(args: &BuildArgs) -> Destination {
     }
 }
 
-fn size(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
-    } else if bytes >= 1 << 10 {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -279,7 +230,7 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     if args.resolve_only {
-        return super::resolve::run(args, global, &loaded);
+        return resolve::print_resolved(args, global, &loaded);
     }
     build(args, global, &loaded)
 }
@@ -307,16 +258,9 @@ fn source_date_epoch() -> anyhow::Result<Option<u64>> {
 fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let outputs = outputs(args)?;
-    let compression = match args.compress.as_deref() {
-        None => Compression::Gzip,
-        Some(c) => Compression::parse(c)
-            .with_context(|| format!("unknown compression {c:?}; use gzip, zstd or none"))?,
-    };
+    let compression = args.compress.unwrap_or(Compression::Gzip);
     let destination = destination(args);
-    let needs_kernel = outputs
-        .iter()
-        .any(|o| matches!(o, Output::KernelInitrd | Output::TarKernelInitrd));
-    if needs_kernel
+    if let Some(o) = outputs.iter().find(|o| o.needs_kernel())
         && loaded
             .config
             .kernel
@@ -325,15 +269,11 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
             .is_none()
     {
         anyhow::bail!(
-            "the {} format needs a `kernel:` with an image; use --format tar for an image without one",
-            outputs
-                .iter()
-                .find(|o| matches!(o, Output::KernelInitrd | Output::TarKernelInitrd))
-                .map_or("kernel+initrd", |o| name_of(*o))
+            "the {o} format needs a `kernel:` with an image; use --format tar for an image without one"
         );
     }
 
-    let resolution = super::resolve::resolve_config(args, global, loaded)?;
+    let resolution = resolve::resolve_config(args, global, loaded)?;
     let resolved_at = Instant::now();
     let store = resolution.store;
     let to_out = slipway_config::print::ToOut::to_out(&loaded.config);
@@ -395,11 +335,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         eprintln!(
             "slipway: built {} ({}) in {}: resolve {}, plan {}, write {} ({} units, {} from the segment cache)",
             output_name(args),
-            outputs
-                .iter()
-                .map(|o| name_of(*o))
-                .collect::<Vec<_>>()
-                .join(", "),
+            names(&outputs),
             secs(written_at - started),
             secs(resolved_at - started),
             secs(planned_at - resolved_at),
@@ -412,7 +348,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
                 eprintln!(
                     "slipway:   unit {}: {} in {} segment(s){}, {}",
                     r.title,
-                    size(r.bytes),
+                    BinaryBytes(r.bytes),
                     r.segments,
                     if r.cached { " (cached)" } else { "" },
                     secs(r.time)
@@ -423,7 +359,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
             eprintln!("slipway:   <standard output>");
         }
         for f in &files {
-            eprintln!("slipway:   {} {}", f.path.display(), size(f.bytes));
+            eprintln!("slipway:   {} {}", f.path.display(), BinaryBytes(f.bytes));
         }
     }
     Ok(Outcome::Success)

@@ -1,17 +1,17 @@
 //! `slipway cache`: the image cache (an OCI layout shared with `linuxkit cache`).
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt as _;
-use slipway_oci::{ClientOptions, Mirror, Puller, RegistryClient, Store, cache_name};
-
-use super::resolve::{PARALLEL_IMAGES, ProgressDisplay};
-use slipway_reference::{Arch, Platform, Reference};
+use indicatif::BinaryBytes;
+use slipway_oci::{Puller, Store, cache_name};
+use slipway_reference::{Platform, Reference};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
+use crate::context::{PARALLEL_IMAGES, cache_dir, client, platform, runtime};
+use crate::progress::ProgressDisplay;
+use crate::report::chain;
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
@@ -67,7 +67,7 @@ pub enum CacheCommand {
         format: ExportFormatArg,
         /// Export only this platform (os/arch[/variant]) [docker format: default --arch]
         #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
+        platform: Option<Platform>,
     },
     /// Remove blobs no cached image uses, stale temporary files and cached
     /// segments; with --all, every image
@@ -89,68 +89,8 @@ pub enum ExportFormatArg {
     Filesystem,
 }
 
-/// `--cache`, else `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway`.
-pub fn cache_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = &global.cache {
-        return Ok(dir.clone());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .context("cannot place the cache: set --cache, SLIPWAY_CACHE, XDG_CACHE_HOME or HOME")?;
-    Ok(base.join("slipway"))
-}
-
-/// The platform to fetch: linux and `--arch`, else the host's architecture.
-pub(crate) fn platform(global: &GlobalArgs) -> anyhow::Result<Platform> {
-    let arch = match &global.arch {
-        Some(a) => Arch::parse(a)?,
-        None => Arch::host().context("the host architecture is not supported; pass --arch")?,
-    };
-    Ok(Platform::linux(arch))
-}
-
 fn parse_ref(text: &str) -> anyhow::Result<Reference> {
     Ok(cache_name(&Reference::parse(text)?))
-}
-
-/// Registry client options from the global flags: `--insecure-registry`,
-/// `--mirror` (and `LINUXKIT_MIRROR`, whose value may list several,
-/// separated by commas or spaces), `--cert-file`.
-pub(crate) fn client_options(global: &GlobalArgs) -> anyhow::Result<ClientOptions> {
-    let mut mirrors = Vec::new();
-    for value in &global.mirror {
-        for text in value
-            .split([',', ' ', '\n'])
-            .filter(|t| !t.trim().is_empty())
-        {
-            mirrors.push(Mirror::parse(text)?);
-        }
-    }
-    let mut extra_roots_pem = Vec::new();
-    if let Some(path) = &global.cert_file {
-        extra_roots_pem.push(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read --cert-file {}", path.display()))?,
-        );
-    }
-    Ok(ClientOptions {
-        insecure_registries: global.insecure_registry.clone(),
-        mirrors,
-        extra_roots_pem,
-        ..ClientOptions::default()
-    })
-}
-
-pub(crate) fn client(global: &GlobalArgs) -> anyhow::Result<RegistryClient> {
-    Ok(RegistryClient::new(client_options(global)?)?)
-}
-
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
@@ -203,7 +143,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                         }
                     }
                     Err(e) => {
-                        eprintln!("slipway: error: {}", super::resolve::chain(&e));
+                        eprintln!("slipway: error: {}", chain(&e));
                         outcome = Outcome::Failure;
                     }
                 }
@@ -254,7 +194,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             reference,
             output,
             *format,
-            platform.as_deref(),
+            platform.as_ref(),
         )?,
         CacheCommand::Clean { all } => clean(&store, *all)?,
         CacheCommand::Verify => return verify(&store),
@@ -285,7 +225,7 @@ fn export(
     reference: &str,
     output: &str,
     format: ExportFormatArg,
-    platform_arg: Option<&str>,
+    platform_arg: Option<&Platform>,
 ) -> anyhow::Result<()> {
     let reference = parse_ref(reference)?;
     let format = match format {
@@ -296,7 +236,7 @@ fn export(
         }
     };
     let platform = match platform_arg {
-        Some(p) => Some(Platform::parse(p)?),
+        Some(p) => Some(p.clone()),
         // One platform is all a docker archive can hold: the one built for.
         None if format == slipway_oci::ExportFormat::Docker => Some(platform(global)?),
         None => None,
@@ -348,10 +288,10 @@ fn export_filesystem(
     global: &GlobalArgs,
     reference: &Reference,
     output: &str,
-    platform_arg: Option<&str>,
+    platform_arg: Option<&Platform>,
 ) -> anyhow::Result<()> {
     let platform = match platform_arg {
-        Some(p) => Platform::parse(p)?,
+        Some(p) => p.clone(),
         None => platform(global)?,
     };
     let resolved = store
@@ -361,33 +301,23 @@ fn export_filesystem(
         name: reference.to_string(),
         resolved,
     };
+    // Composed here: the cache reads the image, assemble flattens it,
+    // formats writes the tar.
+    let write = |w: &mut dyn std::io::Write| {
+        slipway_formats::write_entries_tar(w, |sink| image.write_filesystem(store, sink))
+    };
     if output == "-" {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        slipway_formats::write_image_filesystem(store, &image, &mut w)?;
+        write(&mut w)?;
         std::io::Write::flush(&mut w).context("writing to standard output")?;
     } else {
-        slipway_formats::write_image_filesystem_file(std::path::Path::new(output), store, &image)?;
+        slipway_formats::write_file(std::path::Path::new(output), write)?;
     }
     eprintln!(
         "slipway: exported the filesystem of {reference} {}",
         image.resolved.manifest_descriptor.digest
     );
     Ok(())
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
@@ -412,7 +342,7 @@ fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
     }
     eprintln!(
         "slipway: freed {} ({} blobs, {} temporary files, {} segments)",
-        human(report.freed_bytes),
+        BinaryBytes(report.freed_bytes),
         report.removed_blobs.len(),
         report.removed_temp_files.len(),
         report.removed_segments
@@ -442,7 +372,7 @@ fn verify(store: &Store) -> anyhow::Result<Outcome> {
     eprintln!(
         "slipway: checked {} blobs ({})",
         report.checked,
-        human(report.checked_bytes)
+        BinaryBytes(report.checked_bytes)
     );
     Ok(if report.is_sound() {
         Outcome::Success

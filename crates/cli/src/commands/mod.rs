@@ -1,9 +1,9 @@
-//! One module per subcommand.
+//! One module per subcommand; none uses another (what they share is in
+//! `context`, `progress`, `config_input` and `report`).
 
 pub mod build;
 pub mod cache;
 pub mod completions;
 pub mod pkg;
-pub mod resolve;
 pub mod run;
 pub mod validate;

@@ -11,7 +11,7 @@ use slipway_reference::{Arch, Reference};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::commands::cache::{cache_dir, client, runtime};
+use crate::context::{cache_dir, client, runtime};
 
 #[derive(Debug, Args)]
 pub struct PkgArgs {
@@ -35,8 +35,9 @@ pub enum PkgCommand {
         #[arg(long)]
         force: bool,
         /// Architectures to build, comma-separated [default: build.yml's, else the host's]
-        #[arg(long = "platforms", value_delimiter = ',', value_name = "ARCH")]
-        platforms: Vec<String>,
+        #[arg(long = "platforms", value_delimiter = ',', value_name = "ARCH",
+              value_parser = platform_arch)]
+        platforms: Vec<Arch>,
         /// Push the built image through the cache: to its own name, or with
         /// `--push=REGISTRY/REPO[:TAG]` there (under the package's tag unless TAG is given)
         #[arg(long, value_name = "REPO", num_args = 0..=1, require_equals = true, default_missing_value = "")]
@@ -50,6 +51,11 @@ pub enum PkgCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+/// `--platforms`: an architecture, or `linux/ARCH`.
+fn platform_arch(text: &str) -> Result<Arch, slipway_reference::PlatformError> {
+    text.trim_start_matches("linux/").parse()
 }
 
 /// A `build.yml` with problems is shown as a config is, each problem with
@@ -89,14 +95,11 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         } => {
             let targets = push_targets(push.as_deref(), dirs.len())?;
             let store = Store::open(cache_dir(global)?)?;
-            let mut arches = Vec::new();
-            for p in platforms {
-                arches.push(Arch::parse(p.trim_start_matches("linux/"))?);
-            }
+            let mut arches = platforms.clone();
             if arches.is_empty()
-                && let Some(a) = &global.arch
+                && let Some(a) = global.arch
             {
-                arches.push(Arch::parse(a)?);
+                arches.push(a);
             }
             let mut opts = BuildOptions {
                 update_lock: *update_lock,

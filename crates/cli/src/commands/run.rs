@@ -5,7 +5,8 @@
 //! after a clean poweroff, 1 when the guest panicked, its init reported a
 //! failure, qemu failed or the timeout passed. Ctrl-C asks the guest to
 //! power off (the ACPI power button), waits, then kills the machine. At the
-//! end the boot timeline's summary goes to standard error.
+//! end the boot timeline's summary goes to standard error. The machine is
+//! `--arch`'s; run boots amd64 machines and refuses others.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use slipway_run::{Accel, Boot, Disk, Options, Publish};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
+use crate::context::arch;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -55,9 +57,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "ARG")]
     pub append: Vec<String>,
 
-    /// The qemu binary
-    #[arg(long, default_value = "qemu-system-x86_64", value_name = "PROGRAM")]
-    pub qemu: PathBuf,
+    /// The qemu binary [default: qemu-system-x86_64 for amd64, the only --arch run boots]
+    #[arg(long, value_name = "PROGRAM")]
+    pub qemu: Option<PathBuf>,
 
     /// Kill the machine after this many seconds
     #[arg(long, value_name = "SECONDS")]
@@ -77,6 +79,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         [hypervisor, _] => bail!("unknown hypervisor {hypervisor:?}: slipway runs qemu"),
         _ => bail!("expected [qemu] PATH"),
     };
+    // The machine follows --arch: one run cannot boot is refused before
+    // anything starts.
+    let qemu = slipway_run::qemu_for(arch(global)?)?;
     let path = PathBuf::from(path);
     let boot = Boot::detect(&path)?;
     let state = args
@@ -84,7 +89,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| slipway_run::default_state_dir(&boot, &path));
     let mut options = Options::new(state.clone());
-    options.qemu = args.qemu.clone();
+    options.qemu = args.qemu.clone().unwrap_or_else(|| PathBuf::from(qemu));
     options.accel = Accel::parse(&args.accel)?;
     options.cpus = args.cpus;
     options.mem_mb = args.mem;

@@ -1,30 +1,25 @@
-//! `slipway build --resolve-only`: every image of the configuration resolved
-//! to a digest, fetching what the cache lacks (all images at once, bounded),
-//! printed in the order of the configuration. A build starts from the same
-//! step. Also the progress display shared with `cache pull`.
+//! The first step of a build: every image of the configuration resolved to
+//! a digest, fetching what the cache lacks (all images at once, bounded),
+//! in the order of the configuration; `@pkg:` packages looked up in the
+//! cache, or built with `--build-packages`. `--resolve-only` prints them.
 
 use std::collections::HashMap;
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use slipway_config::model::ImageName;
 use slipway_config::source::{Sp, Span};
 use slipway_config::{Config, Loaded};
-use slipway_oci::{Progress, PullPolicy, Puller, ResolvedImage, Store, cache_name};
+use slipway_oci::{PullPolicy, Puller, ResolvedImage, Store, cache_name};
 use slipway_pkg::{BuildOptions, PkgError};
 use slipway_reference::{Arch, Platform, Reference};
 
-use super::build::BuildArgs;
-use super::cache::{cache_dir, client, platform, runtime};
+use super::BuildArgs;
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-
-/// Images fetched at once (each with its own blobs in parallel too).
-pub(crate) const PARALLEL_IMAGES: usize = 4;
+use crate::context::{PARALLEL_IMAGES, arch, cache_dir, client, runtime};
+use crate::progress::ProgressDisplay;
+use crate::report::chain;
 
 /// One image of the configuration: what it is for, and where it was written.
 #[derive(Debug)]
@@ -73,22 +68,6 @@ fn images(config: &Config) -> Vec<Wanted<'_>> {
     out
 }
 
-/// An error and its causes, `: `-separated, each said once (TLS and
-/// connection failures are only explained by the innermost cause).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn location(loaded: &Loaded, span: &Span) -> String {
     format!(
         "{}:{}:{}",
@@ -99,22 +78,22 @@ fn location(loaded: &Loaded, span: &Span) -> String {
 }
 
 /// The configuration's images, resolved.
-pub(crate) struct Resolution {
-    pub(crate) store: Store,
+pub struct Resolution {
+    pub store: Store,
     /// Each distinct image name once, in the configuration's order.
-    pub(crate) entries: Vec<ResolvedEntry>,
+    pub entries: Vec<ResolvedEntry>,
     /// `REFERENCE DIGEST` for every place an image is named, in order.
-    pub(crate) lines: Vec<String>,
+    pub lines: Vec<String>,
 }
 
 /// One image of the configuration, resolved: the name it is written with,
 /// the reference it was resolved through (a package's tag for `@pkg:`),
 /// and what the cache holds for it.
 #[derive(Debug)]
-pub(crate) struct ResolvedEntry {
-    pub(crate) name: ImageName,
-    pub(crate) reference: String,
-    pub(crate) image: ResolvedImage,
+pub struct ResolvedEntry {
+    pub name: ImageName,
+    pub reference: String,
+    pub image: ResolvedImage,
 }
 
 /// Every image of the loaded configuration, resolved to a digest (fetching
@@ -122,7 +101,7 @@ pub(crate) struct ResolvedEntry {
 /// without repeats. `@pkg:DIR` names the package's built image, which must
 /// be in the cache. Each failure is printed as `file:line:column: error:`;
 /// any failure is an error.
-pub(crate) fn resolve_config(
+pub fn resolve_config(
     args: &BuildArgs,
     global: &GlobalArgs,
     loaded: &Loaded,
@@ -137,7 +116,8 @@ pub(crate) fn resolve_config(
     } else {
         PullPolicy::IfMissing
     };
-    let platform = platform(global)?;
+    let arch = arch(global)?;
+    let platform = Platform::linux(arch);
     // What each image name stands for, and each distinct reference to resolve.
     let mut names: Vec<(usize, Reference)> = Vec::new();
     let mut references: Vec<(Reference, PullPolicy)> = Vec::new();
@@ -146,20 +126,18 @@ pub(crate) fn resolve_config(
         let (r, policy) = match &w.image.value {
             ImageName::Reference(r) => (cache_name(r), policy),
             // A package is built into the cache, never pulled.
-            ImageName::Package(p) => {
-                match packages.reference(&p.dir, args, global, &store, &platform) {
-                    Ok(r) => (cache_name(&r), PullPolicy::Never),
-                    Err(e) => {
-                        errors.push(format!(
-                            "{}: error: {} ({}): {e}",
-                            location(loaded, &w.image.span),
-                            w.image.value,
-                            w.role,
-                        ));
-                        continue;
-                    }
+            ImageName::Package(p) => match packages.reference(&p.dir, args, global, &store, arch) {
+                Ok(r) => (cache_name(&r), PullPolicy::Never),
+                Err(e) => {
+                    errors.push(format!(
+                        "{}: error: {} ({}): {e}",
+                        location(loaded, &w.image.span),
+                        w.image.value,
+                        w.role,
+                    ));
+                    continue;
                 }
-            }
+            },
         };
         if !references.iter().any(|(seen, _)| *seen == r) {
             references.push((r.clone(), policy));
@@ -233,7 +211,7 @@ struct Packages {
 }
 
 impl Packages {
-    /// The image `@pkg:DIR` stands for, in the cache for `platform`; built
+    /// The image `@pkg:DIR` stands for, in the cache for `arch`; built
     /// first under `--build-packages` when the cache lacks it. The error
     /// says how to build it.
     fn reference(
@@ -242,12 +220,12 @@ impl Packages {
         args: &BuildArgs,
         global: &GlobalArgs,
         store: &Store,
-        platform: &Platform,
+        arch: Arch,
     ) -> Result<Reference, String> {
         if let Some(known) = self.seen.get(dir) {
             return known.clone();
         }
-        let result = match slipway_pkg::package_reference(dir, store, platform) {
+        let result = match slipway_pkg::package_reference(dir, store, &Platform::linux(arch)) {
             Ok(r) => Ok(r),
             Err(PkgError::NotBuilt {
                 reference,
@@ -255,7 +233,7 @@ impl Packages {
                 ..
             }) => {
                 if args.build_packages {
-                    build_package(dir, &reference, args, global, store, platform)
+                    build_package(dir, &reference, args, global, store, arch)
                 } else {
                     Err(format!(
                         "{reference} ({wanted}) is not in the cache at {}; build it with `{}`, or build this configuration with --build-packages",
@@ -271,7 +249,7 @@ impl Packages {
     }
 }
 
-/// `--build-packages`: builds the package for `platform` into the cache, as
+/// `--build-packages`: builds the package for `arch` into the cache, as
 /// `slipway pkg build` would (`--locked` included).
 fn build_package(
     dir: &Path,
@@ -279,9 +257,8 @@ fn build_package(
     args: &BuildArgs,
     global: &GlobalArgs,
     store: &Store,
-    platform: &Platform,
+    arch: Arch,
 ) -> Result<Reference, String> {
-    let arch = Arch::parse(&platform.architecture).map_err(|e| e.to_string())?;
     if global.level() > 0 {
         eprintln!(
             "slipway: building package {} ({reference} is not in the cache)",
@@ -312,9 +289,9 @@ fn pkg_build_command(dir: &Path, global: &GlobalArgs) -> String {
         words.push("--cache".into());
         words.push(cache.to_string_lossy().into_owned());
     }
-    if let Some(arch) = &global.arch {
+    if let Some(arch) = global.arch {
         words.push("--arch".into());
-        words.push(arch.clone());
+        words.push(arch.to_string());
     }
     words.extend(["pkg".into(), "build".into()]);
     words.push(dir.to_string_lossy().into_owned());
@@ -323,119 +300,13 @@ fn pkg_build_command(dir: &Path, global: &GlobalArgs) -> String {
 }
 
 /// Resolves and prints every image of the loaded configuration.
-pub fn run(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
+pub fn print_resolved(
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    loaded: &Loaded,
+) -> anyhow::Result<Outcome> {
     for line in resolve_config(args, global, loaded)?.lines {
         println!("{line}");
     }
     Ok(Outcome::Success)
-}
-
-/// Shows download progress: a bar per image (bytes, rate) when standard
-/// error is a terminal, else a line when an image starts and ends.
-pub(crate) struct ProgressDisplay {
-    bars: Option<MultiProgress>,
-    quiet: bool,
-    images: Mutex<HashMap<String, ImageProgress>>,
-}
-
-struct ImageProgress {
-    bar: Option<ProgressBar>,
-    started: Instant,
-    total: u64,
-}
-
-impl ProgressDisplay {
-    pub(crate) fn new(global: &GlobalArgs) -> ProgressDisplay {
-        let terminal = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let quiet = global.level() == 0;
-        ProgressDisplay {
-            bars: (terminal && !quiet)
-                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-            quiet,
-            images: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Removes the bars, before the results are printed.
-    pub(crate) fn clear(&self) {
-        if let Some(bars) = &self.bars {
-            let _ = bars.clear();
-        }
-    }
-
-    fn with_image(&self, reference: &str, f: impl FnOnce(&mut ImageProgress)) {
-        if let Ok(mut images) = self.images.lock()
-            && let Some(image) = images.get_mut(reference)
-        {
-            f(image);
-        }
-    }
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-impl Progress for ProgressDisplay {
-    fn start(&self, reference: &str, total: u64) {
-        if self.quiet {
-            return;
-        }
-        let bar = self.bars.as_ref().map(|bars| {
-            let bar = bars.add(ProgressBar::new(total));
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:24}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_prefix(reference.to_string());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        if bar.is_none() {
-            eprintln!("slipway: pulling {reference} ({})", megabytes(total));
-        }
-        if let Ok(mut images) = self.images.lock() {
-            images.insert(
-                reference.to_string(),
-                ImageProgress {
-                    bar,
-                    started: Instant::now(),
-                    total,
-                },
-            );
-        }
-    }
-
-    fn advance(&self, reference: &str, bytes: u64) {
-        self.with_image(reference, |image| {
-            if let Some(bar) = &image.bar {
-                bar.inc(bytes);
-            }
-        });
-    }
-
-    fn rewind(&self, reference: &str, bytes: u64) {
-        self.with_image(reference, |image| {
-            if let Some(bar) = &image.bar {
-                bar.set_position(bar.position().saturating_sub(bytes));
-            }
-        });
-    }
-
-    fn finish(&self, reference: &str) {
-        self.with_image(reference, |image| match &image.bar {
-            Some(bar) => bar.finish(),
-            None if !self.quiet => {
-                let secs = image.started.elapsed().as_secs_f64().max(1e-3);
-                eprintln!(
-                    "slipway: pulled {reference} ({} in {secs:.1} s, {:.1} MB/s)",
-                    megabytes(image.total),
-                    image.total as f64 / 1e6 / secs
-                );
-            }
-            None => {}
-        });
-    }
 }

@@ -1,19 +1,18 @@
-//! The tar writer's headers for sizes newc cannot hold: a file over 4 GiB
-//! fits ustar's octal size field, one over 8 GiB gets a PAX `size` record;
-//! the tar crate reads both back.
+//! Headers for sizes newc cannot hold: a file over 4 GiB fits ustar's octal
+//! size field, one over 8 GiB gets a PAX `size` record; the tar crate reads
+//! both back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 
-use slipway_assemble::{Header, Kind};
-use slipway_formats::tar::header_bytes;
+use slipway_tar::{Entry, Kind, header_bytes};
 
 /// The size the tar crate reads for an entry of `size` bytes, and whether
 /// its headers carry a PAX `size` record.
 fn read_back(size: u64) -> (u64, bool) {
-    let h = Header::new("data/huge", Kind::File { size }, 0o644);
-    let head = header_bytes(&h);
+    let h = Entry::new("data/huge", Kind::File { size }, 0o644, 0);
+    let head = header_bytes(&h).unwrap();
     let pax = head.windows(5).any(|w| w == b"size=");
     // The content is never materialised: zeros stand in for it.
     let stream = std::io::Cursor::new(head).chain(std::io::repeat(0).take(size + 1024));
