@@ -3,6 +3,7 @@
 //! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
 
 pub mod cpio;
+pub mod iso;
 pub mod outputs;
 pub mod segments;
 pub mod tar;
