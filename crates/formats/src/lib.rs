@@ -7,6 +7,7 @@ pub mod iso;
 pub mod outputs;
 pub mod segments;
 pub mod tar;
+pub mod uki;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{

@@ -2,6 +2,8 @@
 //! back, the test kernel and a marker initramfs, qemu with a time limit.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod tree;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -11,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use slipway_formats::uki::{Uki, UkiLayout, UkiParts};
 
 #[allow(unused_imports)]
 pub use slipway_testkit::initramfs::{kernel_dir, need};
@@ -141,8 +144,9 @@ pub fn xorriso_report(iso: &Path) -> String {
     ]))
 }
 
-/// A gzip newc initramfs whose `/init` (a busybox script) prints `marker`
-/// and powers the machine off.
+/// A gzip newc initramfs whose `/init` (a busybox script) prints
+/// `marker-42` (computed by the shell, so those bytes are in no file) and
+/// powers the machine off.
 pub fn marker_initrd(work: &Path, marker: &str) -> PathBuf {
     let root = work.join("initrd-root");
     fs::create_dir_all(root.join("bin")).unwrap();
@@ -150,7 +154,9 @@ pub fn marker_initrd(work: &Path, marker: &str) -> PathBuf {
     fs::copy(need("busybox"), root.join("bin/busybox")).unwrap();
     fs::write(
         root.join("init"),
-        format!("#!/bin/busybox sh\n/bin/busybox echo {marker}\n/bin/busybox poweroff -f\n"),
+        format!(
+            "#!/bin/busybox sh\n/bin/busybox echo {marker}-$((6*7))\n/bin/busybox poweroff -f\n"
+        ),
     )
     .unwrap();
     fs::set_permissions(root.join("init"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -219,4 +225,77 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
     f.read_exact(&mut buf).unwrap();
     buf
+}
+
+pub const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+
+pub fn stub() -> Vec<u8> {
+    fs::read(STUB).expect("linuxx64.efi.stub is missing: Debian package systemd-boot-efi")
+}
+
+/// Writes a UKI of the test kernel and `initrd` (given in two pieces).
+pub fn write_uki(path: &Path, initrd: &Path, cmdline: &str) -> UkiLayout {
+    let kernel = kernel_dir().join("vmlinuz");
+    let version = fs::read_to_string(kernel_dir().join("version")).unwrap();
+    let initrd_bytes = fs::read(initrd).unwrap();
+    let parts = UkiParts {
+        os_release: b"ID=slipway\nNAME=slipway\n",
+        cmdline: cmdline.as_bytes(),
+        uname: Some(version.trim().as_bytes()),
+        kernel_len: fs::metadata(&kernel).unwrap().len(),
+        initrd_len: initrd_bytes.len() as u64,
+    };
+    let uki = Uki::plan(&stub(), &parts).unwrap();
+    let mut out = fs::File::create(path).unwrap();
+    let (a, b) = initrd_bytes.split_at(initrd_bytes.len() / 3);
+    uki.write(
+        &mut out,
+        &mut fs::File::open(&kernel).unwrap(),
+        &mut [&mut &a[..], &mut &b[..]],
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(path).unwrap().len(), uki.layout().size);
+    uki.layout().clone()
+}
+
+/// A FAT image of `mib` MiB (4 KiB clusters, so data is 4 KiB-aligned)
+/// holding `file` as `EFI/BOOT/BOOTX64.EFI`, made with dosfstools and
+/// mtools; returns where that file's bytes start in the image.
+pub fn efi_fat(path: &Path, file: &Path, mib: u64) -> u64 {
+    let _ = fs::remove_file(path);
+    run(Command::new(need("mkfs.vfat"))
+        .args(["-s", "8", "-n", "EFIBOOT", "-i", "12345678", "-C"])
+        .arg(path)
+        .arg((mib * 1024).to_string()));
+    let image = format!("{}", path.display());
+    run(Command::new(need("mmd")).args(["-i", &image, "::/EFI", "::/EFI/BOOT"]));
+    run(Command::new(need("mcopy"))
+        .args(["-i", &image])
+        .arg(file)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+    // The file's clusters, which must be one run: "<3-3234>".
+    let chain = run(Command::new(need("mshowfat")).args(["-i", &image, "::/EFI/BOOT/BOOTX64.EFI"]));
+    let runs: Vec<&str> = chain
+        .split('<')
+        .skip(1)
+        .map(|r| r.split('>').next().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "not contiguous: {chain}");
+    let first: u64 = runs[0].split('-').next().unwrap().trim().parse().unwrap();
+    // The data area's start, from the boot sector.
+    let bs = read_at(path, 0, 512);
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([bs[o], bs[o + 1]]));
+    let u32_at = |o: usize| u64::from(u32::from_le_bytes(bs[o..o + 4].try_into().unwrap()));
+    let bytes_per_sector = u16_at(11);
+    let per_cluster = u64::from(bs[13]);
+    let reserved = u16_at(14);
+    let fats = u64::from(bs[16]);
+    let root_sectors = (u16_at(17) * 32).div_ceil(bytes_per_sector);
+    let fat_sectors = if u16_at(22) != 0 {
+        u16_at(22)
+    } else {
+        u32_at(36)
+    };
+    let data = (reserved + fats * fat_sectors + root_sectors) * bytes_per_sector;
+    data + (first - 2) * per_cluster * bytes_per_sector
 }
