@@ -86,6 +86,61 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Main,
         why: "independent client for OCI interop tests",
     },
+    Package {
+        name: "xorriso",
+        suite: Suite::Main,
+        why: "ISO 9660 oracle: El Torito and system area reports, extraction",
+    },
+    Package {
+        name: "isolinux",
+        suite: Suite::Main,
+        why: "isolinux.bin and isohdpfx.bin for the BIOS-booting ISO tests",
+    },
+    Package {
+        name: "syslinux-common",
+        suite: Suite::Main,
+        why: "ldlinux.c32, which isolinux loads",
+    },
+    Package {
+        name: "ovmf",
+        suite: Suite::Main,
+        why: "UEFI firmware for the EFI boot tests",
+    },
+    Package {
+        name: "systemd-boot-efi",
+        suite: Suite::Main,
+        why: "linuxx64.efi.stub, the EFI stub of unified kernel images",
+    },
+    Package {
+        name: "sbsigntool",
+        suite: Suite::Main,
+        why: "sbsign/sbverify: a UKI signed with a throwaway key verifies",
+    },
+    Package {
+        name: "openssl",
+        suite: Suite::Main,
+        why: "the throwaway signing key and certificate of the UKI test",
+    },
+    Package {
+        name: "binutils",
+        suite: Suite::Main,
+        why: "objdump/objcopy read and write PE sections (UKI oracle)",
+    },
+    Package {
+        name: "mtools",
+        suite: Suite::Main,
+        why: "FAT images without mounting (mcopy, mmd, mshowfat)",
+    },
+    Package {
+        name: "dosfstools",
+        suite: Suite::Main,
+        why: "mkfs.vfat for the EFI system partitions of boot tests",
+    },
+    Package {
+        name: "fdisk",
+        suite: Suite::Main,
+        why: "sfdisk: partition table oracle, GPT disks for boot tests",
+    },
 ];
 
 fn installed(name: &str) -> bool {
