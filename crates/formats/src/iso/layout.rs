@@ -32,11 +32,12 @@ pub(crate) struct TreeLayout {
 
 /// One directory: its node, its parent's index, its children's ISO 9660
 /// identifiers in ECMA-119 order.
-struct Dir {
+struct Dir<'t> {
     node: NodeId,
     parent: usize,
     ident: Vec<u8>,
-    children: Vec<(Vec<u8>, NodeId)>,
+    /// (ISO 9660 identifier, node, name).
+    children: Vec<(Vec<u8>, NodeId, &'t str)>,
 }
 
 /// What a record points at: a directory (whose sector is known after the
@@ -226,7 +227,7 @@ impl AreaCursor {
 
 struct Plan<'t> {
     tree: &'t Tree,
-    dirs: Vec<Dir>,
+    dirs: Vec<Dir<'t>>,
     /// Rock Ridge serial numbers, by node (directories, links, devices)
     /// and by inode (regular files and their hard links).
     node_serial: Vec<u32>,
@@ -263,13 +264,14 @@ impl<'t> Plan<'t> {
                 .map(|(name, &id)| (name.as_str(), id, tree.children(id).is_some()))
                 .collect();
             let kinds: Vec<(&str, bool)> = named.iter().map(|&(n, _, d)| (n, d)).collect();
-            let mut children: Vec<(Vec<u8>, NodeId)> = names::assign(&kinds)
+            let mut children: Vec<(Vec<u8>, NodeId, &str)> = names::assign(&kinds)
                 .into_iter()
-                .zip(named.iter().map(|&(_, id, _)| id))
+                .zip(&named)
+                .map(|(ident, &(name, id, _))| (ident, id, name))
                 .collect();
             children.sort_by(|a, b| names::order(&a.0, &b.0));
             let mut count = 0;
-            for (ident, id) in &children {
+            for (ident, id, _) in &children {
                 match tree.nodes[*id].kind {
                     NodeKind::File { inode } => {
                         serial(&mut inode_serial[inode]);
@@ -346,7 +348,7 @@ impl<'t> Plan<'t> {
             parent_meta.mtime,
             &dotdot,
         ));
-        for (ident, id) in &dir.children {
+        for (ident, id, name) in &dir.children {
             let node = &self.tree.nodes[*id];
             let meta: &Meta = self.tree.meta(*id);
             let perm = meta.mode & 0o7777;
@@ -371,7 +373,7 @@ impl<'t> Plan<'t> {
                     let index = self.dir_index[*id];
                     su.push(self.dir_px(index));
                     su.push(susp::tf(meta.mtime));
-                    su.extend(susp::nm(node.name.as_bytes()));
+                    su.extend(susp::nm(name.as_bytes()));
                     out.push(self.record(
                         ident.clone(),
                         Target::Dir(index),
@@ -384,7 +386,7 @@ impl<'t> Plan<'t> {
                 _ => {
                     su.push(susp::px(mode, nlink, meta.uid, meta.gid, serial));
                     su.push(susp::tf(meta.mtime));
-                    su.extend(susp::nm(node.name.as_bytes()));
+                    su.extend(susp::nm(name.as_bytes()));
                 }
             }
             match &node.kind {

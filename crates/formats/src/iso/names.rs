@@ -7,7 +7,7 @@
 //! and collisions are resolved by a counter in the order of the real names,
 //! so the result depends only on the directory's names.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 const MAX_LEN: usize = 31;
 const MAX_EXT: usize = 8;
@@ -51,18 +51,27 @@ fn identifier(stem: &str, ext: &Option<String>) -> Vec<u8> {
 /// directory) in the order of their names; returned in the same order.
 pub(crate) fn assign(children: &[(&str, bool)]) -> Vec<Vec<u8>> {
     let mut taken: HashSet<Vec<u8>> = HashSet::with_capacity(children.len());
+    // The next counter to try for each first choice, so many names with
+    // one first choice cost linear time, not quadratic.
+    let mut counters: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut out = Vec::with_capacity(children.len());
     for (name, is_dir) in children {
         let (stem, ext) = split(name, *is_dir);
-        let mut id = identifier(&stem, &ext);
-        let mut n = 1u64;
-        while taken.contains(&id) {
-            // Keep the extension, replace the end of the stem by `_N`.
-            let suffix = format!("_{n}");
-            let room = MAX_LEN - ext.as_ref().map_or(0, |e| e.len() + 1) - suffix.len();
-            let short: String = stem.chars().take(room).collect();
-            id = identifier(&format!("{short}{suffix}"), &ext);
-            n += 1;
+        let first = identifier(&stem, &ext);
+        let mut id = first.clone();
+        if taken.contains(&id) {
+            let n = counters.entry(first).or_insert(1);
+            loop {
+                // Keep the extension, replace the end of the stem by `_N`.
+                let suffix = format!("_{n}");
+                *n += 1;
+                let room = MAX_LEN - ext.as_ref().map_or(0, |e| e.len() + 1) - suffix.len();
+                let short: String = stem.chars().take(room).collect();
+                id = identifier(&format!("{short}{suffix}"), &ext);
+                if !taken.contains(&id) {
+                    break;
+                }
+            }
         }
         taken.insert(id.clone());
         out.push(id);
@@ -136,6 +145,18 @@ mod tests {
             ("b.verylongextension", false),
         ]);
         assert!(long.iter().all(|id| id.len() <= MAX_LEN + 2), "{long:?}");
+    }
+
+    /// Many names with one first choice: unique, and fast.
+    #[test]
+    fn many_collisions() {
+        let names: Vec<String> = (0..50_000)
+            .map(|i| format!("{}{i}", "p".repeat(40)))
+            .collect();
+        let children: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), false)).collect();
+        let ids = assign(&children);
+        let unique: HashSet<&Vec<u8>> = ids.iter().collect();
+        assert_eq!(unique.len(), names.len());
     }
 
     #[test]

@@ -47,7 +47,6 @@ pub(crate) enum NodeKind {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    pub name: String,
     /// The directory holding it (the root's is the root).
     pub parent: NodeId,
     pub kind: NodeKind,
@@ -84,7 +83,6 @@ impl Tree {
     pub fn new(implied: Meta) -> Tree {
         Tree {
             nodes: vec![Node {
-                name: String::new(),
                 parent: ROOT,
                 kind: NodeKind::Dir {
                     meta: implied.clone(),
@@ -193,11 +191,7 @@ impl Tree {
 
     fn insert(&mut self, dir: NodeId, name: &str, kind: NodeKind) -> NodeId {
         let id = self.nodes.len();
-        self.nodes.push(Node {
-            name: name.to_owned(),
-            parent: dir,
-            kind,
-        });
+        self.nodes.push(Node { parent: dir, kind });
         if let NodeKind::Dir { children, .. } = &mut self.nodes[dir].kind {
             children.insert(name.to_owned(), id);
         }
