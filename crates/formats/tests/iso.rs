@@ -202,3 +202,63 @@ fn bad_input_is_refused_with_the_path() {
     ));
     let _ = content.read(&mut [0; 1]);
 }
+
+/// The catalog with one boot entry of either kind, as xorriso reads it.
+#[test]
+fn single_boot_entries_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Meta::new(0o444, EPOCH);
+
+    // EFI only: the validation entry names platform EF, the default entry
+    // is the FAT image (here any bytes: the catalog does not look inside).
+    let efi = dir.path().join("efi.iso");
+    let mut w = IsoWriter::new(fs::File::create(&efi).unwrap(), options()).unwrap();
+    let image = noise(3, 10_000);
+    let region = w.add_region(&mut Cursor::new(&image), 10_000).unwrap();
+    w.set_efi_boot(region.clone()).unwrap();
+    assert!(matches!(
+        w.set_efi_boot(region),
+        Err(IsoError::BootTwice("EFI"))
+    ));
+    w.finish().unwrap();
+    let report = xorriso_report(&efi);
+    let entry = report
+        .lines()
+        .find(|l| l.starts_with("El Torito boot img :   1"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let f: Vec<&str> = entry.split_whitespace().collect();
+    assert_eq!(
+        &f[6..12],
+        ["UEFI", "y", "none", "0x0000", "0x00", "20"],
+        "{report}"
+    );
+    assert!(!report.contains("boot img :   2"), "{report}");
+
+    // BIOS only, no MBR: isolinux.bin with its boot info table.
+    let bios = dir.path().join("bios.iso");
+    let mut w = IsoWriter::new(fs::File::create(&bios).unwrap(), options()).unwrap();
+    let isolinux =
+        fs::read("/usr/lib/ISOLINUX/isolinux.bin").expect("isolinux.bin: Debian package isolinux");
+    w.add_bios_boot(
+        "isolinux.bin",
+        meta.clone(),
+        &mut Cursor::new(&isolinux),
+        isolinux.len() as u64,
+    )
+    .unwrap();
+    let e = w
+        .add_bios_boot("again.bin", meta, &mut Cursor::new(&isolinux), 64)
+        .unwrap_err();
+    assert!(matches!(e, IsoError::BootTwice("BIOS")), "{e}");
+    w.finish().unwrap();
+    let report = xorriso_report(&bios);
+    assert!(
+        report.contains("El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4"),
+        "{report}"
+    );
+    assert!(
+        report.contains("El Torito img opts :   1  boot-info-table"),
+        "{report}"
+    );
+    assert!(!report.contains("MBR"), "{report}");
+}
