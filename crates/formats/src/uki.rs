@@ -113,7 +113,6 @@ struct Section {
 
 /// A UKI laid out: headers ready, sections placed. [`Uki::write`] streams
 /// it out.
-#[derive(Debug)]
 pub struct Uki {
     /// The stub up to the end of its last section, headers edited (the
     /// checksum left 0).
@@ -122,6 +121,15 @@ pub struct Uki {
     sections: Vec<Section>,
     checksum_at: usize,
     layout: UkiLayout,
+}
+
+impl std::fmt::Debug for Uki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uki")
+            .field("sections", &self.sections)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
 }
 
 fn align(n: u64, to: u64) -> u64 {

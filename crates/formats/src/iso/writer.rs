@@ -42,7 +42,6 @@ pub struct Written<W> {
 /// [`finish`](IsoWriter::finish). A later entry replaces an earlier one of
 /// the same path (its bytes stay in the image, unnamed). After an error the
 /// writer is not usable: discard the output.
-#[derive(Debug)]
 pub struct IsoWriter<W: Write + Seek> {
     out: BufWriter<W>,
     /// Where the next region starts (a sector boundary).
@@ -57,6 +56,18 @@ pub struct IsoWriter<W: Write + Seek> {
     efi: Option<Extent>,
     max_extent: u64,
     buf: Vec<u8>,
+}
+
+impl<W: Write + Seek> std::fmt::Debug for IsoWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsoWriter")
+            .field("pos", &self.pos)
+            .field("options", &self.options)
+            .field("nodes", &self.tree.nodes.len())
+            .field("bios", &self.bios)
+            .field("efi", &self.efi)
+            .finish_non_exhaustive()
+    }
 }
 
 fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
