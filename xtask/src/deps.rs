@@ -131,6 +131,46 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Backports,
         why: "qemu-img check/compare/info: qcow2, VHD and VMDK oracle",
     },
+    Package {
+        name: "xorriso",
+        suite: Suite::Main,
+        why: "ISO 9660 oracle: El Torito and system area reports, extraction",
+    },
+    Package {
+        name: "isolinux",
+        suite: Suite::Main,
+        why: "isolinux.bin and isohdpfx.bin for the BIOS-booting ISO tests",
+    },
+    Package {
+        name: "syslinux-common",
+        suite: Suite::Main,
+        why: "ldlinux.c32, which isolinux loads",
+    },
+    Package {
+        name: "ovmf",
+        suite: Suite::Main,
+        why: "UEFI firmware for the EFI boot tests",
+    },
+    Package {
+        name: "systemd-boot-efi",
+        suite: Suite::Main,
+        why: "linuxx64.efi.stub, the EFI stub of unified kernel images",
+    },
+    Package {
+        name: "sbsigntool",
+        suite: Suite::Main,
+        why: "sbsign/sbverify: a UKI signed with a throwaway key verifies",
+    },
+    Package {
+        name: "openssl",
+        suite: Suite::Main,
+        why: "the throwaway signing key and certificate of the UKI test",
+    },
+    Package {
+        name: "binutils",
+        suite: Suite::Main,
+        why: "objdump/objcopy read and write PE sections (UKI oracle)",
+    },
 ];
 
 fn installed(name: &str) -> bool {

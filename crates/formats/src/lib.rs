@@ -6,10 +6,12 @@ pub mod cpio;
 pub mod disk;
 pub mod erofs;
 pub mod fstree;
+pub mod iso;
 pub mod outputs;
 pub mod segments;
 pub mod squashfs;
 pub mod tar;
+pub mod uki;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{
