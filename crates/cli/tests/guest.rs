@@ -265,6 +265,7 @@ fn supervision_and_bundles() {
         boot.expect_printed(text);
     }
     check_not_restarted(&boot, "reader", "exit status 0");
+    check_runtime_reason(&boot, "crun");
 
     // The machine went down through the init.
     let shutdown = boot.index(Event::Shutdown, None);
@@ -340,6 +341,20 @@ fn linuxkit_packages(packages: &Packages) {
     packages.build(slipway(), &[init_lk, runc_lk]);
 }
 
+/// A service whose command is not in its image: its failure on the console
+/// carries the runtime's own reason, which its log keeps too (an onshutdown
+/// bundle greps the log).
+fn check_runtime_reason(boot: &Boot, runtime: &str) {
+    let failed = boot.one(Event::ServiceFailed, "nobinary-svc");
+    let detail = boot.detail(failed);
+    boot.check(
+        detail.contains(&format!("{runtime} run nobinary-svc: exit status"))
+            && detail.contains("/no/such/binary"),
+        &format!("nobinary-svc's failure says what {runtime} said: {detail}"),
+    );
+    boot.expect_printed("CHECK runtime-reason-logged=yes");
+}
+
 #[test]
 fn linuxkit_style_image_and_broken_bundles() {
     let packages = standard(slipway());
@@ -370,9 +385,10 @@ fn linuxkit_style_image_and_broken_bundles() {
     );
     let missing = boot.one(Event::OnbootFailed, "002-nobinary");
     boot.check(
-        !boot.detail(missing).is_empty(),
-        "002-nobinary's failure says why",
+        boot.detail(missing).contains("/no/such/binary"),
+        "002-nobinary's failure says what runc said: the command is missing",
     );
+    check_runtime_reason(&boot, "runc");
     boot.check(
         boot.detail(boot.one(Event::OnbootExit, "003-after-broken")) == "exit status 0",
         "the onboot after the broken ones ran",

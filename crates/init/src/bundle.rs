@@ -58,6 +58,56 @@ impl OciRuntime {
         all.extend_from_slice(args);
         Cmd::new(&self.program, &all)
     }
+
+    /// [`OciRuntime::cmd`] with the runtime's own messages also written to
+    /// `log` (runc and crun both take `--log FILE`), so that why a verb
+    /// failed can be told even when the container's stderr is a log file
+    /// nobody watches.
+    fn logged_cmd(&self, log: &Path, args: &[&str]) -> Cmd {
+        let log = log.to_string_lossy().into_owned();
+        let mut all = vec!["--log", log.as_str()];
+        all.extend_from_slice(args);
+        self.cmd(&all)
+    }
+}
+
+/// The last error a runtime wrote to its `--log` file: runc writes logrus
+/// lines (`time=… level=error msg="…"`), crun plain lines.
+pub fn runtime_reason(log: &str) -> Option<String> {
+    let line = log.lines().rev().find(|l| {
+        let l = l.trim();
+        !l.is_empty() && (!l.starts_with("time=") || l.contains("level=error"))
+    })?;
+    let text = match line.split_once(" msg=\"") {
+        Some((_, rest)) => unquote_go(rest),
+        None => line.trim().to_owned(),
+    };
+    // One console line: the runtime's reason, not a dump.
+    const MAX: usize = 400;
+    Some(match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    })
+}
+
+/// The body of a Go-quoted string whose opening quote was already read,
+/// up to its closing quote.
+fn unquote_go(rest: &str) -> String {
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push(' '),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A bundle read from disk.
@@ -264,6 +314,9 @@ impl Bundle {
         stderr: Output,
     ) -> Result<i32> {
         let pid_file = PathBuf::from(format!("/run/slipway/{}.pid", self.id));
+        let log = self.runtime_log();
+        // Only this launch's messages: an earlier run's would mislead.
+        let _ = sys.write(&log, b"", false);
         let dir = self.dir.to_string_lossy().into_owned();
         let pid_arg = pid_file.to_string_lossy().into_owned();
         let mut args = if run {
@@ -276,17 +329,14 @@ impl Bundle {
             args.push("--no-pivot");
         }
         args.push(&self.id);
-        let mut cmd = rt.cmd(&args);
+        let mut cmd = rt.logged_cmd(&log, &args);
         cmd.stdout = stdout;
         cmd.stderr = stderr;
         let what = format!("{} {} {}", rt.name(), args[0], self.id);
         let runner = sys.spawn(&cmd).map_err(|e| Error::io(&what, e))?;
         let exit = sys.wait(runner).map_err(|e| Error::io(&what, e))?;
         if !exit.success() {
-            return Err(Error::Bundle {
-                bundle: self.id.clone(),
-                reason: format!("{what}: {exit}"),
-            });
+            return Err(self.failed(sys, &what, exit));
         }
         let pid = sys
             .read(&pid_file)
@@ -304,7 +354,8 @@ impl Bundle {
     pub fn runtime_verb(&self, sys: &dyn Sys, rt: &OciRuntime, verb: &[&str]) -> Result<()> {
         let mut args: Vec<&str> = verb.to_vec();
         args.push(&self.id);
-        let mut cmd = rt.cmd(&args);
+        let log = self.runtime_log();
+        let mut cmd = rt.logged_cmd(&log, &args);
         cmd.stdout = Output::Null;
         let what = format!("{} {} {}", rt.name(), verb.join(" "), self.id);
         let pid = sys.spawn(&cmd).map_err(|e| Error::io(&what, e))?;
@@ -312,10 +363,27 @@ impl Bundle {
         if exit.success() {
             Ok(())
         } else {
-            Err(Error::Bundle {
-                bundle: self.id.clone(),
-                reason: format!("{what}: {exit}"),
-            })
+            Err(self.failed(sys, &what, exit))
+        }
+    }
+
+    /// Where the runtime writes its own messages about this container.
+    fn runtime_log(&self) -> PathBuf {
+        PathBuf::from(format!("/run/slipway/{}.runtime.log", self.id))
+    }
+
+    /// A failed runtime verb, with the runtime's own reason when it gave one.
+    fn failed(&self, sys: &dyn Sys, what: &str, exit: Exit) -> Error {
+        let reason = sys
+            .read(&self.runtime_log())
+            .ok()
+            .and_then(|log| runtime_reason(&String::from_utf8_lossy(&log)));
+        Error::Bundle {
+            bundle: self.id.clone(),
+            reason: match reason {
+                Some(why) => format!("{what}: {exit}: {why}"),
+                None => format!("{what}: {exit}"),
+            },
         }
     }
 
@@ -495,13 +563,13 @@ mod tests {
                 "mkdir /var/lib/net 755",
                 "mkdir /containers/onboot/000-net/rootfs/etc/net 755",
                 "mkdir /sys/fs/cgroup/podruntime/net 755",
-                "spawn /usr/bin/crun --root /run/crun create --bundle /containers/onboot/000-net --pid-file /run/slipway/000-net.pid 000-net",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-net.runtime.log create --bundle /containers/onboot/000-net --pid-file /run/slipway/000-net.pid 000-net",
                 "link Create { name: \"veth0\", kind: \"veth\", peer: Some(\"veth1\") }",
                 "link MoveToPid { name: \"veth0\", pid: 4242 }",
                 "link MoveToPid { name: \"eth1\", pid: 4242 }",
                 "mkdir /run/netns 755",
                 "mount /proc/4242/ns/net on /run/netns/net type none flags 0x1000",
-                "spawn /usr/bin/crun --root /run/crun start 000-net",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-net.runtime.log start 000-net",
             ]
         );
         assert_eq!(mounted.len(), 3);
@@ -536,7 +604,7 @@ mod tests {
         assert_eq!(
             sys.calls_starting("spawn"),
             [
-                "spawn /usr/bin/crun --root /run/crun run --detach --bundle /containers/onboot/000-net --pid-file /run/slipway/000-net.pid --no-pivot 000-net"
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-net.runtime.log run --detach --bundle /containers/onboot/000-net --pid-file /run/slipway/000-net.pid --no-pivot 000-net"
             ]
         );
         sys.add_file(
@@ -570,6 +638,58 @@ mod tests {
             "{spawned:?}"
         );
         assert_eq!(sys.calls_starting("umount"), ["umount /x"]);
+    }
+
+    #[test]
+    fn a_failed_run_says_what_the_runtime_said() {
+        let sys = FakeSys::new();
+        setup(&sys, "{}");
+        // What crun writes to its --log when the command is not in the image.
+        sys.script_log(
+            "crun",
+            "executable file `/bin/httpd` not found in $PATH: No such file or directory\n",
+        );
+        sys.script_exits("crun", &[Exit::Code(1)]);
+        let bundle = Bundle::load(&sys, Path::new(DIR)).unwrap();
+        let err = bundle
+            .launch(&sys, &rt(), Output::Inherit, Output::Inherit)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "crun run 000-net: exit status 1: executable file `/bin/httpd` not found in \
+                 $PATH: No such file or directory"
+            ),
+            "{err}"
+        );
+        let spawned = sys.calls_starting("spawn");
+        assert!(
+            spawned[0].contains("--log /run/slipway/000-net.runtime.log run --detach"),
+            "{spawned:?}"
+        );
+    }
+
+    #[test]
+    fn runtime_reasons_from_runc_and_crun_logs() {
+        let runc = "time=\"2026-12-04T15:40:32Z\" level=warning msg=\"noise\"\n\
+                    time=\"2026-12-04T15:40:32Z\" level=error msg=\"runc run failed: unable to \
+                    start container process: exec: \\\"/bin/httpd\\\": stat /bin/httpd: no \
+                    such file or directory\"\n";
+        assert_eq!(
+            runtime_reason(runc).as_deref(),
+            Some(
+                "runc run failed: unable to start container process: exec: \"/bin/httpd\": \
+                 stat /bin/httpd: no such file or directory"
+            )
+        );
+        assert_eq!(
+            runtime_reason("warning one\nthe real error\n\n").as_deref(),
+            Some("the real error")
+        );
+        assert_eq!(runtime_reason(""), None);
+        assert_eq!(runtime_reason("time=\"x\" level=info msg=\"ok\"\n"), None);
+        let long = "x".repeat(1000);
+        assert_eq!(runtime_reason(&long).unwrap().chars().count(), 401);
     }
 
     #[test]

@@ -682,7 +682,7 @@ mod tests {
         );
         assert_eq!(sup.list()[0].restarts, 3);
         assert_eq!(
-            sys.calls_starting("spawn /usr/bin/crun --root /run/crun run --detach")
+            sys.calls_starting("spawn /usr/bin/crun --root /run/crun --log /run/slipway/flaky.runtime.log run --detach")
                 .len(),
             4
         );

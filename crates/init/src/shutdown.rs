@@ -217,8 +217,8 @@ mod tests {
             spawned[..3],
             [
                 "spawn /etc/shutdown.d/000-first",
-                "spawn /usr/bin/crun --root /run/crun run --detach --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
-                "spawn /usr/bin/crun --root /run/crun delete --force 000-bye",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-bye.runtime.log run --detach --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-bye.runtime.log delete --force 000-bye",
             ]
         );
         assert_eq!(spawned.last().unwrap(), "spawn /etc/shutdown.d/020-last");
@@ -270,8 +270,8 @@ mod tests {
         assert_eq!(
             calls,
             [
-                "spawn /usr/bin/crun --root /run/crun run --detach --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
-                "spawn /usr/bin/crun --root /run/crun delete --force 000-bye",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-bye.runtime.log run --detach --bundle /containers/onshutdown/000-bye --pid-file /run/slipway/000-bye.pid 000-bye",
+                "spawn /usr/bin/crun --root /run/crun --log /run/slipway/000-bye.runtime.log delete --force 000-bye",
                 "kill -1 15",
                 "kill -1 9",
                 "sync",

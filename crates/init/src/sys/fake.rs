@@ -24,6 +24,9 @@ struct State {
     exits: HashMap<String, VecDeque<Exit>>,
     /// How long each program "runs", by file name.
     runtimes: HashMap<String, u64>,
+    /// What a program writes to the file its `--log` option names, in
+    /// order of its runs, by file name.
+    logs: HashMap<String, VecDeque<String>>,
     fail_mount: BTreeSet<PathBuf>,
     fail_modules: BTreeSet<String>,
     root_fstype: String,
@@ -96,6 +99,16 @@ impl FakeSys {
             .entry(program.to_owned())
             .or_default()
             .extend(exits.iter().copied());
+    }
+
+    /// What the next runs of a program write to the file its `--log`
+    /// option names (as runc and crun do), by its file name.
+    pub fn script_log(&self, program: &str, text: &str) {
+        self.lock()
+            .logs
+            .entry(program.to_owned())
+            .or_default()
+            .push_back(text.to_owned());
     }
 
     /// Make every run of a program take `ms` of the fake clock.
@@ -317,6 +330,23 @@ impl Sys for FakeSys {
         s.next_pid += 1;
         let pid = s.next_pid;
         s.spawned.insert(pid, cmd.clone());
+        let program = cmd
+            .program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let log = cmd
+            .args
+            .iter()
+            .position(|a| a == "--log")
+            .and_then(|i| cmd.args.get(i + 1));
+        if let Some(log) = log
+            && let Some(text) = s.logs.get_mut(&program).and_then(VecDeque::pop_front)
+        {
+            let path = PathBuf::from(log);
+            add_parents(&mut s, &path);
+            s.files.insert(path, text.into_bytes());
+        }
         Ok(pid)
     }
 
