@@ -354,3 +354,72 @@ fn a_pinned_version_the_mirror_no_longer_has() {
     let again = slipway_pkg::build(&dir, &store, &locked).unwrap();
     assert!(again.cached);
 }
+
+/// A mirror caught mid-update serves, under `Packages.xz`, an index newer
+/// than the `InRelease` it served a moment before. Where the InRelease says
+/// `Acquire-By-Hash: yes` (Debian's do), the index it names is fetched by
+/// its hash, as apt does; where the mirror has no `by-hash/` copy, the
+/// build fetches a fresh InRelease once and tries again.
+#[test]
+fn an_index_changed_while_the_mirror_updates() {
+    let setup = Setup::new();
+    let in_release = String::from_utf8_lossy(&setup.copy.in_release).into_owned();
+    assert!(
+        in_release.contains("Acquire-By-Hash: yes"),
+        "Debian's InRelease offers indexes by hash"
+    );
+    let (sha, _) = release_hashes(&in_release)["main/binary-amd64/Packages.xz"].clone();
+    let dists = format!("/debian/dists/{}", setup.suite);
+    let index = format!("{dists}/main/binary-amd64/Packages.xz");
+    let by_hash = format!("{dists}/main/binary-amd64/by-hash/SHA256/{sha}");
+    // The next index: what the mirror serves under the file's name now.
+    let newer = {
+        let mut b = setup.copy.packages_xz.clone();
+        b.truncate(b.len() / 2);
+        b
+    };
+
+    // By hash: the name serves the newer index throughout.
+    let server = FileServer::start(setup.files.clone()).unwrap();
+    let mirror = format!("{}/debian", server.url());
+    setup
+        .files
+        .lock()
+        .unwrap()
+        .insert(index.clone(), newer.clone());
+    setup
+        .files
+        .lock()
+        .unwrap()
+        .insert(by_hash.clone(), setup.copy.packages_xz.clone());
+    let (dir, store, opts) = setup.package("by-hash", &mirror);
+    let built = slipway_pkg::build(&dir, &store, &opts);
+    assert!(built.is_ok(), "{:?}", built.err());
+
+    // No by-hash copy: the first fetch of the name gets the newer index, the
+    // retry (after a fresh InRelease) the one that InRelease names.
+    setup.intact();
+    let server = FileServer::start(setup.files.clone()).unwrap();
+    let mirror = format!("{}/debian", server.url());
+    server.serve_first(&index, newer.clone());
+    let (dir, store, opts) = setup.package("retried", &mirror);
+    let built = slipway_pkg::build(&dir, &store, &opts);
+    assert!(built.is_ok(), "{:?}", built.err());
+
+    // A mirror that keeps serving an index its InRelease does not name is
+    // an error naming the index, after the one retry.
+    let server = FileServer::start(setup.files.clone()).unwrap();
+    let mirror = format!("{}/debian", server.url());
+    server.serve_first(&index, newer.clone());
+    server.serve_first(&index, newer);
+    let (dir, store, opts) = setup.package("still-changed", &mirror);
+    let err = slipway_pkg::build(&dir, &store, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Packages.xz"), "{err}");
+    // Nothing half-fetched stays in the download cache.
+    assert_eq!(
+        cached_files(&setup.tmp.path().join("still-changed-debs")),
+        Vec::<PathBuf>::new()
+    );
+}

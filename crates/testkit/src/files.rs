@@ -1,8 +1,9 @@
 //! A plain HTTP file server on loopback: URL paths mapped to bytes that a
 //! test may change while it runs (a copy of a Debian suite, then the same
-//! copy tampered with). `GET` only; 404 for any other path.
+//! copy tampered with), and bytes served once before a path's own (a
+//! mirror caught mid-update). `GET` only; 404 for any other path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,11 +14,15 @@ use crate::TestkitError;
 /// URL path (`/debian/dists/...`) to the bytes served there.
 pub type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
+/// URL path to bytes served, one per `GET`, before the path's [`Files`] entry.
+type Earlier = Arc<Mutex<HashMap<String, VecDeque<Vec<u8>>>>>;
+
 /// Serves [`Files`] on 127.0.0.1 from a thread that lives as long as the test.
 #[derive(Debug)]
 pub struct FileServer {
     addr: SocketAddr,
     files: Files,
+    earlier: Earlier,
 }
 
 impl FileServer {
@@ -32,16 +37,22 @@ impl FileServer {
             .local_addr()
             .map_err(io("reading the bound address"))?;
         let served = files.clone();
+        let earlier = Earlier::default();
+        let first = earlier.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let files = served.clone();
+                let (files, earlier) = (served.clone(), first.clone());
                 std::thread::spawn(move || {
-                    let _ = answer(stream, &files);
+                    let _ = answer(stream, &files, &earlier);
                 });
             }
         });
-        Ok(FileServer { addr, files })
+        Ok(FileServer {
+            addr,
+            files,
+            earlier,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -53,9 +64,21 @@ impl FileServer {
     pub fn files(&self) -> &Files {
         &self.files
     }
+
+    /// Serve `bytes` for the next `GET` of `path`, before (or instead of,
+    /// when it has none) its entry in [`FileServer::files`]; several calls
+    /// queue in order.
+    pub fn serve_first(&self, path: &str, bytes: Vec<u8>) {
+        self.earlier
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_default()
+            .push_back(bytes);
+    }
 }
 
-fn answer(stream: TcpStream, files: &Files) -> std::io::Result<()> {
+fn answer(stream: TcpStream, files: &Files, earlier: &Earlier) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -72,11 +95,18 @@ fn answer(stream: TcpStream, files: &Files) -> std::io::Result<()> {
     let path = words.next().unwrap_or("");
     let body = (method == "GET")
         .then(|| {
-            files
+            let first = earlier
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .get(path)
-                .cloned()
+                .get_mut(path)
+                .and_then(VecDeque::pop_front);
+            first.or_else(|| {
+                files
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(path)
+                    .cloned()
+            })
         })
         .flatten();
     let mut out = stream;

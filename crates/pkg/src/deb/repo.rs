@@ -377,6 +377,53 @@ pub fn release_field<'a>(release: &'a str, field: &str) -> Option<&'a str> {
 }
 
 /// Every package the sources list for `arch`, fetched and verified.
+/// A source's `InRelease` and its `Packages` indexes for `arch`, each
+/// verified against it: (the URL named, the cached file) per component.
+fn source_indexes(
+    fetcher: &Fetcher,
+    source: &Source,
+    arch: &str,
+) -> Result<(String, Vec<(String, PathBuf)>), DebError> {
+    let release = fetcher.in_release(source)?;
+    let hashes = release_hashes(&release);
+    let by_hash = release_field(&release, "Acquire-By-Hash").is_some_and(|v| v == "yes");
+    let from = format!("{} InRelease", source.label());
+    let mut indexes = Vec::new();
+    for component in &source.components {
+        let dir = format!("{component}/binary-{arch}");
+        let base = format!("{dir}/Packages");
+        let pick = ["xz", "gz"]
+            .iter()
+            .map(|ext| format!("{base}.{ext}"))
+            .chain(std::iter::once(base.clone()))
+            .find_map(|name| hashes.get(&name).map(|h| (name, h.clone())));
+        let Some((name, (sha256, size))) = pick else {
+            return Err(DebError::BadIndex {
+                url: source.dist_url("InRelease"),
+                message: format!("lists no {base}(.xz|.gz) for {component}/{arch}"),
+            });
+        };
+        let url = source.dist_url(&name);
+        // As apt does: a mirror that keeps indexes by hash serves the one
+        // this InRelease names even while it is being updated.
+        let by_hash_path = by_hash
+            .then(|| {
+                let at = source.dist_url(&format!("{dir}/by-hash/SHA256/{sha256}"));
+                fetcher
+                    .fetch_verified(&at, &sha256, Some(size), "indexes", &from)
+                    .inspect_err(|e| tracing::debug!("{at}: {e}; trying {url}"))
+                    .ok()
+            })
+            .flatten();
+        let path = match by_hash_path {
+            Some(path) => path,
+            None => fetcher.fetch_verified(&url, &sha256, Some(size), "indexes", &from)?,
+        };
+        indexes.push((url, path));
+    }
+    Ok((release, indexes))
+}
+
 #[derive(Debug, Default)]
 pub struct Repository {
     pub sources: Vec<Source>,
@@ -391,31 +438,21 @@ impl Repository {
     pub fn load(fetcher: &Fetcher, sources: &[Source], arch: &str) -> Result<Repository, DebError> {
         let mut repo = Repository::default();
         for (i, source) in sources.iter().enumerate() {
-            let release = fetcher.in_release(source)?;
-            let hashes = release_hashes(&release);
+            let (release, indexes) = match source_indexes(fetcher, source, arch) {
+                // The mirror was updated between its InRelease and an index
+                // (and serves no index by hash): a fresh InRelease names the
+                // index it serves now. Once: a second mismatch is no update.
+                Err(DebError::Checksum { .. }) => source_indexes(fetcher, source, arch)?,
+                result => result?,
+            };
             repo.sources.push(source.clone());
             repo.not_automatic
                 .push(release_field(&release, "NotAutomatic").is_some_and(|v| v == "yes"));
-            for component in &source.components {
-                let base = format!("{component}/binary-{arch}/Packages");
-                let pick = ["xz", "gz"]
-                    .iter()
-                    .map(|ext| format!("{base}.{ext}"))
-                    .chain(std::iter::once(base.clone()))
-                    .find_map(|name| hashes.get(&name).map(|h| (name, h.clone())));
-                let Some((name, (sha256, size))) = pick else {
-                    return Err(DebError::BadIndex {
-                        url: source.dist_url("InRelease"),
-                        message: format!("lists no {base}(.xz|.gz) for {component}/{arch}"),
-                    });
-                };
-                let url = source.dist_url(&name);
-                let from = format!("{} InRelease", source.label());
-                let path = fetcher.fetch_verified(&url, &sha256, Some(size), "indexes", &from)?;
+            for (url, path) in indexes {
                 let file = File::open(&path).map_err(DebError::io("opening", &path))?;
-                let mut reader: Box<dyn Read> = if name.ends_with(".xz") {
+                let mut reader: Box<dyn Read> = if url.ends_with(".xz") {
                     Box::new(liblzma::read::XzDecoder::new(BufReader::new(file)))
-                } else if name.ends_with(".gz") {
+                } else if url.ends_with(".gz") {
                     Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
                 } else {
                     Box::new(BufReader::new(file))
