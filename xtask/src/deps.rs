@@ -275,24 +275,27 @@ pub fn command(install: bool) -> Result<()> {
     if install { ensure() } else { Ok(()) }
 }
 
-/// The environment variable through which tests find the Python with grpcio.
+/// The environment variable through which tests find the test venv's Python.
 pub const TEST_PYTHON_ENV: &str = "SLIPWAY_TEST_PYTHON";
 
-/// PyPI packages of the gRPC client the multiplexer's tests use as an
-/// implementation independent of ours (gRPC's C core, Google's protobuf).
-const PYTHON_GRPC: &[&str] = &[
+/// PyPI packages the tests use as implementations independent of ours:
+/// the multiplexer's gRPC client (gRPC's C core, Google's protobuf), and a
+/// JSON Schema validator with a YAML reader for `slipway schema`.
+const PYTHON_TEST: &[&str] = &[
     "grpcio==1.85.3",
     "grpcio-reflection==1.85.1",
     "protobuf==7.36.2",
+    "jsonschema==4.26.0",
+    "PyYAML==6.0.4",
 ];
 
-/// A venv in `<target>/python-grpc` with [`PYTHON_GRPC`]; its python.
+/// A venv in `<target>/python-test` with [`PYTHON_TEST`]; its python.
 /// Does nothing when it is already there.
 pub fn test_python(target: &Path) -> Result<PathBuf> {
-    let dir = target.join("python-grpc");
+    let dir = target.join("python-test");
     let python = dir.join("bin/python3");
     let stamp = dir.join("requirements.txt");
-    let wanted = PYTHON_GRPC.join("\n");
+    let wanted = PYTHON_TEST.join("\n");
     if python.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(python);
     }
@@ -300,7 +303,7 @@ pub fn test_python(target: &Path) -> Result<PathBuf> {
     eprintln!(
         "xtask: creating {} with {}",
         dir.display(),
-        PYTHON_GRPC.join(" ")
+        PYTHON_TEST.join(" ")
     );
     let status = Command::new("/usr/bin/python3")
         .args(["-m", "venv"])
@@ -318,11 +321,11 @@ pub fn test_python(target: &Path) -> Result<PathBuf> {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .args(PYTHON_GRPC)
+        .args(PYTHON_TEST)
         .status()
         .context("could not run pip")?;
     if !status.success() {
-        bail!("pip install {} failed ({status})", PYTHON_GRPC.join(" "));
+        bail!("pip install {} failed ({status})", PYTHON_TEST.join(" "));
     }
     std::fs::write(&stamp, wanted).context("writing the venv's requirements")?;
     Ok(python)

@@ -10,7 +10,7 @@ use slipway_reference::Arch;
 
 use crate::commands::{
     build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
-    validate::ValidateArgs,
+    schema::SchemaArgs, validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -86,6 +86,8 @@ pub enum Command {
     Cache(CacheArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Print a JSON Schema of the configuration language, for editors
+    Schema(SchemaArgs),
     /// Build packages (build.yml directories) into the cache, without Docker
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use slipway_config::{Input, Loaded};
+use slipway_config::{Input, LoadError, Loaded};
 
 use crate::cli::GlobalArgs;
+use crate::local_checks;
 use crate::report::report_diagnostics;
 
 #[derive(Debug, Args)]
@@ -55,14 +56,34 @@ fn read_input(arg: &str) -> anyhow::Result<Input> {
     })
 }
 
-/// Load and validate; diagnostics are printed. `None` when there were errors.
-pub fn load_config(files: &ConfigFiles, global: &GlobalArgs) -> anyhow::Result<Option<Loaded>> {
+/// Load and validate, including the checks of local paths (`@pkg:`
+/// directories, `files[].source`); nothing is printed.
+pub fn load_checked(files: &ConfigFiles) -> anyhow::Result<Result<Loaded, LoadError>> {
     let inputs = files
         .files
         .iter()
         .map(|f| read_input(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    match slipway_config::load(inputs) {
+    let loaded = match slipway_config::load(inputs) {
+        Ok(loaded) => loaded,
+        Err(err) => return Ok(Err(err)),
+    };
+    let cwd = std::env::current_dir().context("finding the working directory")?;
+    let local = local_checks::check(&loaded, &cwd);
+    if !local.has_errors() {
+        return Ok(Ok(loaded));
+    }
+    let mut diagnostics = loaded.warnings;
+    diagnostics.extend(local);
+    Ok(Err(LoadError {
+        sources: loaded.sources,
+        diagnostics: diagnostics.sorted(),
+    }))
+}
+
+/// Load and validate; diagnostics are printed. `None` when there were errors.
+pub fn load_config(files: &ConfigFiles, global: &GlobalArgs) -> anyhow::Result<Option<Loaded>> {
+    match load_checked(files)? {
         Ok(loaded) => {
             if global.level() > 0 {
                 report_diagnostics(&loaded.sources, &loaded.warnings);

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config_input;
 mod context;
+mod local_checks;
 mod progress;
 mod report;
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, &cli.global),
         Command::Cache(args) => commands::cache::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args).map(|()| Outcome::Success),
+        Command::Schema(args) => commands::schema::run(args).map(|()| Outcome::Success),
         Command::Pkg(args) => commands::pkg::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
     };

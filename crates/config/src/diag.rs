@@ -110,6 +110,44 @@ impl Diagnostic {
         out
     }
 
+    /// This diagnostic as a JSON object (`validate --json`): `file`, `line`,
+    /// `column` (1-based, columns in characters), `severity`, `code`,
+    /// `message`, and `label`, `hint` and `related` where there are any.
+    pub fn to_json(&self, sources: &SourceMap) -> serde_json::Value {
+        let place = |span: &Span| {
+            serde_json::json!({
+                "file": sources.name(span.file),
+                "line": span.line,
+                "column": span.column,
+            })
+        };
+        let mut out = match &self.span {
+            Some(span) => place(span),
+            None => serde_json::json!({ "file": null, "line": null, "column": null }),
+        };
+        out["severity"] = self.severity.to_string().into();
+        out["code"] = self.code.into();
+        out["message"] = self.message.clone().into();
+        if let Some(label) = &self.label {
+            out["label"] = label.clone().into();
+        }
+        if let Some(help) = &self.help {
+            out["hint"] = help.clone().into();
+        }
+        if !self.related.is_empty() {
+            out["related"] = self
+                .related
+                .iter()
+                .map(|(span, note)| {
+                    let mut r = place(span);
+                    r["note"] = note.clone().into();
+                    r
+                })
+                .collect();
+        }
+        out
+    }
+
     /// This diagnostic as a miette report carrying its source snippet.
     pub fn to_report(&self, sources: &SourceMap) -> Report {
         let source = self

@@ -10,6 +10,7 @@ use slipway_reference::Reference;
 
 use crate::decode::{Ctx, Fields, FromNode, Id, PKG_PREFIX, PackageRef, StringMap};
 use crate::print::{Out, ToOut};
+use crate::schema::Schema;
 use crate::source::{Sp, Span};
 use crate::yaml::{Node, Value};
 
@@ -42,6 +43,21 @@ macro_rules! model {
                         out.push(($key.to_string(), v.to_out()));
                     }
                 )*
+            }
+        }
+
+        impl $name {
+            /// Each key's schema, in order.
+            pub(crate) fn schema_properties(
+                defs: &mut crate::schema::Defs,
+            ) -> Vec<(&'static str, serde_json::Value)> {
+                vec![$( ($key, <$ty as crate::schema::Schema>::schema(defs)), )*]
+            }
+        }
+
+        impl crate::schema::Schema for $name {
+            fn schema(defs: &mut crate::schema::Defs) -> serde_json::Value {
+                defs.object(stringify!($name), Self::schema_properties, &[])
             }
         }
 
@@ -435,6 +451,23 @@ impl FromNode for Image {
             image: image?,
             spec,
         })
+    }
+}
+
+impl Schema for Image {
+    fn schema(defs: &mut crate::schema::Defs) -> serde_json::Value {
+        defs.object(
+            "Image",
+            |defs| {
+                let mut props = vec![
+                    ("name", String::schema(defs)),
+                    ("image", ImageName::schema(defs)),
+                ];
+                props.extend(ImageSpec::schema_properties(defs));
+                props
+            },
+            Self::KEYS,
+        )
     }
 }
 

@@ -230,7 +230,7 @@ fn python() -> PathBuf {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-            target.join("python-grpc/bin/python3")
+            target.join("python-test/bin/python3")
         });
     assert!(
         python.is_file(),

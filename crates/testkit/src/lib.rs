@@ -18,6 +18,7 @@ pub mod mock;
 pub mod packages;
 pub mod proxy;
 pub mod push;
+pub mod python;
 pub mod registry;
 pub mod tls;
 

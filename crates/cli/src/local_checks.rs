@@ -1,0 +1,100 @@
+//! What can be checked about a configuration on this machine, before any
+//! network: `@pkg:` directories and `files[].source` paths. The config
+//! crate does no file I/O, so these checks live here, located with the
+//! config's spans like its own diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use slipway_config::{Diagnostic, Diagnostics, Loaded};
+
+/// `files[].source` as `build` reads it: `~/` is the home directory, other
+/// relative paths are relative to `source_dir` (LinuxKit: the working
+/// directory).
+pub fn source_path(source: &str, source_dir: &Path) -> PathBuf {
+    match source.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(rest))
+            .unwrap_or_else(|| PathBuf::from(source)),
+        None => source_dir.join(source),
+    }
+}
+
+/// Problems with the local paths the configuration names, as errors.
+pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for package in &loaded.packages {
+        let dir = &package.value.dir;
+        if !dir.is_dir() {
+            out.push(
+                Diagnostic::error(
+                    "package-missing",
+                    package.span,
+                    format!("package directory {} does not exist", dir.display()),
+                )
+                .with_help("`@pkg:` paths are relative to the configuration file's directory"),
+            );
+        } else if !dir.join("build.yml").is_file() {
+            out.push(
+                Diagnostic::error(
+                    "package-without-build-yml",
+                    package.span,
+                    format!("{} has no build.yml, so it is not a package", dir.display()),
+                )
+                .with_help("a package directory holds a build.yml (see docs/packages.md)"),
+            );
+        }
+    }
+    for file in loaded.config.files() {
+        let file = &file.value;
+        let Some(source) = &file.source else { continue };
+        let optional = file.optional.as_ref().is_some_and(|o| o.value);
+        let directory = file.directory.as_ref().is_some_and(|d| d.value);
+        if optional || directory {
+            // An optional source may be missing (LinuxKit skips it); a
+            // directory entry does not read its source.
+            continue;
+        }
+        let path = source_path(&source.value, source_dir);
+        let shown = path.display();
+        match std::fs::metadata(&path) {
+            Err(err) => out.push(
+                Diagnostic::error(
+                    "source-unreadable",
+                    source.span,
+                    format!("cannot read {shown}: {}", io_reason(&err)),
+                )
+                .with_help(
+                    "relative sources are relative to the working directory; \
+                     `optional: true` skips a missing one",
+                ),
+            ),
+            Ok(meta) if meta.is_dir() => out.push(
+                Diagnostic::error(
+                    "source-is-a-directory",
+                    source.span,
+                    format!("{shown} is a directory"),
+                )
+                .with_help("a source is one file; for an empty directory write `directory: true`"),
+            ),
+            Ok(_) => {
+                if let Err(err) = std::fs::File::open(&path) {
+                    out.push(Diagnostic::error(
+                        "source-unreadable",
+                        source.span,
+                        format!("cannot read {shown}: {}", io_reason(&err)),
+                    ));
+                }
+            }
+        }
+    }
+    out.sorted()
+}
+
+/// The reason alone, without Rust's `(os error N)` suffix.
+fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
