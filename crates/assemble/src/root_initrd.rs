@@ -128,8 +128,10 @@ pub fn root_initrd_of(
     for module in &kept_modules {
         keep.add(module);
     }
+    let mut dirs = BTreeSet::new();
     kernel(&mut Filter {
         keep: &keep,
+        dirs: &mut dirs,
         inner: sink,
     })?;
     let mut keep = Keep::default();
@@ -138,6 +140,7 @@ pub fn root_initrd_of(
     }
     init(&mut Filter {
         keep: &keep,
+        dirs: &mut dirs,
         inner: sink,
     })?;
     Ok(RootInitrd {
@@ -333,6 +336,7 @@ impl ModIndex {
 #[derive(Default)]
 struct LinkScan {
     exists: BTreeSet<String>,
+    /// Link → target, hard links' targets as `/path`.
     symlinks: BTreeMap<String, String>,
 }
 
@@ -349,6 +353,12 @@ impl EntrySink for LinkScan {
                 Kind::Symlink { target } => {
                     self.symlinks.insert(path.clone(), target.clone());
                 }
+                // A hard link (a tar's own entry) needs its target's data:
+                // followed like a symbolic link, its target an image path.
+                Kind::Link { target } => {
+                    self.symlinks
+                        .insert(path.clone(), format!("/{}", normal(target)));
+                }
                 _ => {
                     // A later entry replaces an earlier one, as in the cpio.
                     self.symlinks.remove(&path);
@@ -362,7 +372,7 @@ impl EntrySink for LinkScan {
 }
 
 impl LinkScan {
-    /// `init` and the paths its symbolic links lead through.
+    /// `init` and the paths its symbolic (or hard) links lead through.
     fn init_chain(&self) -> Result<Vec<String>> {
         let missing = |message: String| AssembleError::Config {
             location: "init".to_owned(),
@@ -435,8 +445,11 @@ impl Keep {
 }
 
 /// Second pass: what [`Keep`] has goes to `inner`, the rest is skipped.
+/// A directory goes once, the first time it comes: the streams may be
+/// whole images, in which every image repeats `lib/` or `usr/`.
 struct Filter<'a> {
     keep: &'a Keep,
+    dirs: &'a mut BTreeSet<String>,
     inner: &'a mut dyn EntrySink,
 }
 
@@ -452,7 +465,13 @@ impl EntrySink for Filter<'_> {
             .filter(|l| self.keep.has(&l.path))
             .cloned()
             .collect();
-        if self.keep.has(&header.path) || !kept_links.is_empty() {
+        let kept = self.keep.has(&header.path);
+        let repeated_dir = kept
+            && matches!(header.kind, Kind::Dir)
+            && !self.dirs.insert(normal(&header.path).to_owned());
+        if repeated_dir {
+            io::copy(content, &mut io::sink()).map(|_| ())
+        } else if kept || !kept_links.is_empty() {
             // The group's file carries the data the kept links name.
             self.inner.entry(header, &kept_links, content)
         } else {
@@ -766,6 +785,42 @@ alias virtio:d00000001v* virtio_net
         let paths: Vec<&str> = out.entries.iter().map(|(h, _)| h.path.as_str()).collect();
         assert_eq!(paths, ["usr/bin/slipway-init", "init"]);
         assert_eq!(out.entries[0].1, b"ELF");
+    }
+
+    #[test]
+    fn whole_image_streams_give_each_directory_once() {
+        let mut image = kernel();
+        image.extend([
+            dir("lib"),
+            dir("lib/x86_64-linux-gnu"),
+            file("lib/x86_64-linux-gnu/libc.so.6", "ELF"),
+        ]);
+        image.extend(init());
+        let (whole, paths) = run(&image, &image).unwrap();
+        let (units, expected) = run(&kernel(), &init()).unwrap();
+        assert_eq!(paths, expected);
+        assert_eq!(whole, units);
+    }
+
+    #[test]
+    fn a_hard_linked_init_in_a_tar_stream_keeps_its_target() {
+        let image = [
+            dir("sbin"),
+            file("sbin/slipway-init", "ELF"),
+            (
+                Header::new(
+                    "init",
+                    Kind::Link {
+                        target: "./sbin/slipway-init".into(),
+                    },
+                    0o755,
+                ),
+                Vec::new(),
+            ),
+        ];
+        let (_, paths) = run(&kernel(), &image).unwrap();
+        let init: Vec<&String> = paths.iter().filter(|p| !p.contains("lib")).collect();
+        assert_eq!(init, ["sbin", "sbin/slipway-init", "init"]);
     }
 
     #[test]
