@@ -131,6 +131,11 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Backports,
         why: "qemu-img check/compare/info: qcow2, VHD and VMDK oracle",
     },
+    Package {
+        name: "xorriso",
+        suite: Suite::Main,
+        why: "ISO 9660 oracle: El Torito and system area reports, extraction",
+    },
 ];
 
 fn installed(name: &str) -> bool {
