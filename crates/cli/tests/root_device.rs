@@ -95,7 +95,7 @@ files:
 
 /// What the boots share: the built image and the roots made of it.
 struct Built {
-    _pkgs: Packages,
+    pkgs: Packages,
     dir: tempfile::TempDir,
     /// `slipway build`'s kernel+initrd output: `img-kernel`, `img-initrd.img`.
     prefix: PathBuf,
@@ -328,7 +328,7 @@ fn build() -> Built {
         from_tar.0.iter().map(|p| normal(p)).collect::<Vec<_>>()
     );
     Built {
-        _pkgs: pkgs,
+        pkgs,
         dir,
         prefix,
         tar,
@@ -611,6 +611,14 @@ fn a_missing_root_device_is_reported_and_the_machine_powers_off() {
 fn the_small_initrd_holds_the_init_and_the_root_modules() {
     let built = build();
     assert!(built.contents.missing.is_empty(), "{:?}", built.contents);
+    // Written again from a fresh plan: the same bytes.
+    let again = built.path("again-initrd.img");
+    let slipway = Path::new(env!("CARGO_BIN_EXE_slipway"));
+    assert_eq!(small_initrd(slipway, &built.pkgs, &again), built.contents);
+    assert!(
+        fs::read(&again).unwrap() == fs::read(&built.small_initrd).unwrap(),
+        "two writes of the small initrd differ"
+    );
     let names: Vec<String> = built
         .contents
         .modules
