@@ -301,6 +301,11 @@ fn mounts(r: &Resolved, volumes: &Volumes) -> Result<Vec<OciMount>, OciError> {
         if m.destination.is_empty() {
             return Err(err(format!("mount type {} is missing destination", m.kind)));
         }
+        if !m.destination.starts_with('/') {
+            // runc takes a relative destination from the container's root;
+            // the runtime spec wants it absolute, and crun does too.
+            m.destination.insert(0, '/');
+        }
         by_dest.insert(m.destination.clone(), m);
     }
     // BTreeMap order is Go's sort.Slice by destination string.

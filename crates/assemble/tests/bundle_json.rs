@@ -175,3 +175,20 @@ fn image_config_then_label_then_yaml() {
     check_spec(&overridden);
     insta::assert_snapshot!("precedence_yaml", overridden);
 }
+
+#[test]
+fn a_relative_mount_destination_is_mounted_from_the_container_root() {
+    let e = entry(
+        "services:\n  - name: svc\n    image: example.org/svc:1\n    mounts:\n      \
+         - type: overlay\n        source: overlay\n        destination: writable-etc\n        \
+         options: [rw, lowerdir=/etc, upperdir=/run/u, workdir=/run/w]\n",
+    );
+    let r = resolve(&e, None, &ImageDefaults::default());
+    let config = config_json(&r, &ids(), &volumes()).unwrap();
+    check_spec(&config);
+    let spec: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let mounts = spec["mounts"].as_array().unwrap();
+    let overlay = mounts.iter().find(|m| m["type"] == "overlay").unwrap();
+    assert_eq!(overlay["destination"], "/writable-etc");
+    assert!(!mounts.iter().any(|m| m["destination"] == "writable-etc"));
+}

@@ -657,14 +657,20 @@ fn check_mount(m: &Mount, path: &str, cx: &Context, runtime: bool, diags: &mut D
         .next()
         .unwrap_or_default();
     if let Some(d) = &m.destination {
-        // runtime.mounts may be relative to the bundle's rootfs.
-        if !runtime && !d.value.is_empty() {
-            check_absolute(
-                &d.value,
-                d.span,
-                &format!("{path}.destination"),
-                "destination",
-                diags,
+        // runtime.mounts are relative to the bundle's rootfs by design. A
+        // relative destination elsewhere is LinuxKit-valid (runc resolves it
+        // against the container's root), so it builds, with a note.
+        if !runtime && !d.value.is_empty() && !d.value.starts_with('/') {
+            diags.push(
+                Diagnostic::warning(
+                    "relative-destination",
+                    d.span,
+                    format!(
+                        "{path}.destination: `{}` is relative; it is mounted at `/{}` in the container",
+                        d.value, d.value
+                    ),
+                )
+                .with_help("write the absolute path to say so"),
             );
         }
     }

@@ -71,6 +71,7 @@ cases! {
     tmpfs_syntax: &svc("    tmpfs: [\"/a:b:c\", \"tmp\", \"/t:size=1m, mode=1777\"]\n");
     mount_type_missing: &svc("    mounts:\n      - destination: /x\n        source: /y\n");
     mount_destination_missing: &svc("    mounts:\n      - type: tmpfs\n");
+    mount_destination_relative_warns: &svc("    mounts:\n      - type: overlay\n        source: overlay\n        destination: writable-etc\n");
     device_problems: &svc("    devices:\n      - path: /dev/x\n        type: z\n        mode: \"0660\"\n      - path: /dev/y\n        type: c\n        mode: \"0999\"\n      - type: c\n      - path: dev/z\n        type: b\n        major: 1\n        minor: 1\n");
     device_access: &svc("    resources:\n      devices:\n        - type: q\n          access: rwx\n");
     cwd_relative: &svc("    cwd: srv\n");
