@@ -4,6 +4,9 @@
 //! [`EntrySink`], with content streamed from a [`BlobSource`] (the image
 //! cache implements it).
 //!
+//! [`write_root_initrd`] narrows the kernel and init units to the small
+//! initrd of an image whose root is on a device.
+//!
 //! Nothing is unpacked to the host. Writers of output formats live in
 //! `slipway-formats`; this crate writes none.
 
@@ -15,6 +18,7 @@ pub mod json;
 pub mod layer;
 pub mod oci;
 pub mod path;
+pub mod root_initrd;
 pub mod units;
 
 pub use blobs::{Blob, BlobSource};
@@ -22,4 +26,5 @@ pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, P
 pub use error::AssembleError;
 pub use flatten::{Filters, Plan};
 pub use layer::{StoreLayers, TarSource};
+pub use root_initrd::{RootInitrd, root_initrd_of, write_root_initrd};
 pub use units::{FORMAT_VERSION, ImageInput, Inputs, KernelPart, Unit, plan_units};

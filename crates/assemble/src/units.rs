@@ -712,6 +712,11 @@ impl Unit {
         matches!(self.body, Body::Kernel(_))
     }
 
+    /// Whether this is the unit of an init image (`init[N]`).
+    pub fn is_init(&self) -> bool {
+        matches!(self.body, Body::Init { .. })
+    }
+
     /// The time of the unit's generated entries.
     pub fn mtime(&self) -> u64 {
         self.mtime

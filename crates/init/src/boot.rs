@@ -10,6 +10,7 @@ use slipway_layout::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
 use crate::mounts::{self, RootStrategy};
+use crate::root::{self, RootParams};
 use crate::services::Supervisor;
 use crate::sys::{Cmd, MountSpec, MsFlags, Sys};
 use crate::timeline::Timeline;
@@ -54,6 +55,9 @@ pub struct Options {
     /// Threads loading modules (`slipway.module_threads=`); default: one
     /// per CPU.
     pub module_threads: Option<usize>,
+    /// A root device (`root=` and the other `root*` parameters), which
+    /// replaces the initramfs (and `root`).
+    pub root_device: Option<RootParams>,
 }
 
 impl Options {
@@ -74,6 +78,7 @@ impl Options {
             module_threads: param("slipway.module_threads=")
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0),
+            root_device: RootParams::from_cmdline(cmdline),
         }
     }
 
@@ -108,7 +113,11 @@ pub struct Booted {
 /// is fatal; problems that are not (a module, a bundle) go on the timeline.
 pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> Result<Booted> {
     let s = sys.as_ref();
-    let how = mounts::leave_initramfs(s, options.root)?;
+    let threads = options.module_threads.unwrap_or_else(|| s.cpus());
+    let how = match &options.root_device {
+        Some(device) if root::on_initramfs(s)? => root::switch(s, timeline, device, threads)?,
+        _ => mounts::leave_initramfs(s, options.root)?,
+    };
     let stayed = how.contains("stayed");
     if stayed {
         // Options::read's /proc, which the base plan mounts again.
@@ -123,7 +132,6 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .read(Path::new("/proc/sys/kernel/osrelease"))
         .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
         .unwrap_or_default();
-    let threads = options.module_threads.unwrap_or_else(|| s.cpus());
     load_modules(s, timeline, &release, threads, modules::Stage::Boot);
     let (hostname, problems) = system::setup(s);
     for problem in problems {
@@ -419,6 +427,7 @@ mod tests {
             root: RootStrategy::Bind,
             runtime: None,
             module_threads: None,
+            root_device: None,
         };
         let booted = boot(&sys, &timeline, &options).unwrap();
         assert_eq!(booted.runtime.unwrap().name(), "crun");
@@ -454,6 +463,58 @@ mod tests {
         assert_eq!(overlay.len(), 1);
         // Left on the initramfs root: nothing unmounts Options::read's /proc.
         assert!(fake.calls_starting("umount /proc").is_empty());
+    }
+
+    #[test]
+    fn a_root_device_replaces_the_initramfs() {
+        let fake = Arc::new(FakeSys::new());
+        fake.add_file(
+            "/proc/cmdline",
+            "console=ttyS0 root=/dev/vda slipway.root=copy\n",
+        );
+        let mut squashfs = vec![0u8; 4096];
+        squashfs[..4].copy_from_slice(b"hsqs");
+        fake.add_bytes("/dev/vda", &squashfs);
+        for dir in ["dev", "proc", "sys", "run", "tmp", "var"] {
+            fake.add_dir(&format!("/newroot/{dir}"));
+        }
+        let options = Options::read(fake.as_ref());
+        let sys: Arc<dyn Sys> = fake.clone();
+        let timeline = Arc::new(Timeline::default());
+        let booted = boot(&sys, &timeline, &options).unwrap();
+        assert!(booted.supervisor.is_none());
+        let entries = timeline.entries();
+        let root_done = entries.iter().find(|e| e.event == Event::RootDone).unwrap();
+        assert_eq!(
+            root_done.detail.as_deref(),
+            Some("moved to /dev/vda (squashfs, read-only); 1 initramfs entries freed")
+        );
+        // Neither the copy nor the bind of the initramfs happened; the
+        // runtime may pivot_root (the root is a real mount).
+        assert!(fake.calls_starting("copy").is_empty());
+        assert!(fake.calls_starting("mount / on /mnt").is_empty());
+        assert!(fake.calls_starting("umount /proc").is_empty());
+        let names: Vec<String> = entries.iter().map(|e| e.event.to_string()).collect();
+        assert_eq!(
+            names[..4],
+            ["modules-done", "root-found", "modules-done", "root-done"]
+        );
+        // On a root that is no initramfs, root= changes nothing.
+        let fake = Arc::new(FakeSys::new());
+        fake.set_root_fstype("0x73717368");
+        fake.add_file("/proc/cmdline", "root=/dev/vda\n");
+        let options = Options::read(fake.as_ref());
+        let sys: Arc<dyn Sys> = fake.clone();
+        let timeline = Arc::new(Timeline::default());
+        boot(&sys, &timeline, &options).unwrap();
+        assert_eq!(
+            timeline.entries()[0].detail.as_deref(),
+            Some("root is 0x73717368: stayed")
+        );
+        assert!(
+            fake.calls_starting("mount dev on /dev type devtmpfs flags 0xa (mode=0755)")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod modules;
 pub mod mounts;
 pub mod netlink;
 pub mod ready;
+pub mod root;
 pub mod services;
 pub mod shutdown;
 pub mod sys;

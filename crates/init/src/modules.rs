@@ -11,6 +11,8 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
+use slipway_layout::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS};
+
 use crate::sys::Sys;
 
 /// Modules the init itself wants when present: the ACPI power button and
@@ -125,6 +127,39 @@ impl Index {
         order
     }
 
+    /// The module an exact alias names (`crc32c` is `crc32c_generic`,
+    /// `fs-iso9660` is `isofs`), `-` and `_` alike: soft dependencies name
+    /// algorithms so, and a filesystem's module is found so. A module in
+    /// `modules.dep` first, then a built-in one.
+    pub fn alias_target(&self, name: &str) -> Option<String> {
+        let name = name.replace('-', "_");
+        let all: Vec<&String> = self
+            .aliases
+            .iter()
+            .filter(|(pattern, _)| pattern.replace('-', "_") == name)
+            .map(|(_, module)| module)
+            .collect();
+        all.iter()
+            .find(|m| self.deps.contains_key(m.as_str()))
+            .or_else(|| all.iter().find(|m| self.builtin.contains(m.as_str())))
+            .map(|m| (*m).clone())
+    }
+
+    /// Whether a module is built into the kernel.
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(name)
+    }
+
+    /// A module name for `name`: itself when `modules.dep` or
+    /// `modules.builtin` knows it, else what an exact alias names.
+    fn resolve(&self, name: &str) -> Option<String> {
+        if self.deps.contains_key(name) || self.builtin.contains(name) {
+            Some(name.to_owned())
+        } else {
+            self.alias_target(name)
+        }
+    }
+
     fn visit(
         &self,
         name: &str,
@@ -140,9 +175,15 @@ impl Index {
             return;
         }
         for pre in self.softdeps.get(name).into_iter().flatten() {
-            self.visit(pre, loaded, seen, order, depth + 1);
+            if let Some(module) = self.resolve(pre) {
+                self.visit(&module, loaded, seen, order, depth + 1);
+            }
         }
         let Some((path, deps)) = self.deps.get(name) else {
+            // An alias: what it names.
+            if let Some(module) = self.alias_target(name).filter(|m| m != name) {
+                self.visit(&module, loaded, seen, order, depth + 1);
+            }
             return;
         };
         // modules.dep lists dependencies so that the last must load first.
@@ -178,7 +219,12 @@ impl Index {
                     .get(&name)
                     .into_iter()
                     .flat_map(|(_, deps)| deps.iter().filter_map(|d| module_name(d)));
-                let soft = self.softdeps.get(&name).into_iter().flatten().cloned();
+                let soft = self
+                    .softdeps
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| self.resolve(n));
                 let mut before: Vec<usize> = hard
                     .chain(soft)
                     .filter_map(|n| position.get(&n).copied())
@@ -401,43 +447,30 @@ pub enum Stage {
 /// `workers` threads.
 pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> Loaded {
     let start = sys.now_ms();
-    let dir = PathBuf::from("/lib/modules").join(release);
-    let read = |name: &str| {
-        sys.read(&dir.join(name))
-            .map(|d| String::from_utf8_lossy(&d).into_owned())
-            .unwrap_or_default()
-    };
-    let index = Index::parse(
-        &read("modules.dep"),
-        &read("modules.alias"),
-        &read("modules.softdep"),
-        &read("modules.builtin"),
-    );
-    let listed: Vec<String> = read("modules.load")
+    let dir = modules_dir(release);
+    let index = read_index(sys, &dir);
+    let listed: Vec<String> = read_text(sys, &dir, "modules.load")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect();
-    let loaded_now: HashSet<String> = sys
-        .names(Path::new("/sys/module"))
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let loaded_now = loaded(sys);
     let wanted: Vec<String> = match stage {
         Stage::Boot => {
-            let is_init = |m: &String| {
-                let name = module_name(m).unwrap_or_else(|| m.replace('-', "_"));
-                INIT_MODULES.contains(&name.as_str())
-            };
-            // What the list brings with its dependencies, the init's own
-            // and the loaded: when they cover every module with an alias
-            // (the usual kernel package), the devices are not read.
+            let name_of = |m: &String| module_name(m).unwrap_or_else(|| m.replace('-', "_"));
+            let is_init = |m: &String| INIT_MODULES.contains(&name_of(m).as_str());
+            let is_root_driver = |m: &String| root_drivers().any(|d| d == name_of(m));
+            // What the list brings with its dependencies, the init's own,
+            // a root device's drivers and the loaded: when they cover every
+            // module with an alias (the usual kernel package), the devices
+            // are not read.
             let mut covered: HashSet<String> = index
                 .load_order(&listed, &HashSet::new())
                 .iter()
                 .filter_map(|p| module_name(p))
                 .chain(INIT_MODULES.iter().map(|m| (*m).to_owned()))
+                .chain(root_drivers().map(str::to_owned))
                 .collect();
             covered.extend(loaded_now.iter().cloned());
             let devices = if index.devices_can_add(&covered) {
@@ -446,16 +479,69 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
                 Vec::new()
             };
             // The kernel package may list them too: they still wait for
-            // the init stage.
+            // the init stage. A root device's drivers are loaded for a
+            // device only when `root=` asks for one (q35's AHCI controller
+            // would otherwise cost every boot ahci, libahci and libata).
             listed
                 .into_iter()
-                .chain(devices)
+                .chain(devices.into_iter().filter(|m| !is_root_driver(m)))
                 .filter(|m| !is_init(m))
                 .collect()
         }
         Stage::Init => INIT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
     };
-    let order = index.load_order(&wanted, &loaded_now);
+    load_wanted(sys, &dir, &index, &wanted, &loaded_now, workers, start)
+}
+
+/// The storage drivers of a root device (see `slipway_layout::root_device`).
+fn root_drivers() -> impl Iterator<Item = &'static str> {
+    BLOCK_DRIVERS.iter().chain(SCSI_DRIVERS).copied()
+}
+
+/// `/lib/modules/<release>`.
+pub fn modules_dir(release: &str) -> PathBuf {
+    PathBuf::from("/lib/modules").join(release)
+}
+
+fn read_text(sys: &dyn Sys, dir: &Path, name: &str) -> String {
+    sys.read(&dir.join(name))
+        .map(|d| String::from_utf8_lossy(&d).into_owned())
+        .unwrap_or_default()
+}
+
+/// The index files of the modules in `dir` (missing ones read as empty).
+pub fn read_index(sys: &dyn Sys, dir: &Path) -> Index {
+    Index::parse(
+        &read_text(sys, dir, "modules.dep"),
+        &read_text(sys, dir, "modules.alias"),
+        &read_text(sys, dir, "modules.softdep"),
+        &read_text(sys, dir, "modules.builtin"),
+    )
+}
+
+/// The modules loaded now (`/sys/module`, which also lists built-in ones
+/// with parameters).
+pub fn loaded(sys: &dyn Sys) -> HashSet<String> {
+    sys.names(Path::new("/sys/module"))
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Load `wanted` (module names, paths or aliases) from `dir` with their
+/// dependencies, skipping the `loaded`, on up to `workers` threads.
+/// `start` is when the caller began reading the index, for
+/// [`Loaded::prepare_ms`].
+pub fn load_wanted(
+    sys: &dyn Sys,
+    dir: &Path,
+    index: &Index,
+    wanted: &[String],
+    loaded: &HashSet<String>,
+    workers: usize,
+    start: u64,
+) -> Loaded {
+    let order = index.load_order(wanted, loaded);
     let graph = index.load_graph(&order);
     let loading = sys.now_ms();
     let results = load_parallel(&graph, workers, |i| {
@@ -604,6 +690,80 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         sys.add_file(&format!("{dir}/modules.alias"), ALIAS);
         sys.add_file(&format!("{dir}/modules.load"), "overlay\nvirtio_net\n");
         assert_eq!(load_all(&sys, "6.12.0", 1, Stage::Boot).loaded, 4);
+    }
+
+    /// The kernel package's index: a soft dependency and a filesystem
+    /// named by alias, and the storage drivers of a root device.
+    const ROOT_DEP: &str = "\
+kernel/crypto/crc32c_generic.ko.xz:
+kernel/lib/libcrc32c.ko.xz:
+kernel/fs/erofs/erofs.ko.xz: kernel/lib/libcrc32c.ko.xz
+kernel/drivers/cdrom/cdrom.ko.xz:
+kernel/fs/isofs/isofs.ko.xz: kernel/drivers/cdrom/cdrom.ko.xz
+kernel/drivers/ata/libata.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/ata/libahci.ko.xz: kernel/drivers/ata/libata.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/ata/ahci.ko.xz: kernel/drivers/ata/libahci.ko.xz kernel/drivers/ata/libata.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/scsi/scsi_mod.ko.xz:
+kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz
+kernel/drivers/block/virtio_blk.ko.xz:
+";
+    const ROOT_ALIAS: &str = "\
+alias crypto-crc32c crc32c_generic
+alias crc32c crc32c_generic
+alias fs-erofs erofs
+alias iso9660 isofs
+alias fs-iso9660 isofs
+alias pci:v*d*sv*sd*bc01sc06i01* ahci
+alias scsi:t-0x00* sd_mod
+alias virtio:d00000002v* virtio_blk
+";
+    const ROOT_SOFTDEP: &str = "softdep libcrc32c pre: crc32c\nsoftdep ext4 pre: crypto_crc32c\n";
+
+    #[test]
+    fn soft_dependencies_and_filesystems_by_alias() {
+        let index = Index::parse(ROOT_DEP, ROOT_ALIAS, ROOT_SOFTDEP, "");
+        assert_eq!(index.alias_target("fs-iso9660").as_deref(), Some("isofs"));
+        assert_eq!(
+            index.alias_target("crypto_crc32c").as_deref(),
+            Some("crc32c_generic")
+        );
+        assert_eq!(index.alias_target("fs-ext4"), None);
+        let order = index.load_order(&["fs-erofs".into()], &HashSet::new());
+        assert_eq!(
+            order,
+            [
+                "kernel/crypto/crc32c_generic.ko.xz",
+                "kernel/lib/libcrc32c.ko.xz",
+                "kernel/fs/erofs/erofs.ko.xz"
+            ]
+        );
+        // libcrc32c waits for the algorithm it asks for by alias.
+        assert_eq!(index.load_graph(&order), [vec![], vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn the_boot_stage_leaves_a_root_device_s_drivers_alone() {
+        let sys = FakeSys::new();
+        let dir = "/lib/modules/6.12.0";
+        sys.add_file(&format!("{dir}/modules.dep"), ROOT_DEP);
+        sys.add_file(&format!("{dir}/modules.alias"), ROOT_ALIAS);
+        sys.add_file(&format!("{dir}/modules.load"), "virtio_blk\nisofs\n");
+        // q35's AHCI controller and a SCSI disk: neither is read nor loaded.
+        sys.add_file(
+            "/sys/bus/pci/devices/0000:00:1f.2/modalias",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\n",
+        );
+        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
+        assert_eq!(result.loaded, 3, "{:?}", sys.calls());
+        assert!(
+            sys.calls_starting("finit_module")
+                .iter()
+                .all(|c| !c.contains("ata"))
+        );
+        // Listed, a root device's driver loads like any other.
+        sys.add_file(&format!("{dir}/modules.load"), "ahci\n");
+        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
+        assert_eq!(result.loaded, 4, "scsi_mod, libata, libahci, ahci");
     }
 
     #[test]

@@ -222,6 +222,13 @@ pub trait Sys: Send + Sync {
     fn chroot(&self, dir: &Path) -> io::Result<()>;
     /// Read a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Up to `len` bytes of a file or block device from `offset`; fewer at
+    /// its end. (Superblocks: the whole device is never read.)
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Remove everything below `dir` that is on `dir`'s filesystem, without
+    /// crossing into other mounts (what `switch_root` frees of the
+    /// initramfs); returns how many entries went.
+    fn remove_tree(&self, dir: &Path) -> io::Result<u64>;
     /// Write a whole file (created or truncated), by temp file and rename when `atomic`.
     fn write(&self, path: &Path, data: &[u8], atomic: bool) -> io::Result<()>;
     /// List a directory (unsorted).

@@ -4,7 +4,8 @@
 //! assembly) and the guest's init both depend on this crate, so they agree
 //! on where bundles live ([`bundle`]), what slipway's own OCI annotations
 //! mean ([`annotations`]), what `runtime.json` holds ([`runtime`]) and how
-//! the boot timeline is written ([`timeline`]).
+//! the boot timeline is written ([`timeline`]) and which kernel modules a
+//! root on a disk or CD needs ([`root_device`]).
 //!
 //! ```
 //! use slipway_layout::annotations::{Restart, SlipwayAnnotations};
@@ -17,5 +18,6 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod root_device;
 pub mod runtime;
 pub mod timeline;

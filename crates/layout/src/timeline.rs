@@ -57,7 +57,15 @@ macro_rules! events {
 events! {
     /// The init started (its first instruction, as close as it can tell).
     InitStart => "init-start",
-    /// The init left the initramfs root (detail: how).
+    /// The root device named by `root=` is there (name: the device node;
+    /// detail: its filesystem and how long the init waited for it).
+    RootFound => "root-found",
+    /// The root device named by `root=` did not appear in time (name: the
+    /// `root=` value; detail: how long the init waited, the block devices it
+    /// saw). A `fatal` follows and the machine powers off.
+    RootMissing => "root-missing",
+    /// The init left the initramfs root (detail: how, or the device it
+    /// moved to).
     RootDone => "root-done",
     /// The base filesystems are mounted.
     MountsDone => "mounts-done",

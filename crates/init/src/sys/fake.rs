@@ -27,6 +27,9 @@ struct State {
     fail_mount: BTreeSet<PathBuf>,
     fail_modules: BTreeSet<String>,
     root_fstype: String,
+    /// Files that appear once the clock reaches their time (a device the
+    /// kernel finds late).
+    later: Vec<(u64, PathBuf, Vec<u8>)>,
 }
 
 /// The fake system.
@@ -71,6 +74,22 @@ impl FakeSys {
         let path = PathBuf::from(path);
         add_parents(&mut s, &path);
         s.files.insert(path, data.as_bytes().to_vec());
+    }
+
+    /// Add a file (and its parent directories) that appears once the fake
+    /// clock reaches `at_ms`.
+    pub fn add_file_at(&self, path: &str, data: &[u8], at_ms: u64) {
+        self.lock()
+            .later
+            .push((at_ms, PathBuf::from(path), data.to_vec()));
+    }
+
+    /// Add a file with binary contents (and its parent directories).
+    pub fn add_bytes(&self, path: &str, data: &[u8]) {
+        let mut s = self.lock();
+        let path = PathBuf::from(path);
+        add_parents(&mut s, &path);
+        s.files.insert(path, data.to_vec());
     }
 
     /// Add a directory (and its parents).
@@ -222,6 +241,20 @@ impl Sys for FakeSys {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let data = self.read(path)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        Ok(data[start..end].to_vec())
+    }
+
+    fn remove_tree(&self, dir: &Path) -> io::Result<u64> {
+        self.call(format!("remove-tree {}", dir.display()));
+        Ok(1)
+    }
+
     fn write(&self, path: &Path, data: &[u8], _atomic: bool) -> io::Result<()> {
         let mut s = self.lock();
         add_parents(&mut s, path);
@@ -356,6 +389,15 @@ impl Sys for FakeSys {
         let mut s = self.lock();
         s.now += duration.as_millis() as u64;
         s.calls.push(format!("sleep {}", duration.as_millis()));
+        let now = s.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.later)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        s.later = later;
+        for (_, path, data) in due {
+            add_parents(&mut s, &path);
+            s.files.insert(path, data);
+        }
     }
 
     fn sync(&self) {

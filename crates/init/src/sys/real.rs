@@ -282,6 +282,28 @@ impl Sys for RealSys {
         fs::read(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(path)?;
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    fn remove_tree(&self, dir: &Path) -> io::Result<u64> {
+        let dev = fs::symlink_metadata(dir)?.dev();
+        Ok(remove_below(dir, dev))
+    }
+
     fn write(&self, path: &Path, data: &[u8], atomic: bool) -> io::Result<()> {
         if !atomic {
             return fs::write(path, data);
@@ -499,4 +521,32 @@ fn copy_dir(from: &Path, to: &Path, dev: u64) -> io::Result<u64> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Remove what is below `dir` on device `dev`, best effort: an entry that
+/// cannot go stays (it only costs memory). Mountpoints, on another device,
+/// are left with what is mounted on them.
+fn remove_below(dir: &Path, dev: u64) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut count = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.dev() != dev {
+            continue;
+        }
+        if meta.is_dir() {
+            count += remove_below(&path, dev);
+            if fs::remove_dir(&path).is_ok() {
+                count += 1;
+            }
+        } else if fs::remove_file(&path).is_ok() {
+            count += 1;
+        }
+    }
+    count
 }

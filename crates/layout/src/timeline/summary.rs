@@ -20,7 +20,7 @@ pub struct Summary {
     /// delete and the container's work.
     pub onboot_containers: u64,
     /// The kernel's `finit_module` work before onboot (`modules-done`'s
-    /// "loading N ms").
+    /// "loading N ms": the boot stage's, and a root device's).
     pub module_loading: u64,
     /// The init's own steps up to `onboot-done`: [`Self::init_to_onboot_done`]
     /// without the onboot containers and the module loading (leaving the
@@ -65,14 +65,17 @@ impl Summary {
                 onboot_containers += end.ms.saturating_sub(start.ms);
             }
         }
-        // The boot stage's modules-done has no name; the init's own ("init")
-        // comes after the services.
+        // The boot stage's modules-done has no name, a root device's are
+        // `root` and `rootfs`; the init's own ("init") comes after the
+        // services.
         let module_loading = entries
             .iter()
-            .find(|e| e.event == Event::ModulesDone && e.name.is_none())
-            .and_then(|e| e.detail.as_deref())
-            .and_then(loading_ms)
-            .unwrap_or(0);
+            .filter(|e| {
+                e.event == Event::ModulesDone
+                    && matches!(e.name.as_deref(), None | Some("root" | "rootfs"))
+            })
+            .filter_map(|e| e.detail.as_deref().and_then(loading_ms))
+            .sum();
         let init_to_onboot_done = onboot_done.ms.saturating_sub(init.ms);
         let started = first(entries, Event::ServicesStarted);
         let last_service = started.and_then(|s| {
@@ -184,6 +187,20 @@ slipway: 9000 ms service-start www pid 140
             text.contains("init's own overhead              120 ms"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_root_device_s_modules_count_as_module_loading() {
+        let boot = BOOT.replace(
+            "slipway: 2925 ms root-done - bind\n",
+            "slipway: 2915 ms modules-done root 5 loaded, 0 failed, 1 threads; index and devices 2 ms, loading 40 ms\n\
+             slipway: 2920 ms root-found /dev/vda erofs after 1 ms\n\
+             slipway: 2922 ms modules-done rootfs 2 loaded, 0 failed, 1 threads; index and devices 0 ms, loading 1 ms\n\
+             slipway: 2925 ms root-done - moved to /dev/vda (erofs, read-only)\n",
+        );
+        let s = Summary::of(&parse_transcript(&boot)).unwrap();
+        assert_eq!(s.module_loading, 250 + 40 + 1);
+        assert_eq!(s.init_overhead, 902 - 532 - 291);
     }
 
     #[test]
