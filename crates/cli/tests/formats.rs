@@ -666,6 +666,34 @@ fn boot_matrix() {
             with_ovmf(vec!["-kernel".into(), s(f(".efi"))]),
         ),
     ];
+    // The root formats: the kernel and the small initrd by -kernel, the
+    // root image as the first disk or CD, as the command line names it.
+    let mut cases = cases;
+    for (format, suffix, media) in [
+        ("kernel+squashfs", "-squashfs.img", "disk"),
+        ("kernel+erofs", "-erofs.img", "disk"),
+        ("kernel+iso", ".iso", "cdrom"),
+    ] {
+        let dir = work.path().join(format);
+        fs::create_dir(&dir).unwrap();
+        let r = build(&pkgs.cache, &boot_config(&pkgs), &dir, &[format], "022");
+        let cmdline = fs::read_to_string(file(&r, "-cmdline")).unwrap();
+        let root = file(&r, suffix).display().to_string();
+        let mut args = vec![
+            "-kernel".into(),
+            s(file(&r, "-kernel")),
+            "-initrd".into(),
+            s(file(&r, "-initrd.img")),
+            "-append".into(),
+            cmdline,
+        ];
+        if media == "cdrom" {
+            args.extend(["-cdrom".into(), root]);
+        } else {
+            args.extend(drive(Path::new(&root), "raw"));
+        }
+        cases.push((format, args));
+    }
     let mut failed = Vec::new();
     for (name, args) in cases {
         let case = Case {
@@ -681,4 +709,248 @@ fn boot_matrix() {
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// What a path is, as the `tar` output lists it or an extracted root image
+/// holds it: kind and content, mode, owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Obj {
+    Dir,
+    File(String),
+    Symlink(String),
+    Char(u64, u64),
+    Block(u64, u64),
+    Fifo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    obj: Obj,
+    /// Permission bits (none for a symbolic link).
+    mode: u32,
+    uid: u64,
+    gid: u64,
+}
+
+fn hash_reader(r: &mut dyn Read) -> String {
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn clean(path: &str) -> String {
+    path.trim_start_matches("./")
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The tree of a tar as the kernel or a root image sees it: entries in
+/// order, a later one replacing an earlier one of its path (and what was
+/// under it, when a non-directory replaces a directory); `boot/` left out.
+fn tar_tree(tar: &Path) -> BTreeMap<String, Node> {
+    let mut archive = tar::Archive::new(fs::File::open(tar).unwrap());
+    let mut out: BTreeMap<String, Node> = BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = clean(&e.path().unwrap().to_string_lossy());
+        if path.is_empty() || path == "boot" || path.starts_with("boot/") {
+            continue;
+        }
+        let h = e.header().clone();
+        let link = || clean(&e.link_name().unwrap().unwrap().to_string_lossy());
+        let raw_link = || {
+            e.link_name()
+                .unwrap()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        };
+        use tar::EntryType as T;
+        let obj = match h.entry_type() {
+            T::Regular | T::Continuous => None,
+            T::Directory => Some(Obj::Dir),
+            T::Symlink => Some(Obj::Symlink(raw_link())),
+            T::Link => Some(out[&link()].obj.clone()),
+            T::Char => Some(Obj::Char(
+                h.device_major().unwrap().unwrap().into(),
+                h.device_minor().unwrap().unwrap().into(),
+            )),
+            T::Block => Some(Obj::Block(
+                h.device_major().unwrap().unwrap().into(),
+                h.device_minor().unwrap().unwrap().into(),
+            )),
+            T::Fifo => Some(Obj::Fifo),
+            other => panic!("{path}: {other:?}"),
+        };
+        let obj = obj.unwrap_or_else(|| Obj::File(hash_reader(&mut e)));
+        let mode = if matches!(obj, Obj::Symlink(_)) {
+            0
+        } else {
+            h.mode().unwrap() & 0o7777
+        };
+        if obj != Obj::Dir {
+            let under = format!("{path}/");
+            out.retain(|p, _| !p.starts_with(&under));
+        }
+        let (uid, gid) = (h.uid().unwrap(), h.gid().unwrap());
+        out.insert(
+            path,
+            Node {
+                obj,
+                mode,
+                uid,
+                gid,
+            },
+        );
+    }
+    out
+}
+
+/// The tree under `root` on the host, as [`tar_tree`] describes one.
+fn dir_tree(root: &Path) -> BTreeMap<String, Node> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let t = m.file_type();
+            let rdev = m.rdev();
+            let (major, minor) = (
+                (rdev >> 8) & 0xfff,
+                (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+            );
+            let obj = if t.is_dir() {
+                Obj::Dir
+            } else if t.is_symlink() {
+                Obj::Symlink(fs::read_link(&p).unwrap().to_string_lossy().into_owned())
+            } else if t.is_file() {
+                Obj::File(hash_reader(&mut fs::File::open(&p).unwrap()))
+            } else if t.is_char_device() {
+                Obj::Char(major, minor)
+            } else if t.is_block_device() {
+                Obj::Block(major, minor)
+            } else {
+                Obj::Fifo
+            };
+            let mode = if t.is_symlink() { 0 } else { m.mode() & 0o7777 };
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.insert(
+                rel,
+                Node {
+                    obj,
+                    mode,
+                    uid: m.uid().into(),
+                    gid: m.gid().into(),
+                },
+            );
+            if t.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The first differences between two trees, for the failure message.
+fn differences(want: &BTreeMap<String, Node>, got: &BTreeMap<String, Node>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (p, n) in want {
+        match got.get(p) {
+            None => d.push(format!("missing {p}")),
+            Some(g) if g != n => d.push(format!("{p}: {n:?} != {g:?}")),
+            Some(_) => {}
+        }
+    }
+    for p in got.keys().filter(|p| !want.contains_key(*p)) {
+        d.push(format!("extra {p}"));
+    }
+    d.truncate(20);
+    d
+}
+
+/// `kernel+squashfs`, `kernel+erofs`, `kernel+iso`: each root image
+/// extracted by its own tool (unsquashfs, fsck.erofs, xorriso) is the
+/// `tar` output of the same configuration less `boot/`, file by file
+/// (content, mode, owner, link targets, devices); the kernel is the
+/// build's; the command line names the root device; the small initrd
+/// holds the init and the root device's modules and nothing of the rest.
+#[test]
+fn root_images_hold_the_tar_output() {
+    let pkgs = packages();
+    let config = pkgs.example("minimal.yml");
+    let work = tempfile::tempdir().unwrap();
+    let t = build(&pkgs.cache, &config, work.path(), &["tar"], "022");
+    let want = tar_tree(&file(&t, ".tar"));
+    assert!(want.contains_key("init"), "no /init in the tar");
+    let k = work.path().join("k");
+    fs::create_dir(&k).unwrap();
+    let k = build(&pkgs.cache, &config, &k, &["kernel+initrd"], "022");
+    for (format, suffix, root) in [
+        ("kernel+squashfs", "-squashfs.img", "root=/dev/sda"),
+        ("kernel+erofs", "-erofs.img", "root=/dev/sda"),
+        ("kernel+iso", ".iso", "root=/dev/sr0"),
+    ] {
+        let dir = work.path().join(format);
+        fs::create_dir(&dir).unwrap();
+        let img = build(&pkgs.cache, &config, &dir, &[format], "022");
+        assert_eq!(sha256(&file(&img, "-kernel")), sha256(&file(&k, "-kernel")));
+        let cmdline = fs::read_to_string(file(&img, "-cmdline")).unwrap();
+        assert_eq!(cmdline, format!("console=ttyS0 {root}"), "{format}");
+        // The small initrd: /init and modules, far smaller than the whole.
+        let listing = run(Command::new("sh").arg("-c").arg(format!(
+            "gzip -dc '{}' | cpio -it --quiet",
+            file(&img, "-initrd.img").display()
+        )));
+        assert!(listing.lines().any(|l| l == "init"), "{format}: {listing}");
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.ends_with("/squashfs.ko.xz") || l.ends_with("/squashfs.ko")),
+            "{format}: {listing}"
+        );
+        assert!(
+            !listing.contains("containers/") && !listing.contains("etc/www"),
+            "{format}: {listing}"
+        );
+        let x = dir.join("x");
+        let image = file(&img, suffix);
+        match format {
+            "kernel+squashfs" => {
+                run(Command::new(need("unsquashfs"))
+                    .arg("-d")
+                    .arg(&x)
+                    .arg(&image));
+            }
+            "kernel+erofs" => {
+                run(Command::new(need("fsck.erofs"))
+                    .arg(format!("--extract={}", x.display()))
+                    .arg(&image));
+            }
+            _ => {
+                run(Command::new(need("xorriso"))
+                    .args(["-osirrox", "on:device_files", "-hardlinks", "on", "-indev"])
+                    .arg(&image)
+                    .args(["-extract", "/"])
+                    .arg(&x));
+            }
+        }
+        let mut got = dir_tree(&x);
+        // The writers may keep `boot` itself, empty, as a mount point.
+        if got.get("boot").is_some_and(|n| n.obj == Obj::Dir) {
+            got.remove("boot");
+        }
+        let diff = differences(&want, &got);
+        assert!(diff.is_empty(), "{format}:\n{}", diff.join("\n"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{Boot, Output};
+use super::root::{with_root, write_root_image, write_small_initrd};
 use super::stage::{Staged, io_at, stage, stage_file};
 use super::{Built, OutputOptions, copy_file, suffixed};
 use crate::boot::{
@@ -16,7 +17,7 @@ use crate::boot::{
 use crate::disk::{MIB, RawImage, gcp, qcow2, vhd, vmdk};
 use crate::segments::FormatError;
 use crate::tar::{TarWriter, finish};
-use slipway_assemble::{EntrySink, Header, Kind};
+use slipway_assemble::{BlobSource, EntrySink, Header, Kind, Unit};
 
 /// GCP imports raw disks whose size is a whole number of GiB.
 const GIB: u64 = 1 << 30;
@@ -52,6 +53,9 @@ pub(super) struct Writer<'a> {
     efi: Result<(), String>,
     bios_raw: Option<Raw>,
     efi_raw: Option<Raw>,
+    /// The units, for the root filesystem images and their small initrd.
+    units: &'a [&'a Unit],
+    blobs: &'a dyn BlobSource,
 }
 
 impl<'a> Writer<'a> {
@@ -60,6 +64,8 @@ impl<'a> Writer<'a> {
         boot: Option<&'a BootFiles>,
         options: &'a OutputOptions<'a>,
         base: &'a Path,
+        units: &'a [&'a Unit],
+        blobs: &'a dyn BlobSource,
     ) -> Result<Writer<'a>, FormatError> {
         let efi = match boot {
             Some(b) => b.check_efi().map_err(|e| e.to_string()),
@@ -73,6 +79,8 @@ impl<'a> Writer<'a> {
             efi,
             bios_raw: None,
             efi_raw: None,
+            units,
+            blobs,
         })
     }
 
@@ -319,10 +327,7 @@ impl<'a> Writer<'a> {
                 Ok(())
             }
             Output::KernelSquashfs | Output::KernelErofs | Output::KernelIso => {
-                Err(FormatError::Refused {
-                    format: output.name(),
-                    reason: "root filesystem images are not written yet".into(),
-                })
+                self.root_image(output, staged, epoch)
             }
             Output::Tar | Output::Docker => Ok(()),
         }
@@ -338,6 +343,34 @@ impl<'a> Writer<'a> {
         if let Some(c) = &self.built.cmdline {
             staged.push(stage(&self.name("-cmdline"), |w| copy_file(c, w))?);
         }
+        Ok(())
+    }
+
+    /// The kernel, the small initrd, the command line naming the root
+    /// device, and the root filesystem image.
+    fn root_image(
+        &self,
+        output: Output,
+        staged: &mut Vec<Staged>,
+        epoch: u64,
+    ) -> Result<(), FormatError> {
+        let boot = self.boot(output)?;
+        if let Some(k) = &self.built.kernel {
+            staged.push(stage(&self.name("-kernel"), |w| copy_file(k, w))?);
+        }
+        let cmdline = with_root(&boot.cmdline, output);
+        let path = self.name("-cmdline");
+        staged.push(stage(&path, |w| {
+            w.write_all(cmdline.as_bytes())
+                .map_err(io_at("writing", &path))
+        })?);
+        staged.push(stage(&self.name("-initrd.img"), |w| {
+            write_small_initrd(self.units, self.blobs, self.options.compression, output, w)
+        })?);
+        let path = self.name(output.suffixes()[3]);
+        staged.push(stage_file(&path, |f| {
+            write_root_image(output, self.units, self.blobs, epoch, f, &path)
+        })?);
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 
 mod bootable;
 mod format;
+mod root;
 mod stage;
 
 use std::fs::{self, File};
@@ -268,7 +269,7 @@ pub fn write_outputs(
             }),
             None => None,
         };
-        let mut writer = bootable::Writer::new(&built, boot.as_ref(), options, base)?;
+        let mut writer = bootable::Writer::new(&built, boot.as_ref(), options, base, units, blobs)?;
         writer.check(&bootable)?;
         for output in bootable::in_writing_order(&bootable) {
             writer.write(output, &mut staged)?;
