@@ -10,14 +10,17 @@
 //! * qcow2, VHD, VMDK and the GCP tar with qemu-img and GNU tar, compared
 //!   with the raw disk they re-encode;
 //! * the UKI signed with a throwaway key (sbsign) and verified (sbverify);
+//! * the root images extracted (unsquashfs, fsck.erofs, xorriso) and
+//!   compared file by file with the `tar` output of the same configuration;
 //! * two builds in different directories, under different umasks, with
 //!   empty segment caches: the same bytes, every file.
 //!
 //! Boots (TCG, the plain qemu command a user would type, each with a
-//! deadline): the BIOS ISO from a CD under SeaBIOS and the EFI disk under
-//! OVMF in the default suite; every format in the ignored `boot_matrix`
-//! (`cargo xtask test --boot-matrix`). A boot passes when the onboot task's
-//! line is on the console and the service powered the guest off.
+//! deadline): the BIOS ISO from a CD under SeaBIOS, the EFI disk under
+//! OVMF and the squashfs root from a disk in the default suite; every
+//! format in the ignored `boot_matrix` (`cargo xtask test --boot-matrix`).
+//! A boot passes when the onboot task's line is on the console and the
+//! service powered the guest off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -567,6 +570,35 @@ fn raw_efi_boots_from_a_disk_with_ovmf() {
     args.extend(drive(&file(&img, "-efi.img"), "raw"));
     boot_or_fail(&Case {
         name: "raw-efi, OVMF, -drive".into(),
+        args,
+    });
+}
+
+/// The kernel and the small initrd boot the squashfs root from the first
+/// disk, as its command line says (`root=/dev/sda`): the onboot task and
+/// the service are only on that root.
+#[test]
+fn kernel_squashfs_boots_its_root_from_a_disk() {
+    let pkgs = packages();
+    let work = tempfile::tempdir().unwrap();
+    let img = build(
+        &pkgs.cache,
+        &boot_config(&pkgs),
+        work.path(),
+        &["kernel+squashfs"],
+        "022",
+    );
+    let mut args = vec![
+        "-kernel".into(),
+        file(&img, "-kernel").display().to_string(),
+        "-initrd".into(),
+        file(&img, "-initrd.img").display().to_string(),
+        "-append".into(),
+        fs::read_to_string(file(&img, "-cmdline")).unwrap(),
+    ];
+    args.extend(drive(&file(&img, "-squashfs.img"), "raw"));
+    boot_or_fail(&Case {
+        name: "kernel+squashfs, -kernel, -drive".into(),
         args,
     });
 }
