@@ -915,7 +915,8 @@ fn differences(want: &BTreeMap<String, Node>, got: &BTreeMap<String, Node>) -> V
 /// `tar` output of the same configuration less `boot/`, file by file
 /// (content, mode, owner, link targets, devices); the kernel is the
 /// build's; the command line names the root device; the small initrd
-/// holds the init and the root device's modules and nothing of the rest.
+/// holds the init and the root device's modules and nothing of the rest;
+/// a second build elsewhere, under another umask, gives the same bytes.
 #[test]
 fn root_images_hold_the_tar_output() {
     let pkgs = packages();
@@ -935,6 +936,13 @@ fn root_images_hold_the_tar_output() {
         let dir = work.path().join(format);
         fs::create_dir(&dir).unwrap();
         let img = build(&pkgs.cache, &config, &dir, &[format], "022");
+        // Built again elsewhere under another umask: the same bytes.
+        let again = work.path().join(format!("{format}-again"));
+        fs::create_dir(&again).unwrap();
+        build(&pkgs.cache, &config, &again, &[format], "077");
+        assert_eq!(hashes(&dir), hashes(&again), "{format}");
+        assert_eq!(hashes(&dir).len(), 4, "{format}");
+        fs::remove_dir_all(&again).unwrap();
         assert_eq!(sha256(&file(&img, "-kernel")), sha256(&file(&k, "-kernel")));
         let cmdline = fs::read_to_string(file(&img, "-cmdline")).unwrap();
         assert_eq!(cmdline, format!("console=ttyS0 {root}"), "{format}");
