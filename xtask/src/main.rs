@@ -20,6 +20,9 @@ commands:
                   it, fetch a page from it, power it off; show the timeline
   test [ARGS...]  set up what is needed, then run the whole test suite
                   (ARGS go to cargo nextest, e.g. a test name filter)
+  test --boot-matrix
+                  boot every output format under TCG, each with the firmware
+                  it is for, the plain qemu way (several minutes per format)
   deps [--install]
                   list the Debian packages the tests need; install them (root)
   bench [pull|assemble|validate] [OPTIONS]
@@ -99,12 +102,18 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// The whole test suite: every test of every crate, doc tests included.
+/// The whole test suite: every test of every crate, doc tests included;
+/// or, with `--boot-matrix`, every output format booted.
 fn test(extra: &[String]) -> Result<()> {
     deps::ensure()?;
     let kernel = deps::test_kernel(&target_dir())?;
     let mut nextest = cargo();
     nextest.env(deps::TEST_KERNEL_ENV, &kernel);
+    if extra.iter().any(|a| a == "--boot-matrix") {
+        nextest.args(["nextest", "run", "-p", "slipway", "--test", "formats"]);
+        nextest.args(["--run-ignored", "only", "--no-capture", "boot_matrix"]);
+        return run_checked(nextest);
+    }
     let python = deps::test_python(&target_dir())?;
     nextest.env(deps::TEST_PYTHON_ENV, &python);
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);

@@ -556,8 +556,16 @@ fn format_flags_are_checked_before_anything_is_fetched() {
     let cwd = fx.work.path();
     for (args, message) in [
         (
-            vec!["build", "--format", "iso-efi", cfg],
-            "iso-efi format is not available in this version of slipway yet; available: tar",
+            vec!["build", "--format", "rpi3", cfg],
+            "the rpi3 format is a Raspberry Pi 3 image, which is arm64; this build is for amd64",
+        ),
+        (
+            vec!["build", "--format", "raw-efi", "--size", "12X", cfg],
+            "--size: ",
+        ),
+        (
+            vec!["build", "-f", "vhd", "-f", "dynamic-vhd", cfg],
+            "the vhd and dynamic-vhd formats both write NAME.vhd",
         ),
         (
             vec!["build", "--format", "floppy", cfg],

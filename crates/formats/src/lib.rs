@@ -1,7 +1,9 @@
-//! Output writers: tar (PAX, through slipway-tar), newc cpio initramfs (gzip, zstd or none), the
-//! segments units become and their cache, and the output files of
-//! `tar`, `kernel+initrd`, `tar-kernel-initrd` and `docker`.
+//! Output writers: tar (PAX, through slipway-tar), newc cpio initramfs
+//! (gzip, zstd or none), the segments units become and their cache, ISO
+//! 9660, FAT, MBR/GPT disks and their re-encodings, UKIs, squashfs and
+//! erofs, and the output files of every `--format`.
 
+pub mod boot;
 pub mod cpio;
 pub mod disk;
 pub mod erofs;
@@ -15,8 +17,8 @@ pub mod uki;
 
 pub use cpio::{CpioWriter, TooLarge};
 pub use outputs::{
-    NOT_YET, Output, OutputFile, RequestedFormat, UnknownOutput, write_entries_tar, write_file,
-    write_outputs, write_tar, write_tar_file,
+    Boot, NOT_YET, Output, OutputFile, OutputOptions, RequestedFormat, UnknownOutput, clash,
+    write_entries_tar, write_file, write_outputs, write_tar, write_tar_file,
 };
 pub use segments::{
     Compression, FormatError, SegmentCache, UnitReport, UnknownCompression, Writer, build_units,

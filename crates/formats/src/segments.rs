@@ -117,6 +117,29 @@ pub enum FormatError {
         #[source]
         source: Box<FormatError>,
     },
+    #[error(
+        "the {format} format needs a `kernel:` with an image; use --format tar for an image without one"
+    )]
+    NoKernel { format: String },
+    #[error("the {a} and {b} formats both write {}; ask for one of them", file.display())]
+    Clash {
+        a: &'static str,
+        b: &'static str,
+        file: PathBuf,
+    },
+    #[error("the {format} format needs the boot loader files (isolinux, the EFI stub)")]
+    NoBootLoader { format: &'static str },
+    #[error("{format}")]
+    Boot {
+        format: &'static str,
+        #[source]
+        source: crate::boot::BootError,
+    },
+    #[error("the {format} format: {reason}")]
+    Refused {
+        format: &'static str,
+        reason: String,
+    },
 }
 
 fn io_at(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FormatError + use<> {

@@ -378,6 +378,26 @@ impl Uki {
         kernel: &mut dyn Read,
         initrd: &mut [&mut dyn Read],
     ) -> Result<(), UkiError> {
+        let base = out.stream_position()?;
+        let checksum = self.stream(out, kernel, initrd)?;
+        let end = out.stream_position()?;
+        out.seek(SeekFrom::Start(base + checksum.offset))?;
+        out.write_all(&checksum.bytes)?;
+        out.seek(SeekFrom::Start(end))?;
+        Ok(())
+    }
+
+    /// Writes the UKI to a stream, front to back, with its `CheckSum`
+    /// field left zero; returns where that field is and what it must
+    /// hold, for the caller to patch once the stream can seek (a UKI
+    /// inside a FAT volume inside a disk image is written as the volume
+    /// streams past it).
+    pub fn stream(
+        &self,
+        out: &mut dyn Write,
+        kernel: &mut dyn Read,
+        initrd: &mut [&mut dyn Read],
+    ) -> Result<UkiChecksum, UkiError> {
         let kernel_len = self.layout.linux.end - self.layout.linux.start;
         let mut head = vec![0; (kernel_len as usize).min(KERNEL_HEAD)];
         let got = read_full(kernel, &mut head)?;
@@ -390,10 +410,9 @@ impl Uki {
         }
         check_kernel(&head)?;
 
-        let base = out.stream_position()?;
         let mut sum = PeChecksum::default();
         let mut w = Summing {
-            out: &mut *out,
+            out,
             sum: &mut sum,
             pos: 0,
         };
@@ -438,12 +457,19 @@ impl Uki {
             w.zeros(s.offset + s.raw - w.pos)?;
         }
         let size = w.pos;
-        let checksum = sum.finish(size);
-        out.seek(SeekFrom::Start(base + self.checksum_at as u64))?;
-        out.write_all(&checksum.to_le_bytes())?;
-        out.seek(SeekFrom::Start(base + size))?;
-        Ok(())
+        Ok(UkiChecksum {
+            offset: self.checksum_at as u64,
+            bytes: sum.finish(size).to_le_bytes(),
+        })
     }
+}
+
+/// The PE `CheckSum` a streamed UKI must be patched with: `bytes` at
+/// `offset` from the UKI's first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UkiChecksum {
+    pub offset: u64,
+    pub bytes: [u8; 4],
 }
 
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
@@ -521,13 +547,13 @@ impl PeChecksum {
 }
 
 /// Writes through, summing and counting.
-struct Summing<'a, W: Write> {
+struct Summing<'a, W: Write + ?Sized> {
     out: &'a mut W,
     sum: &'a mut PeChecksum,
     pos: u64,
 }
 
-impl<W: Write> Summing<'_, W> {
+impl<W: Write + ?Sized> Summing<'_, W> {
     fn zeros(&mut self, n: u64) -> io::Result<()> {
         static ZEROS: [u8; 4096] = [0; 4096];
         let mut left = n;
@@ -540,7 +566,7 @@ impl<W: Write> Summing<'_, W> {
     }
 }
 
-impl<W: Write> Write for Summing<'_, W> {
+impl<W: Write + ?Sized> Write for Summing<'_, W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = self.out.write(data)?;
         self.sum.update(&data[..n]);

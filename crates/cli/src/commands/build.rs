@@ -12,8 +12,10 @@ use clap::Args;
 use indicatif::BinaryBytes;
 use slipway_assemble::{ImageInput, Inputs, plan_units};
 use slipway_config::Loaded;
+use slipway_formats::disk::{DEFAULT_SIZE, parse_size};
 use slipway_formats::{
-    Compression, Output, RequestedFormat, SegmentCache, write_outputs, write_tar, write_tar_file,
+    Compression, Output, OutputOptions, RequestedFormat, SegmentCache, clash, write_outputs,
+    write_tar, write_tar_file,
 };
 
 use crate::Outcome;
@@ -21,6 +23,7 @@ use crate::cli::GlobalArgs;
 use crate::config_input::{ConfigFiles, load_config};
 use crate::report::warn;
 
+mod bootloader;
 mod resolve;
 
 #[derive(Debug, Args)]
@@ -86,9 +89,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "ALGORITHM")]
     pub compress: Option<Compression>,
 
-    /// Disk size for disk formats, e.g. 1024M or 4G
+    /// Size of the disk formats: 1024M (MiB), 4G or 4 (GiB) [default: 1024M]
     #[arg(long, value_name = "SIZE")]
     pub size: Option<String>,
+
+    /// The image holding isolinux and systemd's EFI stub, for the ISO, disk
+    /// and UKI formats: a reference or @pkg:DIR [default: slipway's
+    /// pkg/bootloader, from the cache]
+    #[arg(long, value_name = "IMAGE")]
+    pub bootloader: Option<String>,
 
     /// Do not write an SBOM
     #[arg(long)]
@@ -142,11 +151,17 @@ enum Destination {
 }
 
 /// The formats asked for (each name parsed by clap), checked: written by
-/// this version, `tar`/`docker` alone (they are the whole image in one
-/// stream), and `-o` only with one of them.
-fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
+/// this version (and `rpi3` for the architecture it is for), `tar`/`docker`
+/// alone (they are the whole image in one stream), `-o` only with one of
+/// them, no two writing the same file.
+fn outputs(args: &BuildArgs, arch: slipway_reference::Arch) -> anyhow::Result<Vec<Output>> {
     let mut out: Vec<Output> = Vec::new();
     for requested in &args.format {
+        if *requested == RequestedFormat::NotYet("rpi3") && arch != slipway_reference::Arch::Arm64 {
+            anyhow::bail!(
+                "the rpi3 format is a Raspberry Pi 3 image, which is arm64; this build is for {arch}"
+            );
+        }
         let o = requested.output()?;
         if !out.contains(&o) {
             out.push(o);
@@ -173,7 +188,18 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
     {
         anyhow::bail!("-o writes a single file: it takes the tar or docker format, not {o}");
     }
+    if let Some((a, b, suffix)) = clash(&out) {
+        anyhow::bail!("the {a} and {b} formats both write NAME{suffix}; ask for one of them");
+    }
     Ok(out)
+}
+
+/// `--size` in bytes: LinuxKit's syntax, default 1024M.
+fn disk_size(args: &BuildArgs) -> anyhow::Result<u64> {
+    match &args.size {
+        None => Ok(DEFAULT_SIZE),
+        Some(text) => Ok(parse_size(text).map_err(|e| anyhow::anyhow!("--size: {e}"))?),
+    }
 }
 
 fn names(outputs: &[Output]) -> String {
@@ -230,7 +256,9 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     if args.resolve_only {
-        return resolve::print_resolved(args, global, &loaded);
+        let outputs = outputs(args, crate::context::arch(global)?)?;
+        let loader = loader_choice(args, &outputs)?;
+        return resolve::print_resolved(args, global, &loaded, loader.as_ref());
     }
     build(args, global, &loaded)
 }
@@ -254,10 +282,24 @@ fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     }
 }
 
+/// The boot loader image to resolve, when a format needs one.
+fn loader_choice(
+    args: &BuildArgs,
+    outputs: &[Output],
+) -> anyhow::Result<Option<bootloader::Choice>> {
+    if outputs.iter().any(|o| o.needs_bootloader()) {
+        Ok(Some(bootloader::parse(args.bootloader.as_deref())?))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Resolves, plans, writes; then the summary on standard error.
 fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let outputs = outputs(args)?;
+    let outputs = outputs(args, crate::context::arch(global)?)?;
+    let disk_size = disk_size(args)?;
+    let loader_choice = loader_choice(args, &outputs)?;
     let compression = args.compress.unwrap_or(Compression::Gzip);
     let destination = destination(args);
     if let Some(o) = outputs.iter().find(|o| o.needs_kernel())
@@ -273,9 +315,13 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         );
     }
 
-    let resolution = resolve::resolve_config(args, global, loaded)?;
+    let resolution = resolve::resolve_config(args, global, loaded, loader_choice.as_ref())?;
     let resolved_at = Instant::now();
     let store = resolution.store;
+    let loader = match &resolution.bootloader {
+        Some((reference, image)) => Some(bootloader::read(reference, image, &store)?),
+        None => None,
+    };
     let to_out = slipway_config::print::ToOut::to_out(&loaded.config);
     let inputs = Inputs {
         images: resolution
@@ -322,7 +368,12 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            write_outputs(&outputs, &unit_refs, &store, &cache, compression, base)?
+            let options = OutputOptions {
+                compression,
+                disk_size,
+                bootloader: loader.as_ref(),
+            };
+            write_outputs(&outputs, &unit_refs, &store, &cache, &options, base)?
         }
     };
     let written_at = Instant::now();

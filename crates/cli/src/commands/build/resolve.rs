@@ -14,7 +14,7 @@ use slipway_oci::{PullPolicy, Puller, ResolvedImage, Store, cache_name};
 use slipway_pkg::{BuildOptions, PkgError};
 use slipway_reference::{Arch, Platform, Reference};
 
-use super::BuildArgs;
+use super::{BuildArgs, bootloader};
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::context::{PARALLEL_IMAGES, arch, cache_dir, client, runtime};
@@ -84,6 +84,8 @@ pub struct Resolution {
     pub entries: Vec<ResolvedEntry>,
     /// `REFERENCE DIGEST` for every place an image is named, in order.
     pub lines: Vec<String>,
+    /// The boot loader image, when asked for: its reference and image.
+    pub bootloader: Option<(String, ResolvedImage)>,
 }
 
 /// One image of the configuration, resolved: the name it is written with,
@@ -105,6 +107,7 @@ pub fn resolve_config(
     args: &BuildArgs,
     global: &GlobalArgs,
     loaded: &Loaded,
+    bootloader: Option<&bootloader::Choice>,
 ) -> anyhow::Result<Resolution> {
     let wanted = images(&loaded.config);
     let store = Store::open(cache_dir(global)?)?;
@@ -144,6 +147,34 @@ pub fn resolve_config(
         }
         names.push((i, r));
     }
+    // The boot loader image, resolved with the configuration's.
+    let built_in = match bootloader {
+        Some(bootloader::Choice::BuiltIn) => Some(bootloader::Package::write()?),
+        _ => None,
+    };
+    let loader_reference = match bootloader {
+        None => None,
+        Some(choice) => match loader_reference(
+            choice,
+            built_in.as_ref(),
+            &mut packages,
+            args,
+            global,
+            &store,
+            arch,
+        ) {
+            Ok((r, policy)) => {
+                if !references.iter().any(|(seen, _)| *seen == r) {
+                    references.push((r.clone(), policy));
+                }
+                Some(r)
+            }
+            Err(e) => {
+                errors.push(format!("error: --bootloader: {e}"));
+                None
+            }
+        },
+    };
     let client = client(global)?;
     let progress = ProgressDisplay::new(global);
     let puller = Puller::new(&store, &client).with_progress(&progress);
@@ -187,6 +218,21 @@ pub fn resolve_config(
             None => {}
         }
     }
+    let mut loader = None;
+    if let Some(r) = loader_reference {
+        let name = r.to_string();
+        match resolved.get(&name) {
+            Some(Ok(image)) => {
+                lines.push(format!("{name} {} (boot loader)", image.digest()));
+                loader = Some((name, image.clone()));
+            }
+            Some(Err(e)) => errors.push(format!(
+                "error: --bootloader: {name}: {}; name another boot loader image with --bootloader IMAGE",
+                chain(e)
+            )),
+            None => {}
+        }
+    }
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}");
@@ -200,7 +246,65 @@ pub fn resolve_config(
         store,
         entries: out,
         lines,
+        bootloader: loader,
     })
+}
+
+/// The reference of the boot loader image and how to resolve it: a
+/// reference is pulled like any image; a package, the built-in one
+/// included, is looked up in the cache (and built under
+/// `--build-packages`), never pulled.
+fn loader_reference(
+    choice: &bootloader::Choice,
+    built_in: Option<&bootloader::Package>,
+    packages: &mut Packages,
+    args: &BuildArgs,
+    global: &GlobalArgs,
+    store: &Store,
+    arch: Arch,
+) -> Result<(Reference, PullPolicy), String> {
+    let policy = if args.offline {
+        PullPolicy::Never
+    } else if args.pull {
+        PullPolicy::Always
+    } else {
+        PullPolicy::IfMissing
+    };
+    match choice {
+        bootloader::Choice::Reference(r) => Ok((cache_name(r), policy)),
+        bootloader::Choice::Package(dir) => {
+            let dir =
+                std::path::absolute(dir).map_err(|e| format!("@pkg:{}: {e}", dir.display()))?;
+            let r = packages.reference(&dir, args, global, store, arch)?;
+            Ok((cache_name(&r), PullPolicy::Never))
+        }
+        bootloader::Choice::BuiltIn => {
+            let dir = built_in
+                .map(bootloader::Package::path)
+                .ok_or("the built-in boot loader package was not written")?;
+            let r = match slipway_pkg::package_reference(&dir, store, &Platform::linux(arch)) {
+                Ok(r) => r,
+                Err(PkgError::NotBuilt {
+                    reference,
+                    platform,
+                    ..
+                }) => {
+                    if args.build_packages {
+                        build_package(&dir, &reference, args, global, store, arch)?
+                    } else {
+                        return Err(format!(
+                            "the boot loader image {reference} ({platform}) is not in the cache at {}; build it with `cargo xtask packages {}` in slipway's source tree or `{}`, or build with --build-packages, or name another image with --bootloader IMAGE",
+                            store.root().display(),
+                            bootloader::PACKAGE_DIR.trim_start_matches("pkg/"),
+                            pkg_build_command(Path::new(bootloader::PACKAGE_DIR), global)
+                        ));
+                    }
+                }
+                Err(e) => return Err(chain(&e)),
+            };
+            Ok((cache_name(&r), PullPolicy::Never))
+        }
+    }
 }
 
 /// The `@pkg:` directories of a configuration, each looked up (and under
@@ -304,8 +408,9 @@ pub fn print_resolved(
     args: &BuildArgs,
     global: &GlobalArgs,
     loaded: &Loaded,
+    bootloader: Option<&bootloader::Choice>,
 ) -> anyhow::Result<Outcome> {
-    for line in resolve_config(args, global, loaded)?.lines {
+    for line in resolve_config(args, global, loaded, bootloader)?.lines {
         println!("{line}");
     }
     Ok(Outcome::Success)

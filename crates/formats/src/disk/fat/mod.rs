@@ -93,11 +93,23 @@ impl Default for FatOptions {
     }
 }
 
+/// Writes a file's bytes into the volume when its turn comes: exactly the
+/// file's size, into a writer that refuses more.
+pub type WriteContent<'a> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), DiskError> + 'a>;
+
+/// Where a file's bytes come from when the volume is written.
+enum Content<'a> {
+    /// Pulled from a reader.
+    Read(Box<dyn Read + 'a>),
+    /// Pushed by a writer (e.g. a UKI, which writes itself).
+    Write(WriteContent<'a>),
+}
+
 enum Kind<'a> {
     Dir(Vec<usize>),
     File {
         size: u64,
-        content: Option<Box<dyn Read + 'a>>,
+        content: Option<Content<'a>>,
     },
 }
 
@@ -199,6 +211,21 @@ impl<'a> FatBuilder<'a> {
         size: u64,
         content: impl Read + 'a,
     ) -> Result<(), DiskError> {
+        self.add_file(path, size, Content::Read(Box::new(content)))
+    }
+
+    /// Adds the file `path` of `size` bytes, written by `write` when the
+    /// volume is written: it must write exactly `size` bytes.
+    pub fn file_written(
+        &mut self,
+        path: &str,
+        size: u64,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), DiskError> + 'a,
+    ) -> Result<(), DiskError> {
+        self.add_file(path, size, Content::Write(Box::new(write)))
+    }
+
+    fn add_file(&mut self, path: &str, size: u64, content: Content<'a>) -> Result<(), DiskError> {
         let parts = Self::split(path)?;
         let (name, parents) = parts.split_last().ok_or_else(|| name_err(path, "empty"))?;
         let mut at = 0;
@@ -220,7 +247,7 @@ impl<'a> FatBuilder<'a> {
             name,
             Kind::File {
                 size,
-                content: Some(Box::new(content)),
+                content: Some(content),
             },
         );
         Ok(())
@@ -531,7 +558,7 @@ pub struct FatImage<'a> {
     names: Vec<String>,
     kinds: Vec<NodeKind>,
     /// File contents in allocation order.
-    contents: Vec<Option<Box<dyn Read + 'a>>>,
+    contents: Vec<Option<Content<'a>>>,
 }
 
 impl std::fmt::Debug for FatImage<'_> {
@@ -655,7 +682,18 @@ impl<'a> FatImage<'a> {
                     content += 1;
                     let path = &self.layout.paths[i];
                     match reader {
-                        Some(mut r) => copy(&mut r, out, size, path, &mut buf)?,
+                        Some(Content::Read(mut r)) => copy(&mut r, out, size, path, &mut buf)?,
+                        Some(Content::Write(write)) => {
+                            let mut region = Region::new(&mut *out, size);
+                            write(&mut region)?;
+                            if region.position() != size {
+                                return Err(DiskError::ShortContent {
+                                    path: path.clone(),
+                                    expected: size,
+                                    got: region.position(),
+                                });
+                            }
+                        }
                         None if size == 0 => {}
                         None => {
                             return Err(DiskError::ShortContent {
@@ -948,6 +986,36 @@ mod tests {
         let efi = &files[1];
         assert_eq!(&bytes[efi.offset as usize..][..5000], &[7u8; 5000][..]);
         assert_eq!(&bytes[files[2].offset as usize..][..3], b"abc");
+    }
+
+    #[test]
+    fn written_files_land_at_their_offset_and_must_be_whole() {
+        let mut b = FatBuilder::new(FatOptions::default());
+        b.file_written("EFI/BOOT/BOOTX64.EFI", 6000, |w| {
+            w.write_all(&[9u8; 6000]).map_err(DiskError::io("test"))
+        })
+        .unwrap();
+        let img = b.build().unwrap();
+        let at = img.files()[0].offset as usize;
+        let bytes = img.write(Vec::new()).unwrap();
+        assert_eq!(&bytes[at..at + 6000], &[9u8; 6000][..]);
+
+        let mut b = FatBuilder::new(FatOptions::default());
+        b.file_written("short", 10, |w| {
+            w.write_all(b"abc").map_err(DiskError::io("test"))
+        })
+        .unwrap();
+        let err = b.build().unwrap().write(Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, DiskError::ShortContent { got: 3, .. }),
+            "{err}"
+        );
+        let mut b = FatBuilder::new(FatOptions::default());
+        b.file_written("long", 2, |w| {
+            w.write_all(b"abc").map_err(DiskError::io("test"))
+        })
+        .unwrap();
+        assert!(b.build().unwrap().write(Vec::new()).is_err());
     }
 
     #[test]
