@@ -131,6 +131,16 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Backports,
         why: "qemu-img check/compare/info: qcow2, VHD and VMDK oracle",
     },
+    Package {
+        name: "librsvg2-bin",
+        suite: Suite::Main,
+        why: "rsvg-convert renders the boot chart SVG to PNG in tests and for docs/",
+    },
+    Package {
+        name: "fonts-dejavu-core",
+        suite: Suite::Main,
+        why: "a font for rsvg-convert to draw the boot chart's text with",
+    },
 ];
 
 fn installed(name: &str) -> bool {

@@ -10,7 +10,7 @@ use slipway_reference::Arch;
 
 use crate::commands::{
     build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
-    validate::ValidateArgs,
+    timeline::TimelineArgs, validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -90,4 +90,6 @@ pub enum Command {
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
     Run(RunArgs),
+    /// Show a saved boot timeline as text, or draw it as an SVG boot chart
+    Timeline(TimelineArgs),
 }

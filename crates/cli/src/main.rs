@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(args).map(|()| Outcome::Success),
         Command::Pkg(args) => commands::pkg::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Timeline(args) => commands::timeline::run(args, &cli.global),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -6,4 +6,5 @@ pub mod cache;
 pub mod completions;
 pub mod pkg;
 pub mod run;
+pub mod timeline;
 pub mod validate;
