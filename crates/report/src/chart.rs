@@ -398,7 +398,7 @@ pub fn svg(entries: &[Entry], title: &str) -> String {
     let x = |ms: u64| (LABEL_WIDTH + MARGIN) * 1000 + ms * PLOT_WIDTH * 1000 / axis_end;
     let width = LABEL_WIDTH + PLOT_WIDTH + 2 * MARGIN + 60;
     let plot_height = rows.len() as u64 * ROW_HEIGHT;
-    let height = TOP + plot_height + 50;
+    let height = TOP + plot_height + 62;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -458,8 +458,14 @@ pub fn svg(entries: &[Entry], title: &str) -> String {
                 escape(&bar.title)
             );
         }
-        // The row's own time, after its last bar that is not "running".
-        if let Some(last) = row.bars.iter().rfind(|b| b.class != "running") {
+        // The row's own time, after its last bar that is not "running"; a
+        // service that declares no readiness has none.
+        if let Some(last) = row
+            .bars
+            .iter()
+            .rfind(|b| b.class != "running")
+            .filter(|b| row.kind != RowKind::Service || b.end > b.start)
+        {
             let _ = writeln!(
                 s,
                 r#"<text class="duration" x="{}" y="{}">{} ms</text>"#,
@@ -481,6 +487,7 @@ pub fn svg(entries: &[Entry], title: &str) -> String {
         }
         let _ = writeln!(s, "</g>");
     }
+    // A line of labels each: milestones are often close together.
     for (n, (at, label)) in milestones(entries).into_iter().enumerate() {
         let xm = coord(x(at));
         let _ = writeln!(
@@ -488,7 +495,7 @@ pub fn svg(entries: &[Entry], title: &str) -> String {
             r#"<g class="milestone-group"><line class="milestone" x1="{xm}" y1="{}" x2="{xm}" y2="{}"/><text class="milestone-label" x="{xm}" y="{}" text-anchor="middle">{} {at} ms</text></g>"#,
             TOP - 4,
             TOP + plot_height,
-            TOP + plot_height + 28 + (n as u64 % 2) * 12,
+            TOP + plot_height + 28 + n as u64 * 12,
             escape(label)
         );
     }
