@@ -137,9 +137,14 @@ pub const PACKAGES: &[Package] = &[
         why: "rsvg-convert renders the boot chart SVG to PNG in tests and for docs/",
     },
     Package {
+        name: "chromium",
+        suite: Suite::Main,
+        why: "headless browser: the size report's page (--dump-dom, screenshots for docs/)",
+    },
+    Package {
         name: "fonts-dejavu-core",
         suite: Suite::Main,
-        why: "a font for rsvg-convert to draw the boot chart's text with",
+        why: "a font for rsvg-convert and chromium to draw the charts' text with",
     },
 ];
 
@@ -296,6 +301,55 @@ pub fn test_python(target: &Path) -> Result<PathBuf> {
     }
     std::fs::write(&stamp, wanted).context("writing the venv's requirements")?;
     Ok(python)
+}
+
+/// The environment variable through which tests find `pyspdxtools`.
+pub const TEST_SPDX_ENV: &str = "SLIPWAY_TEST_PYSPDXTOOLS";
+
+/// The SPDX project's own validator (spdx-tools on PyPI), the independent
+/// check of the SBOMs slipway writes.
+const PYTHON_SPDX: &[&str] = &["spdx-tools==0.8.5"];
+
+/// A venv in `<target>/python-spdx` with [`PYTHON_SPDX`]; its `pyspdxtools`.
+/// Does nothing when it is already there.
+pub fn test_spdx_tools(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("python-spdx");
+    let tool = dir.join("bin/pyspdxtools");
+    let stamp = dir.join("requirements.txt");
+    let wanted = PYTHON_SPDX.join("\n");
+    if tool.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(tool);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "xtask: creating {} with {}",
+        dir.display(),
+        PYTHON_SPDX.join(" ")
+    );
+    let status = Command::new("/usr/bin/python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .context("could not run /usr/bin/python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed ({status})", dir.display());
+    }
+    let status = Command::new(dir.join("bin/python3"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PYTHON_SPDX)
+        .status()
+        .context("could not run pip")?;
+    if !status.success() {
+        bail!("pip install {} failed ({status})", PYTHON_SPDX.join(" "));
+    }
+    std::fs::write(&stamp, wanted).context("writing the venv's requirements")?;
+    Ok(tool)
 }
 
 /// The environment variable through which tests find the test kernel.

@@ -52,7 +52,16 @@ fn run() -> Result<()> {
     match command.as_deref() {
         Some("demo") => demo::command(),
         Some("test") => test(&rest),
-        Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
+        Some("deps") => {
+            let install = rest.iter().any(|a| a == "--install");
+            deps::command(install)?;
+            if install {
+                // The tests' Python tools, from PyPI, beside the Debian packages.
+                deps::test_python(&target_dir())?;
+                deps::test_spdx_tools(&target_dir())?;
+            }
+            Ok(())
+        }
         Some("bench") => bench::command(&rest),
         Some("packages") => packages::command(&rest),
         Some("-h" | "--help" | "help") | None => {
@@ -107,6 +116,8 @@ fn test(extra: &[String]) -> Result<()> {
     nextest.env(deps::TEST_KERNEL_ENV, &kernel);
     let python = deps::test_python(&target_dir())?;
     nextest.env(deps::TEST_PYTHON_ENV, &python);
+    let spdx = deps::test_spdx_tools(&target_dir())?;
+    nextest.env(deps::TEST_SPDX_ENV, &spdx);
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     nextest.args(extra);
     // Snapshots are checked, never written, by the suite.

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use slipway_reference::Arch;
 
 use crate::commands::{
-    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
-    timeline::TimelineArgs, validate::ValidateArgs,
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs,
+    report::ReportArgs, run::RunArgs, timeline::TimelineArgs, validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -92,4 +92,6 @@ pub enum Command {
     Run(RunArgs),
     /// Show a saved boot timeline as text, or draw it as an SVG boot chart
     Timeline(TimelineArgs),
+    /// Compare the size reports of two builds
+    Report(ReportArgs),
 }
