@@ -5,7 +5,8 @@
 pub const LINUXKIT_TIME: u64 = 1_492_533_000;
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (civil-from-days,
-/// Howard Hinnant's algorithm).
+/// Howard Hinnant's algorithm). Hand-written: this one conversion is all
+/// the SBOM needs of a date library, and the workspace has none.
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
