@@ -171,6 +171,21 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Main,
         why: "objdump/objcopy read and write PE sections (UKI oracle)",
     },
+    Package {
+        name: "librsvg2-bin",
+        suite: Suite::Main,
+        why: "rsvg-convert renders the boot chart SVG to PNG in tests and for docs/",
+    },
+    Package {
+        name: "chromium",
+        suite: Suite::Main,
+        why: "headless browser: the size report's page (--dump-dom, screenshots for docs/)",
+    },
+    Package {
+        name: "fonts-dejavu-core",
+        suite: Suite::Main,
+        why: "a font for rsvg-convert and chromium to draw the charts' text with",
+    },
 ];
 
 fn installed(name: &str) -> bool {
@@ -279,14 +294,16 @@ pub fn command(install: bool) -> Result<()> {
 pub const TEST_PYTHON_ENV: &str = "SLIPWAY_TEST_PYTHON";
 
 /// PyPI packages the tests use as implementations independent of ours:
-/// the multiplexer's gRPC client (gRPC's C core, Google's protobuf), and a
-/// JSON Schema validator with a YAML reader for `slipway schema`.
+/// the multiplexer's gRPC client (gRPC's C core, Google's protobuf), a
+/// JSON Schema validator with a YAML reader for `slipway schema`, and the
+/// SPDX project's own validator (`pyspdxtools`) for the SBOMs.
 const PYTHON_TEST: &[&str] = &[
     "grpcio==1.85.3",
     "grpcio-reflection==1.85.1",
     "protobuf==7.36.2",
     "jsonschema==4.26.0",
     "PyYAML==6.0.4",
+    "spdx-tools==0.8.5",
 ];
 
 /// A venv in `<target>/python-test` with [`PYTHON_TEST`]; its python.

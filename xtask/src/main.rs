@@ -55,7 +55,15 @@ fn run() -> Result<()> {
     match command.as_deref() {
         Some("demo") => demo::command(),
         Some("test") => test(&rest),
-        Some("deps") => deps::command(rest.iter().any(|a| a == "--install")),
+        Some("deps") => {
+            let install = rest.iter().any(|a| a == "--install");
+            deps::command(install)?;
+            if install {
+                // The tests' Python tools, from PyPI, beside the Debian packages.
+                deps::test_python(&target_dir())?;
+            }
+            Ok(())
+        }
         Some("bench") => bench::command(&rest),
         Some("packages") => packages::command(&rest),
         Some("-h" | "--help" | "help") | None => {

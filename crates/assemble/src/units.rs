@@ -702,6 +702,41 @@ fn file(
 }
 
 impl Unit {
+    /// A unit of one generated file at `path` (the build's SBOM, after the
+    /// `files`), mode 0644 and owned by root, stamped with
+    /// `source_date_epoch` or LinuxKit's time. Its entry carries no
+    /// `LINUXKIT.*` records, as LinuxKit writes its SBOM.
+    pub fn generated_file(
+        location: &str,
+        title: &str,
+        path: &str,
+        content: Vec<u8>,
+        source_date_epoch: Option<u64>,
+    ) -> Unit {
+        let header = Header::new(
+            path,
+            Kind::File {
+                size: content.len() as u64,
+            },
+            0o644,
+        );
+        let mut unit = Unit {
+            mtime: DEFAULT_MTIME,
+            location: location.to_owned(),
+            title: title.to_owned(),
+            key: hash_parts(&[b"generated", location.as_bytes(), path.as_bytes(), &content]),
+            body: Body::Files(vec![FileEntry {
+                header,
+                content: FileContent::Bytes(content),
+            }]),
+        };
+        if let Some(mtime) = source_date_epoch.filter(|t| *t != DEFAULT_MTIME) {
+            unit.mtime = mtime;
+            unit.key = hash_parts(&[b"mtime", &unit.key, &mtime.to_le_bytes()]);
+        }
+        unit
+    }
+
     /// The digest of everything deciding this unit's bytes, in hex.
     pub fn key(&self) -> String {
         hex::encode(self.key)

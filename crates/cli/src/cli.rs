@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use slipway_reference::Arch;
 
 use crate::commands::{
-    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs, run::RunArgs,
-    schema::SchemaArgs, validate::ValidateArgs,
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs,
+    report::ReportArgs, run::RunArgs, schema::SchemaArgs, timeline::TimelineArgs,
+    validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -92,4 +93,8 @@ pub enum Command {
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
     Run(RunArgs),
+    /// Show a saved boot timeline as text, or draw it as an SVG boot chart
+    Timeline(TimelineArgs),
+    /// Compare the size reports of two builds
+    Report(ReportArgs),
 }

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(args).map(|()| Outcome::Success),
         Command::Pkg(args) => commands::pkg::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Timeline(args) => commands::timeline::run(args, &cli.global),
+        Command::Report(args) => commands::report::run(args, &cli.global),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

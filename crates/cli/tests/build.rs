@@ -17,7 +17,7 @@ use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
 
 /// The tar of the fixture config, built with `--format tar`. Changes only
 /// when slipway's output changes on purpose (then bump FORMAT_VERSION).
-const GOLDEN_TAR_SHA256: &str = "00977435c27ced37cd2f4ca57166cf3549c96470aa75c0c83500f168d3745efe";
+const GOLDEN_TAR_SHA256: &str = "1eb674de980cbc2b5f32a9b346871bf056d821a2018290a66704bf4bc2ff9336";
 
 fn push(registry: &Registry, repo: &str, builder: ImageBuilder) {
     let artifact: Artifact = builder.arch("amd64").build().unwrap().into();

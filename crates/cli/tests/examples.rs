@@ -9,7 +9,11 @@
 //!   task and ends `slipway run` with 0;
 //! * `web.yml`: the service after the web server starts once it is ready;
 //! * `persistent.yml`: `format` and `mount` on a qcow2 disk; what the
-//!   service wrote on the first boot is there on the second.
+//!   service wrote on the first boot is there on the second;
+//! * the boot of `minimal.yml` also saves its timeline (`--timeline`) and
+//!   boot chart (`--boot-chart`): the chart parses as XML with a row per
+//!   onboot container and service, `slipway timeline` redraws the same
+//!   bytes from the saved JSON, and `rsvg-convert` renders it to PNG.
 //!
 //! Order is checked on the timeline's own stamps, never on wall-clock time.
 //! Needs what `slipway_testkit::packages` needs (Debian's mirror, once, for
@@ -102,10 +106,19 @@ fn minimal_serves_http_and_powers_off_on_sigusr2() {
     let out = tempfile::tempdir().unwrap();
     let prefix = build_offline(&pkgs, "minimal.yml", out.path());
     let port = free_port();
+    let chart = out.path().join("minimal.svg");
+    let saved = out.path().join("minimal.json");
     let mut guest = Guest::start(
         slipway(),
         &prefix,
-        &["--publish".to_owned(), format!("{port}:80")],
+        &[
+            "--publish".to_owned(),
+            format!("{port}:80"),
+            "--timeline".to_owned(),
+            saved.display().to_string(),
+            "--boot-chart".to_owned(),
+            chart.display().to_string(),
+        ],
     );
     // dhcpcd ran first: the onboot task sees the address qemu's DHCP gives.
     guest.wait_for("hello from onboot: eth0 is 10.0.2.15/24", BOOT);
@@ -176,6 +189,92 @@ fn minimal_serves_http_and_powers_off_on_sigusr2() {
     // The numbers for the documentation (printed, never asserted).
     let summary = Summary::of(&timeline).unwrap();
     eprintln!("TIMELINE minimal.yml:\n{summary}");
+
+    check_boot_chart(&timeline, &saved, &chart, out.path());
+}
+
+/// The saved timeline is the console's; the chart has a row per onboot
+/// container, service and onshutdown task, labelled with its name; the
+/// saved JSON redraws to the same bytes; rsvg-convert renders it.
+fn check_boot_chart(timeline: &[Entry], saved: &Path, chart: &Path, dir: &Path) {
+    let json: Vec<Entry> = serde_json::from_slice(&fs::read(saved).unwrap()).unwrap();
+    assert_eq!(
+        json, timeline,
+        "--timeline saved another timeline than the console's"
+    );
+    let svg = fs::read_to_string(chart).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}:\n{svg}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let rows = |kind: &str| -> Vec<String> {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(&format!("row {kind}")))
+            .map(|n| {
+                let label = n
+                    .children()
+                    .find(|c| c.attribute("class") == Some("label"))
+                    .and_then(|c| c.text())
+                    .unwrap_or_else(|| panic!("a {kind} row without a label"));
+                assert_eq!(Some(label), n.attribute("data-name"));
+                let bars = n
+                    .children()
+                    .filter(|c| c.tag_name().name() == "rect")
+                    .count();
+                assert!(bars >= 1, "{kind} {label}: no bar");
+                label.to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(rows("onboot"), ["000-sysctl", "001-dhcpcd", "002-hello"]);
+    let mut services = rows("service");
+    services.sort();
+    assert_eq!(services, ["getty", "www"]);
+    assert_eq!(rows("onshutdown"), ["000-bye"]);
+    assert_eq!(rows("kernel"), ["kernel"]);
+    assert!(!svg.contains("<script"), "{svg}");
+
+    let again = dir.join("again.svg");
+    let out = std::process::Command::new(slipway())
+        .arg("timeline")
+        .arg(saved)
+        .arg("--svg")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("001-dhcpcd"), "{text}");
+    assert!(
+        fs::read_to_string(&again).unwrap() == svg,
+        "the chart drawn from the saved timeline differs from the one run drew"
+    );
+
+    need("rsvg-convert");
+    let png = dir.join("minimal.png");
+    let status = std::process::Command::new("rsvg-convert")
+        .arg("--output")
+        .arg(&png)
+        .arg(chart)
+        .status()
+        .unwrap();
+    assert!(status.success(), "rsvg-convert: {status}");
+    let bytes = fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    // IHDR: the width and height the SVG declares.
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let declared: u32 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(width, declared);
+    if let Some(keep) = std::env::var_os("SLIPWAY_KEEP_BOOT_CHART") {
+        // `docs/`'s picture comes from this boot (docs/insight.md).
+        let keep = PathBuf::from(keep);
+        fs::copy(chart, keep.join("boot-chart.svg")).unwrap();
+        fs::copy(&png, keep.join("boot-chart.png")).unwrap();
+        fs::copy(saved, keep.join("boot-timeline.json")).unwrap();
+    }
 }
 
 /// The supervised web service: `check` starts only once `web` is ready

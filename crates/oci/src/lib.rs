@@ -16,6 +16,7 @@
 //! ```
 
 pub mod archive;
+pub mod attestation;
 pub mod descriptor;
 pub mod error;
 pub mod hash;

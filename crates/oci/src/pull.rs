@@ -106,7 +106,13 @@ impl<'a> Puller<'a> {
                     let fetched = self.client.fetch_manifest(&by_digest).await?;
                     match parse(&by_digest, &child.clone(), &fetched.bytes)? {
                         ManifestKind::Manifest(m) => {
-                            manifests.push((child.clone(), fetched.bytes, m))
+                            manifests.push((child.clone(), fetched.bytes, m));
+                            // The image's SBOM attestation travels with it.
+                            if let Some(att) =
+                                self.fetch_attestation(&reference, &index, child).await
+                            {
+                                manifests.push(att);
+                            }
                         }
                         ManifestKind::Index(_) => {
                             return Err(RegistryError::BadManifest {
@@ -162,6 +168,32 @@ impl<'a> Puller<'a> {
                     .map_err(store_error)
             })
             .collect()
+    }
+
+    /// The attestation manifest `index` lists for `child`, if any: fetched
+    /// on a best-effort basis (an image without one, or a registry that
+    /// lost it, still pulls).
+    async fn fetch_attestation(
+        &self,
+        reference: &Reference,
+        index: &crate::ImageIndex,
+        child: &Descriptor,
+    ) -> Option<(Descriptor, Vec<u8>, ImageManifest)> {
+        let att = crate::attestation::attestation_for(&index.manifests, &child.digest)?;
+        let by_digest = reference.with_digest(att.digest.clone());
+        match self.client.fetch_manifest(&by_digest).await {
+            Ok(fetched) => match parse(&by_digest, att, &fetched.bytes) {
+                Ok(ManifestKind::Manifest(m)) => Some((att.clone(), fetched.bytes, m)),
+                _ => None,
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "{reference}: the attestation {} was not fetched: {e}",
+                    att.digest
+                );
+                None
+            }
+        }
     }
 
     fn put_document(&self, descriptor: &Descriptor, bytes: &[u8]) -> Result<(), StoreError> {

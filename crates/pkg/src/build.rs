@@ -17,6 +17,7 @@ use crate::deb::{DebError, debian_arch, unpack};
 use crate::def::{self, DebsStep, PackageDef, Step};
 use crate::error::PkgError;
 use crate::image::{Meta, source_date_epoch, tag_index, write_image};
+use crate::sbom::Recorder;
 use crate::tree::Tree;
 use crate::{cargo_step, elf, kernel, steps, tag};
 
@@ -125,16 +126,22 @@ pub fn build(dir: &Path, store: &Store, opts: &BuildOptions) -> Result<Built, Pk
     // Every tree first, so that a failing arch adds nothing to the cache.
     let mut trees = Vec::new();
     for arch in &arches {
-        let tree = build_tree(&def, *arch, locked.as_ref(), opts)?;
-        trees.push((*arch, tree));
+        let mut recorder = Recorder::default();
+        let tree = build_tree_recorded(&def, *arch, locked.as_ref(), opts, &mut recorder)?;
+        trees.push((*arch, tree, recorder));
     }
     let _guard = store.gc_guard()?;
     let mut manifests = Vec::new();
-    for (arch, tree) in &trees {
-        manifests.push((*arch, write_image(store, tree, *arch, &meta)?));
+    let mut attestations = Vec::new();
+    for (arch, tree, recorder) in &trees {
+        let manifest = write_image(store, tree, *arch, &meta)?;
+        attestations.push(crate::image::attach_sbom(
+            store, &reference, &manifest, recorder,
+        )?);
+        manifests.push((*arch, manifest));
     }
     let list: Vec<Descriptor> = manifests.iter().map(|(_, d)| d.clone()).collect();
-    let index = tag_index(store, &reference, &list)?;
+    let index = tag_index(store, &reference, &list, &attestations)?;
     Ok(Built {
         reference,
         index,
@@ -150,6 +157,17 @@ pub fn build_tree(
     arch: Arch,
     lock: Option<&Lock>,
     opts: &BuildOptions,
+) -> Result<Tree, PkgError> {
+    build_tree_recorded(def, arch, lock, opts, &mut Recorder::default())
+}
+
+/// [`build_tree`], recording what goes in for the image's SBOM.
+pub fn build_tree_recorded(
+    def: &PackageDef,
+    arch: Arch,
+    lock: Option<&Lock>,
+    opts: &BuildOptions,
+    recorder: &mut Recorder,
 ) -> Result<Tree, PkgError> {
     let mut tree = Tree::new()?;
     let epoch = source_date_epoch();
@@ -167,6 +185,8 @@ pub fn build_tree(
                 for d in locked {
                     let path = fetch_locked(&fetcher, d, &sources_for(def, opts)?)?;
                     unpack::unpack_deb(&path, &mut tree)?;
+                    let mirror = d.suite.split(' ').next().unwrap_or_default();
+                    recorder.deb(d, mirror, &tree);
                 }
             }
             Step::Files(files) => steps::files(&mut tree, def, files)?,
@@ -175,7 +195,10 @@ pub fn build_tree(
             Step::Groups(groups) => steps::groups(&mut tree, groups)?,
             Step::CaCertificates { dest } => steps::ca_certificates(&mut tree, dest)?,
             Step::Kernel(k) => kernel::apply(&mut tree, k, epoch)?,
-            Step::Cargo(c) => cargo_step::apply(&mut tree, &def.dir, c, arch)?,
+            Step::Cargo(c) => {
+                cargo_step::apply(&mut tree, &def.dir, c, arch)?;
+                recorder.cargo(&def.dir, c, arch, &tree)?;
+            }
             Step::Remove(paths) => steps::remove(&mut tree, paths),
         }
     }

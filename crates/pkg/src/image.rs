@@ -127,21 +127,47 @@ pub fn write_image(
     Ok(d)
 }
 
-/// Names an index of `manifests` `reference` in the cache. Platforms the
-/// cache's current index for that name has and `manifests` lacks are kept,
-/// so building one arch does not drop the others. Entries sorted by arch.
+/// Stores the SBOM `recorder` made for the image `manifest` as its SPDX
+/// attestation; returns the attestation's index entry.
+pub fn attach_sbom(
+    store: &Store,
+    reference: &Reference,
+    manifest: &Descriptor,
+    recorder: &crate::sbom::Recorder,
+) -> Result<Descriptor, PkgError> {
+    let name = reference.to_string();
+    let sbom = recorder.document(&name, source_date_epoch())?;
+    let statement = slipway_report::spdx::statement(&name, manifest.digest.hex(), &sbom)
+        .map_err(|e| PkgError::step("sbom", e.to_string()))?;
+    Ok(slipway_oci::attestation::store_sbom(
+        store,
+        &manifest.digest,
+        &statement,
+    )?)
+}
+
+/// Names an index of `manifests` (and their SBOM `attestations`)
+/// `reference` in the cache. Platforms the cache's current index for that
+/// name has and `manifests` lacks are kept, with their attestations, so
+/// building one arch does not drop the others. Images sorted by arch, then
+/// their attestations in the same order, as BuildKit lists them.
 pub fn tag_index(
     store: &Store,
     reference: &Reference,
     manifests: &[Descriptor],
+    attestations: &[Descriptor],
 ) -> Result<Descriptor, PkgError> {
+    use slipway_oci::attestation::{REFERENCE_DIGEST, is_attestation};
     let mut entries: BTreeMap<String, Descriptor> = BTreeMap::new();
+    let mut attached: Vec<Descriptor> = Vec::new();
     if let Some(existing) = store.lookup(reference)?
         && store.has_blob(&existing.digest)
         && let Ok(ManifestKind::Index(index)) = store.read_document(&existing)
     {
         for d in index.manifests {
-            if let Some(p) = &d.platform
+            if is_attestation(&d) {
+                attached.push(d);
+            } else if let Some(p) = &d.platform
                 && store.has_blob(&d.digest)
             {
                 entries.insert(p.architecture.clone(), d);
@@ -153,10 +179,24 @@ pub fn tag_index(
             entries.insert(p.architecture.clone(), d.clone());
         }
     }
+    attached.extend(attestations.iter().cloned());
+    let mut list: Vec<Descriptor> = entries.into_values().collect();
+    let subjects: Vec<String> = list.iter().map(|d| d.digest.to_string()).collect();
+    for subject in &subjects {
+        // The last attestation made for an image wins.
+        if let Some(a) = attached
+            .iter()
+            .rev()
+            .find(|a| a.annotations.get(REFERENCE_DIGEST) == Some(subject))
+            .filter(|a| store.has_blob(&a.digest))
+        {
+            list.push(a.clone());
+        }
+    }
     let index = ImageIndex {
         schema_version: 2,
         media_type: Some(OCI_INDEX.to_string()),
-        manifests: entries.into_values().collect(),
+        manifests: list,
         extra: serde_json::Map::new(),
     };
     let bytes = serde_json::to_vec(&index).map_err(|e| PkgError::step("image", e.to_string()))?;

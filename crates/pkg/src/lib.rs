@@ -16,6 +16,7 @@ pub mod elf;
 pub mod error;
 pub mod image;
 pub mod kernel;
+pub mod sbom;
 pub mod steps;
 pub mod tag;
 pub mod tree;

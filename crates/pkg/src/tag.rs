@@ -22,7 +22,8 @@ use crate::tree::sha256_reader;
 /// 2: the kernel step resolves soft dependencies written as aliases.
 /// 3: layers are written by slipway-tar (ustar headers, PAX records for
 /// long names) instead of the tar crate's GNU headers.
-pub const FORMAT: &str = "slipway-pkg/3";
+/// 4: each image's index holds its SPDX SBOM as an attestation manifest.
+pub const FORMAT: &str = "slipway-pkg/4";
 
 fn hash_tree(
     h: &mut Sha256,

@@ -358,7 +358,7 @@ steps:
 /// without a new tag fails here.
 #[test]
 fn the_layer_bytes_and_the_tag_format_change_together() {
-    const TAG: &str = "db74dd72fda3428829d3b12c8145ae5fcc1a36a8";
+    const TAG: &str = "f3b26c74e7b4666841c6115c21a42253a2ad85ed";
     const DIFF_ID: &str = "sha256:205b8c2f5c49f872173911406178db9d3388d90c474a0d73f7390b05f0d9c167";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pinned");

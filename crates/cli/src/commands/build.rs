@@ -24,6 +24,7 @@ use crate::config_input::{ConfigFiles, load_config};
 use crate::report::warn;
 
 mod bootloader;
+mod insight;
 mod resolve;
 
 #[derive(Debug, Args)]
@@ -99,17 +100,25 @@ pub struct BuildArgs {
     #[arg(long, value_name = "IMAGE")]
     pub bootloader: Option<String>,
 
-    /// Do not write an SBOM
+    /// Do not put an SBOM (SPDX 2.3 JSON) in the image
     #[arg(long)]
     pub no_sbom: bool,
 
-    /// Where to write the SBOM inside the image
-    #[arg(long, value_name = "PATH")]
+    /// Where the SBOM goes inside the image [default: sbom.spdx.json]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_sbom")]
     pub sbom_output: Option<String>,
 
-    /// Use the current time in the SBOM (LinuxKit flag)
-    #[arg(long, hide = true)]
+    /// The SBOM's creation time is now, not SOURCE_DATE_EPOCH or LinuxKit's fixed time
+    #[arg(long, conflicts_with = "no_sbom")]
     pub sbom_current_time: bool,
+
+    /// Also write the SBOM to FILE, beside the outputs
+    #[arg(long, value_name = "FILE", conflicts_with = "no_sbom")]
+    pub sbom_file: Option<PathBuf>,
+
+    /// Write a size report: FILE.html (self-contained), FILE.json, or `-` for text on standard output
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<String>,
 
     /// LinuxKit: take images from a Docker daemon (slipway needs none)
     #[arg(long, hide = true)]
@@ -132,9 +141,6 @@ impl BuildArgs {
             warn(
                 "--input-tar is accepted for compatibility and ignored: slipway caches every unit of the image, so unchanged parts are reused anyway",
             );
-        }
-        if self.sbom_output.is_some() || self.sbom_current_time {
-            warn("SBOMs are not written yet: --sbom-output and --sbom-current-time have no effect");
         }
     }
 }
@@ -344,7 +350,16 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
             .context("writing the configuration as JSON")?,
         source_date_epoch: source_date_epoch()?,
     };
-    let units = plan_units(&loaded.config, &inputs, &store)?;
+    let mut units = plan_units(&loaded.config, &inputs, &store)?;
+    let sbom = insight::add_sbom(
+        args,
+        &output_name(args),
+        &resolution.entries,
+        &store,
+        crate::context::arch(global)?.as_oci(),
+        inputs.source_date_epoch,
+        &mut units,
+    )?;
     let planned_at = Instant::now();
     let unit_refs: Vec<&slipway_assemble::Unit> = units.iter().collect();
     let cache = SegmentCache::in_store(store.root());
@@ -377,6 +392,25 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         }
     };
     let written_at = Instant::now();
+    insight::finish(
+        args,
+        sbom.as_deref(),
+        &insight::Built {
+            name: &output_name(args),
+            outputs: &outputs,
+            compression: compression.name(),
+            units: &unit_refs,
+            blobs: &store,
+            reports: &reports,
+            files: &files,
+            ucode: loaded
+                .config
+                .kernel
+                .as_ref()
+                .and_then(|k| k.value.ucode.as_ref())
+                .is_some_and(|u| !u.value.is_empty()),
+        },
+    )?;
 
     if global.level() > 0 {
         for line in &resolution.lines {

@@ -5,6 +5,8 @@ pub mod build;
 pub mod cache;
 pub mod completions;
 pub mod pkg;
+pub mod report;
 pub mod run;
 pub mod schema;
+pub mod timeline;
 pub mod validate;

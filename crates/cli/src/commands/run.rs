@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// Seconds the guest gets to power off after Ctrl-C before it is killed
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub grace: u64,
+
+    /// Save the guest's boot timeline as JSON (as the guest's /run/slipway/timeline.json)
+    #[arg(long, value_name = "FILE.json")]
+    pub timeline: Option<PathBuf>,
+
+    /// Draw the boot timeline as an SVG chart
+    #[arg(long = "boot-chart", value_name = "FILE.svg")]
+    pub boot_chart: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
@@ -109,6 +117,18 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     options.mac = Some(slipway_run::persistent_mac(&state)?);
     let outcome = slipway_run::run(&boot, &options, &interrupt, Duration::from_secs(args.grace))
         .with_context(|| format!("running {}", path.display()))?;
+    // The chart is titled with the output's name, not the directory it
+    // happens to be in, as `slipway timeline` titles a saved one.
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    crate::commands::timeline::save(
+        &outcome.timeline(),
+        args.timeline.as_deref(),
+        args.boot_chart.as_deref(),
+        &name,
+    )?;
     if !global.quiet
         && let Some(summary) = slipway_layout::timeline::Summary::of(&outcome.timeline())
     {
