@@ -2,6 +2,11 @@
 //!
 //! Kept dependency-light on purpose: it runs before anything else is built.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "developer glue: benchmarks measure time, the demo waits on a machine"
+)]
+
 mod bench;
 mod demo;
 mod deps;
@@ -21,7 +26,8 @@ commands:
   test [ARGS...]  set up what is needed, then run the whole test suite
                   (ARGS go to cargo nextest, e.g. a test name filter)
   deps [--install]
-                  list the Debian packages the tests need; install them (root)
+                  list the Debian packages and cargo tools the checks and
+                  tests need; install them (packages as root)
   bench [pull|assemble] [OPTIONS]
                   benchmarks (release build); no subcommand runs both
   bench pull [--large-mb N] [--small N] [--small-kb N]
@@ -99,6 +105,7 @@ fn target_dir() -> PathBuf {
 
 /// The whole test suite: every test of every crate, doc tests included.
 fn test(extra: &[String]) -> Result<()> {
+    deps::ensure_tools()?;
     deps::ensure()?;
     let kernel = deps::test_kernel(&target_dir())?;
     let mut nextest = cargo();

@@ -104,7 +104,6 @@ pub struct Plan {
     /// Visible paths (after filters) and the entries holding them.
     visible: BTreeMap<String, Key>,
     filters: Option<Filters>,
-    entries: usize,
 }
 
 /// A parsed tar header, as far as the plan and the emitter need it.
@@ -317,7 +316,6 @@ impl Plan {
             raw: verbatim.then(HashMap::new),
             ..Tree::default()
         };
-        let mut entries = 0usize;
         for layer in 0..src.layer_count() {
             let l = layer as u32;
             let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -328,7 +326,6 @@ impl Plan {
                 let iter = archive.entries().map_err(io_error(src, layer))?;
                 for (index, entry) in iter.enumerate() {
                     let mut entry = entry.map_err(io_error(src, layer))?;
-                    entries += 1;
                     let raw = read_raw(&mut entry).map_err(|m| entry_error(src, layer, "?", m))?;
                     let Some(raw) = raw else { continue };
                     let key = (l, index as u32);
@@ -430,14 +427,14 @@ impl Plan {
                 }
             }
         }
-        let plan = Plan::from_tree(tree, filters, entries);
+        let plan = Plan::from_tree(tree, filters);
         let inner = nested
             .and_then(|n| plan.visible.get(n))
             .and_then(|key| nested_plans.remove(key));
         Ok((plan, inner))
     }
 
-    fn from_tree(tree: Tree, filters: Option<Filters>, entries: usize) -> Plan {
+    fn from_tree(tree: Tree, filters: Option<Filters>) -> Plan {
         let mut nodes = tree.nodes;
         if filters.is_some() {
             for p in EXCLUDED {
@@ -492,7 +489,6 @@ impl Plan {
             emit,
             visible: nodes.into_iter().map(|(p, n)| (p, n.key)).collect(),
             filters,
-            entries,
         }
     }
 
@@ -598,11 +594,6 @@ impl Plan {
     /// Every visible path, sorted (after the filters' exclusions).
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.visible.keys().map(String::as_str)
-    }
-
-    /// How many tar entries the layers hold in all.
-    pub fn layer_entries(&self) -> usize {
-        self.entries
     }
 
     /// Streams the flattened image into `sink`, every path under `prefix`

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, KernelPart, Kind, Unit};
 
-use crate::segments::{
-    Compression, FormatError, SegmentCache, UnitReport, Writer, build_units, concatenate,
-};
+use crate::error::{FormatError, io_at};
+use crate::segments::{Compression, SegmentCache, UnitReport, Writer, build_units, concatenate};
 use crate::tar::{TarWriter, finish};
 
 /// An output format.
@@ -162,11 +161,6 @@ impl std::str::FromStr for RequestedFormat {
 pub struct OutputFile {
     pub path: PathBuf,
     pub bytes: u64,
-}
-
-fn io_at(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FormatError + use<> {
-    let path = path.to_path_buf();
-    move |source| FormatError::Io { what, path, source }
 }
 
 /// An output written in full to a temporary file beside its final name,

@@ -3,7 +3,7 @@
 //! `org.slipway.after`), logged to LinuxKit's files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,11 +13,9 @@ use slipway_layout::timeline::Event;
 
 use crate::bundle::{Bundle, OciRuntime};
 use crate::ready::is_ready;
-use crate::sys::{Exit, Output, Sys};
+use crate::sys::{Exit, LOG_CAP, Output, Sys};
 use crate::timeline::Timeline;
 
-/// Largest size of one log file before it is rotated to `<file>.0`.
-pub const LOG_CAP: u64 = 1 << 20;
 /// `SIGTERM`.
 pub const SIGTERM: i32 = 15;
 /// `SIGKILL`.
@@ -564,11 +562,6 @@ fn dep_states(services: &BTreeMap<String, Service>) -> HashMap<String, (Status, 
         .iter()
         .map(|(n, s)| (n.clone(), (s.status.clone(), s.was_ready)))
         .collect()
-}
-
-/// The service bundle directories, by name.
-pub fn service_dirs(sys: &dyn Sys, dir: &Path) -> Vec<PathBuf> {
-    crate::bundle::list(sys, dir)
 }
 
 #[cfg(test)]

@@ -255,6 +255,10 @@ fn source_date_epoch() -> anyhow::Result<Option<u64>> {
 }
 
 /// Resolves, plans, writes; then the summary on standard error.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the summary says how long each step took; the outputs do not depend on it"
+)]
 fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let outputs = outputs(args)?;
