@@ -8,12 +8,12 @@
 //! `slipway-formats`; this crate writes none.
 
 pub mod blobs;
+pub mod bundle_json;
 pub mod entry;
 pub mod error;
 pub mod flatten;
 pub mod json;
 pub mod layer;
-pub mod oci;
 pub mod path;
 pub mod units;
 

@@ -1,4 +1,5 @@
-//! The boot sequence: root, mounts, modules, system, `/etc/init.d` with
+//! The boot sequence: root, mounts, modules, the machine's settings
+//! ([`crate::machine`]), `/etc/init.d` with
 //! LinuxKit's hooks as built-in phases (volumes, onboot, services).
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use crate::mounts::{self, RootStrategy};
 use crate::services::Supervisor;
 use crate::sys::{Cmd, MountSpec, MsFlags, Sys};
 use crate::timeline::Timeline;
-use crate::{Error, Result, modules, system};
+use crate::{Error, Result, machine, modules};
 
 /// A built-in phase, and the `/etc/init.d` hook names that stand for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +126,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .unwrap_or_default();
     let threads = options.module_threads.unwrap_or_else(|| s.cpus());
     load_modules(s, timeline, &release, threads, modules::Stage::Boot);
-    let (hostname, problems) = system::setup(s);
+    let (hostname, problems) = machine::setup(s);
     for problem in problems {
         s.console(&format!("slipway-init: {problem}"));
     }

@@ -9,9 +9,9 @@ use slipway_config::model::Config;
 use slipway_config::validate::parse_mode;
 use slipway_config::{Id, Sp};
 
+use crate::bundle_json::{IdMap, numeric_id};
 use crate::entry::{EntrySink, Header, Kind};
 use crate::error::{AssembleError, Result};
-use crate::oci::{IdMap, numeric_id};
 
 use super::{FORMAT_VERSION, Inputs};
 

@@ -10,9 +10,9 @@ use slipway_config::{ImageSpec, Sp};
 use slipway_layout::bundle;
 
 use crate::blobs::BlobSource;
+use crate::bundle_json::{IdMap, RootMount, Volumes, config_json, runtime_json};
 use crate::entry::DEFAULT_MTIME;
 use crate::error::{AssembleError, Result};
-use crate::oci::{IdMap, RootMount, Volumes, config_json, runtime_json};
 
 use super::bundle::BundleUnit;
 use super::files::{file_entries, files_key};
