@@ -153,6 +153,30 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// Why `service start` or `service stop` refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// No service has this name.
+    #[error("no service {0}")]
+    Unknown(String),
+    /// The service has no usable bundle; `status` says why.
+    #[error("service {name} cannot run: {status}")]
+    CannotRun {
+        /// The service.
+        name: String,
+        /// Its status.
+        status: String,
+    },
+    /// The service is running, starting or waiting to restart.
+    #[error("service {name} is already {status}")]
+    Already {
+        /// The service.
+        name: String,
+        /// Its status.
+        status: String,
+    },
+}
+
 /// One line of `service list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceInfo {
@@ -488,16 +512,22 @@ impl Supervisor {
     }
 
     /// `service start NAME`: start a service that is not running.
-    pub fn start(&self, name: &str) -> Result<(), String> {
+    pub fn start(&self, name: &str) -> Result<(), ServiceError> {
         let mut services = self.lock();
         let svc = services
             .get_mut(name)
-            .ok_or_else(|| format!("no service {name}"))?;
+            .ok_or_else(|| ServiceError::Unknown(name.to_string()))?;
         if svc.bundle.is_none() {
-            return Err(format!("service {name} cannot run: {}", svc.status.text()));
+            return Err(ServiceError::CannotRun {
+                name: name.to_string(),
+                status: svc.status.text(),
+            });
         }
         if svc.pid.is_some() || matches!(svc.status, Status::Starting | Status::BackingOff) {
-            return Err(format!("service {name} is already {}", svc.status.text()));
+            return Err(ServiceError::Already {
+                name: name.to_string(),
+                status: svc.status.text(),
+            });
         }
         svc.want_running = true;
         svc.stop_requested = false;
@@ -508,12 +538,12 @@ impl Supervisor {
     }
 
     /// `service stop NAME`: TERM, `grace`, KILL. Returns once it has ended.
-    pub fn stop(&self, name: &str, grace: Duration) -> Result<(), String> {
+    pub fn stop(&self, name: &str, grace: Duration) -> Result<(), ServiceError> {
         let pid = {
             let mut services = self.lock();
             let svc = services
                 .get_mut(name)
-                .ok_or_else(|| format!("no service {name}"))?;
+                .ok_or_else(|| ServiceError::Unknown(name.to_string()))?;
             svc.stop_requested = true;
             svc.want_running = false;
             svc.pid
