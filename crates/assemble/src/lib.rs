@@ -19,7 +19,7 @@ pub mod units;
 
 pub use blobs::{Blob, BlobSource};
 pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
-pub use error::AssembleError;
+pub use error::{AssembleError, EntryProblem};
 pub use flatten::{Filters, Plan};
 pub use layer::{StoreLayers, TarSource};
 pub use units::{FORMAT_VERSION, ImageInput, Inputs, KernelPart, Unit, plan_units};

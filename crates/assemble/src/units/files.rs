@@ -126,7 +126,7 @@ pub(super) fn file_entries(
         }
         let directory = f.directory.as_ref().is_some_and(|d| d.value);
         let mode = match get(&f.mode) {
-            Some(m) => parse_mode(&m).map_err(cerr)?,
+            Some(m) => parse_mode(&m).map_err(|e| cerr(e.to_string()))?,
             None if directory => 0o700,
             None => 0o600,
         };

@@ -183,13 +183,22 @@ fn check_file_kind(f: &File, path: &str, anchor: Span, diags: &mut Diagnostics) 
 }
 
 /// An octal file mode such as `0644`, at most `07777`.
-pub fn parse_mode(text: &str) -> Result<u32, String> {
+pub fn parse_mode(text: &str) -> Result<u32, ModeError> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(8)) {
-        return Err(format!("`{text}` is not an octal mode such as \"0644\""));
+        return Err(ModeError::NotOctal(text.to_string()));
     }
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err(format!("`{text}` is larger than the largest mode, 07777")),
+        _ => Err(ModeError::TooLarge(text.to_string())),
     }
+}
+
+/// Why a file mode does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    #[error("`{0}` is not an octal mode such as \"0644\"")]
+    NotOctal(String),
+    #[error("`{0}` is larger than the largest mode, 07777")]
+    TooLarge(String),
 }

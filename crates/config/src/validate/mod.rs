@@ -13,8 +13,8 @@ mod mounts;
 mod runtime;
 mod spec;
 
-pub use files::parse_mode;
-pub use limits::{RLIMITS, Rlimit, parse_rlimit};
+pub use files::{ModeError, parse_mode};
+pub use limits::{RLIMITS, Rlimit, RlimitError, parse_rlimit};
 pub use spec::check_spec;
 
 use std::collections::{BTreeSet, HashMap};
@@ -292,21 +292,25 @@ mod tests {
         assert!(
             parse_rlimit("nofile,1024")
                 .unwrap_err()
+                .to_string()
                 .contains("name,soft,hard")
         );
         assert!(
             parse_rlimit("nofiles,1,2")
                 .unwrap_err()
+                .to_string()
                 .contains("did you mean `nofile`")
         );
         assert!(
             parse_rlimit("nofile,10,5")
                 .unwrap_err()
+                .to_string()
                 .contains("above the hard limit")
         );
         assert!(
             parse_rlimit("nofile,-1,5")
                 .unwrap_err()
+                .to_string()
                 .contains("not a limit")
         );
     }
