@@ -1,7 +1,9 @@
-//! The Debian packages the test suite and the demo need, and installing them.
+//! What the checks, the test suite and the demo need, and installing it:
+//! Debian packages, and cargo tools built from crates.io.
 //!
 //! As root (CI, a fresh machine) missing packages are installed; otherwise the
-//! exact commands are printed and the task stops.
+//! exact commands are printed and the task stops. Cargo tools need no root:
+//! `cargo install` puts them in `$CARGO_HOME/bin`, where later runs find them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -188,6 +190,53 @@ pub const PACKAGES: &[Package] = &[
     },
 ];
 
+/// A cargo subcommand the checks use, installed from crates.io at a fixed
+/// version.
+#[derive(Debug)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub why: &'static str,
+}
+
+/// Every cargo tool the checks use. cargo-nextest comes with the machine.
+pub const TOOLS: &[Tool] = &[Tool {
+    name: "cargo-machete",
+    version: "0.9.2",
+    why: "unused dependencies (.ci/run); about 2.5 CPU minutes to build, once",
+}];
+
+/// Whether `tool` answers `--version` with its pinned version.
+fn tool_installed(tool: &Tool) -> bool {
+    Command::new(tool.name)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains(tool.version))
+        .unwrap_or(false)
+}
+
+/// Builds and installs the missing cargo tools (`cargo install --locked`).
+pub fn ensure_tools() -> Result<()> {
+    for tool in TOOLS.iter().filter(|t| !tool_installed(t)) {
+        eprintln!(
+            "xtask: installing {} {} ({})",
+            tool.name, tool.version, tool.why
+        );
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["install", "--locked", "--version", tool.version, tool.name]);
+        let status = cmd.status().context("could not start cargo install")?;
+        if !status.success() {
+            bail!(
+                "cargo install {} {} failed with {status}",
+                tool.name,
+                tool.version
+            );
+        }
+    }
+    Ok(())
+}
+
 fn installed(name: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", name])
@@ -287,7 +336,17 @@ pub fn command(install: bool) -> Result<()> {
         };
         println!("{:<8} {:<22} {:<20} {}", state, p.name, suite, p.why);
     }
-    if install { ensure() } else { Ok(()) }
+    for t in TOOLS {
+        let state = if tool_installed(t) { "ok" } else { "missing" };
+        let from = format!("crates.io {}", t.version);
+        println!("{:<8} {:<22} {:<20} {}", state, t.name, from, t.why);
+    }
+    if install {
+        ensure_tools()?;
+        ensure()
+    } else {
+        Ok(())
+    }
 }
 
 /// The environment variable through which tests find the test venv's Python.

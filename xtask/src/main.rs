@@ -2,6 +2,11 @@
 //!
 //! Kept dependency-light on purpose: it runs before anything else is built.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "developer glue: benchmarks measure time, the demo waits on a machine"
+)]
+
 mod bench;
 mod demo;
 mod deps;
@@ -24,7 +29,8 @@ commands:
                   boot every output format under TCG, each with the firmware
                   it is for, the plain qemu way (several minutes per format)
   deps [--install]
-                  list the Debian packages the tests need; install them (root)
+                  list the Debian packages and cargo tools the checks and
+                  tests need; install them (packages as root)
   bench [pull|assemble|validate] [OPTIONS]
                   benchmarks (release build); no subcommand runs all
   bench pull [--large-mb N] [--small N] [--small-kb N]
@@ -113,6 +119,7 @@ fn target_dir() -> PathBuf {
 /// The whole test suite: every test of every crate, doc tests included;
 /// or, with `--boot-matrix`, every output format booted.
 fn test(extra: &[String]) -> Result<()> {
+    deps::ensure_tools()?;
     deps::ensure()?;
     let kernel = deps::test_kernel(&target_dir())?;
     let mut nextest = cargo();

@@ -26,12 +26,13 @@ pub enum AssembleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{image}: layer {layer}: entry `{path}`: {message}")]
+    #[error("{image}: layer {layer}: entry `{path}`: {problem}")]
     Entry {
         image: String,
         layer: String,
         path: String,
-        message: String,
+        #[source]
+        problem: EntryProblem,
     },
     #[error("{image}: the image config is not valid JSON: {source}")]
     ImageConfig {
@@ -55,3 +56,28 @@ pub enum AssembleError {
 }
 
 pub type Result<T, E = AssembleError> = std::result::Result<T, E>;
+
+/// What is wrong with one entry of a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("the name is not valid UTF-8")]
+    NotUtf8,
+    #[error("bad {field}: {source}")]
+    Header {
+        field: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("too many levels of symbolic links in its parent directories")]
+    SymlinkLoop,
+    #[error("hard link to the root directory")]
+    LinkToRoot,
+    #[error("hard link to the directory `{0}`")]
+    LinkToDir(String),
+    #[error("hard link to `{0}`, which is not in the image")]
+    LinkMissing(String),
+    #[error("not a file")]
+    NotAFile,
+    #[error("changed between passes")]
+    Changed,
+}

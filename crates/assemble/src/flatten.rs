@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 
 use crate::entry::{DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
-use crate::error::{AssembleError, Result};
+use crate::error::{AssembleError, EntryProblem, Result};
 use crate::layer::TarSource;
 use crate::path;
 
@@ -104,7 +104,6 @@ pub struct Plan {
     /// Visible paths (after filters) and the entries holding them.
     visible: BTreeMap<String, Key>,
     filters: Option<Filters>,
-    entries: usize,
 }
 
 /// A parsed tar header, as far as the plan and the emitter need it.
@@ -113,12 +112,17 @@ struct Raw {
     header: Header,
 }
 
-fn entry_error(src: &dyn TarSource, layer: usize, path: &str, message: String) -> AssembleError {
+fn entry_error(
+    src: &dyn TarSource,
+    layer: usize,
+    path: &str,
+    problem: EntryProblem,
+) -> AssembleError {
     AssembleError::Entry {
         image: src.image().to_string(),
         layer: src.layer_name(layer),
         path: path.to_string(),
-        message,
+        problem,
     }
 }
 
@@ -130,21 +134,28 @@ fn io_error(src: &dyn TarSource, layer: usize) -> impl Fn(io::Error) -> Assemble
     }
 }
 
-fn utf8(bytes: &[u8]) -> std::result::Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| "the name is not valid UTF-8".to_string())
+fn utf8(bytes: &[u8]) -> std::result::Result<String, EntryProblem> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| EntryProblem::NotUtf8)
 }
 
 /// Reads the header of `entry`. `None` for entry types with no place in a
 /// filesystem (tar's own metadata, volume labels).
-fn read_raw<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::result::Result<Option<Raw>, String> {
+fn read_raw<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> std::result::Result<Option<Raw>, EntryProblem> {
     let name = utf8(&entry.path_bytes())?;
     let h = entry.header();
     let kind_type = h.entry_type();
-    let num = |r: io::Result<u64>, what: &str| r.map_err(|e| format!("bad {what}: {e}"));
+    let num = |r: io::Result<u64>, field: &'static str| {
+        r.map_err(|source| EntryProblem::Header { field, source })
+    };
     let mut uid = num(h.uid(), "uid")?;
     let mut gid = num(h.gid(), "gid")?;
     let mut mtime = num(h.mtime(), "mtime")?;
-    let mode = h.mode().map_err(|e| format!("bad mode: {e}"))? & 0o7777;
+    let mode = h.mode().map_err(|source| EntryProblem::Header {
+        field: "mode",
+        source,
+    })? & 0o7777;
     let dev = |r: io::Result<Option<u32>>| r.ok().flatten().unwrap_or(0);
     let (major, minor) = (dev(h.device_major()), dev(h.device_minor()));
     let link = entry
@@ -236,7 +247,7 @@ impl Tree {
     /// Resolves symbolic links in the parent directories of `p`, clamped at
     /// the root; any non-directory met on the way is dropped (the entry makes
     /// it a directory, as the layer intended).
-    fn resolve_parent(&mut self, p: &str) -> std::result::Result<String, String> {
+    fn resolve_parent(&mut self, p: &str) -> std::result::Result<String, EntryProblem> {
         let (dir, name) = path::split(p);
         if dir.is_empty() {
             return Ok(p.to_string());
@@ -259,9 +270,7 @@ impl Tree {
                 Some(NodeKind::Symlink(target)) => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
-                        return Err(
-                            "too many levels of symbolic links in its parent directories".into(),
-                        );
+                        return Err(EntryProblem::SymlinkLoop);
                     }
                     cur.pop();
                     if target.starts_with('/') {
@@ -317,7 +326,6 @@ impl Plan {
             raw: verbatim.then(HashMap::new),
             ..Tree::default()
         };
-        let mut entries = 0usize;
         for layer in 0..src.layer_count() {
             let l = layer as u32;
             let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -328,7 +336,6 @@ impl Plan {
                 let iter = archive.entries().map_err(io_error(src, layer))?;
                 for (index, entry) in iter.enumerate() {
                     let mut entry = entry.map_err(io_error(src, layer))?;
-                    entries += 1;
                     let raw = read_raw(&mut entry).map_err(|m| entry_error(src, layer, "?", m))?;
                     let Some(raw) = raw else { continue };
                     let key = (l, index as u32);
@@ -423,21 +430,21 @@ impl Plan {
                             src,
                             layer,
                             &name,
-                            format!("hard link to `{target}`, which is not in the image"),
+                            EntryProblem::LinkMissing(target),
                         ));
                     }
                     Err(m) => return Err(entry_error(src, layer, &name, m)),
                 }
             }
         }
-        let plan = Plan::from_tree(tree, filters, entries);
+        let plan = Plan::from_tree(tree, filters);
         let inner = nested
             .and_then(|n| plan.visible.get(n))
             .and_then(|key| nested_plans.remove(key));
         Ok((plan, inner))
     }
 
-    fn from_tree(tree: Tree, filters: Option<Filters>, entries: usize) -> Plan {
+    fn from_tree(tree: Tree, filters: Option<Filters>) -> Plan {
         let mut nodes = tree.nodes;
         if filters.is_some() {
             for p in EXCLUDED {
@@ -492,7 +499,6 @@ impl Plan {
             emit,
             visible: nodes.into_iter().map(|(p, n)| (p, n.key)).collect(),
             filters,
-            entries,
         }
     }
 
@@ -523,7 +529,7 @@ impl Plan {
                 }
                 let raw = read_raw(&mut entry)
                     .map_err(|m| entry_error(src, layer, path, m))?
-                    .ok_or_else(|| entry_error(src, layer, path, "not a file".into()))?;
+                    .ok_or_else(|| entry_error(src, layer, path, EntryProblem::NotAFile))?;
                 let size = raw.header.kind.size();
                 let mut limited = (&mut entry).take(size);
                 f(&raw.header, &mut limited)?;
@@ -582,7 +588,7 @@ impl Plan {
                     let path = paths.get(part).copied().unwrap_or_default();
                     let raw = read_raw(&mut entry)
                         .map_err(|m| entry_error(src, layer, path, m))?
-                        .ok_or_else(|| entry_error(src, layer, path, "not a file".into()))?;
+                        .ok_or_else(|| entry_error(src, layer, path, EntryProblem::NotAFile))?;
                     let size = raw.header.kind.size();
                     let mut limited = (&mut entry).take(size);
                     f(part, &raw.header, &mut limited)?;
@@ -598,11 +604,6 @@ impl Plan {
     /// Every visible path, sorted (after the filters' exclusions).
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.visible.keys().map(String::as_str)
-    }
-
-    /// How many tar entries the layers hold in all.
-    pub fn layer_entries(&self) -> usize {
-        self.entries
     }
 
     /// Streams the flattened image into `sink`, every path under `prefix`
@@ -657,7 +658,7 @@ impl Plan {
                             let raw = read_raw(&mut entry)
                                 .map_err(|m| entry_error(src, layer, path, m))?
                                 .ok_or_else(|| {
-                                    entry_error(src, layer, path, "changed between passes".into())
+                                    entry_error(src, layer, path, EntryProblem::Changed)
                                 })?;
                             let mut header = raw.header;
                             if let Some(filters) = &self.filters
@@ -794,20 +795,20 @@ fn touched(name: &str, filters: &Filters) -> (Header, &'static str) {
 }
 
 /// Cleans a hard link's target and resolves its parent directories.
-fn resolve_link_target(tree: &mut Tree, target: &str) -> std::result::Result<String, String> {
+fn resolve_link_target(tree: &mut Tree, target: &str) -> std::result::Result<String, EntryProblem> {
     let cleaned = path::clean(target);
     if cleaned.is_empty() {
-        return Err("hard link to the root directory".into());
+        return Err(EntryProblem::LinkToRoot);
     }
     tree.resolve_parent(&cleaned)
 }
 
 /// The entry holding the file a hard link to `target` names.
-fn link_object(tree: &Tree, target: &str) -> std::result::Result<Option<Key>, String> {
+fn link_object(tree: &Tree, target: &str) -> std::result::Result<Option<Key>, EntryProblem> {
     match tree.nodes.get(target) {
         None => Ok(None),
         Some(node) => match &node.kind {
-            NodeKind::Dir => Err(format!("hard link to the directory `{target}`")),
+            NodeKind::Dir => Err(EntryProblem::LinkToDir(target.to_string())),
             NodeKind::Link(object) => Ok(Some(*object)),
             _ => Ok(Some(node.key)),
         },

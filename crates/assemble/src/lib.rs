@@ -11,19 +11,19 @@
 //! `slipway-formats`; this crate writes none.
 
 pub mod blobs;
+pub mod bundle_json;
 pub mod entry;
 pub mod error;
 pub mod flatten;
 pub mod json;
 pub mod layer;
-pub mod oci;
 pub mod path;
 pub mod root_initrd;
 pub mod units;
 
 pub use blobs::{Blob, BlobSource};
 pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
-pub use error::AssembleError;
+pub use error::{AssembleError, EntryProblem};
 pub use flatten::{Filters, Plan};
 pub use layer::{StoreLayers, TarSource};
 pub use root_initrd::{RootInitrd, root_initrd_of, write_root_initrd};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use slipway_assemble::oci::{IdMap, RootMount, Volumes, config_json, runtime_json};
+use slipway_assemble::bundle_json::{IdMap, RootMount, Volumes, config_json, runtime_json};
 use slipway_config::label::{ImageDefaults, parse_label, resolve};
 
 fn entry(yaml: &str) -> slipway_config::model::Image {

@@ -55,6 +55,10 @@ impl ProgressDisplay {
 }
 
 impl Progress for ProgressDisplay {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the pull rate shown when an image is fetched"
+    )]
     fn start(&self, reference: &str, total: u64) {
         if self.quiet {
             return;

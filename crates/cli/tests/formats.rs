@@ -21,6 +21,7 @@
 //! format in the ignored `boot_matrix` (`cargo xtask test --boot-matrix`).
 //! A boot passes when the onboot task's line is on the console and the
 //! service powered the guest off.
+#![allow(clippy::disallowed_methods, reason = "boot deadlines read the clock")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;

@@ -6,6 +6,10 @@
 //! Needs what `slipway_testkit::initramfs` needs, and qemu-system-x86_64
 //! and qemu-img.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "deadlines for the machines the tests wait on"
+)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

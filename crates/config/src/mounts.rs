@@ -111,7 +111,20 @@ pub struct Bind<'a> {
     pub options: Option<&'a str>,
 }
 
-pub fn parse_bind(text: &str) -> Result<Bind<'_>, String> {
+/// Why a `binds` or `tmpfs` entry does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountSyntaxError {
+    #[error("a bind needs a source and a destination: `source:destination[:options]`")]
+    BindTooShort,
+    #[error(
+        "a bind has at most three `:`-separated parts (`source:destination:options`), found {0}"
+    )]
+    BindTooLong(usize),
+    #[error("a tmpfs entry is `destination[:options]`, found {0} `:`-separated parts")]
+    Tmpfs(usize),
+}
+
+pub fn parse_bind(text: &str) -> Result<Bind<'_>, MountSyntaxError> {
     let parts: Vec<&str> = text.split(':').collect();
     match parts.as_slice() {
         [source, destination] => Ok(Bind {
@@ -124,26 +137,18 @@ pub fn parse_bind(text: &str) -> Result<Bind<'_>, String> {
             destination,
             options: Some(options),
         }),
-        [_] => {
-            Err("a bind needs a source and a destination: `source:destination[:options]`".into())
-        }
-        _ => Err(format!(
-            "a bind has at most three `:`-separated parts (`source:destination:options`), found {}",
-            parts.len()
-        )),
+        [_] => Err(MountSyntaxError::BindTooShort),
+        _ => Err(MountSyntaxError::BindTooLong(parts.len())),
     }
 }
 
 /// A `tmpfs` entry: `destination[:option,...]`.
-pub fn parse_tmpfs(text: &str) -> Result<(&str, Option<&str>), String> {
+pub fn parse_tmpfs(text: &str) -> Result<(&str, Option<&str>), MountSyntaxError> {
     let parts: Vec<&str> = text.split(':').collect();
     match parts.as_slice() {
         [destination] => Ok((destination, None)),
         [destination, options] => Ok((destination, Some(options))),
-        _ => Err(format!(
-            "a tmpfs entry is `destination[:options]`, found {} `:`-separated parts",
-            parts.len()
-        )),
+        _ => Err(MountSyntaxError::Tmpfs(parts.len())),
     }
 }
 

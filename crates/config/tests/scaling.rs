@@ -6,6 +6,10 @@
 //! several runs each, so a busy machine shifts both alike; the absolute
 //! figure for the largest file is `cargo xtask bench validate`'s.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "compares the time of two sizes, no output depends on it"
+)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};

@@ -11,6 +11,11 @@
 //! The content is random-looking (xorshift), the worst case for the
 //! compressing formats.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "measures the writers it reports on"
+)]
+
 use std::error::Error;
 use std::fs::File;
 use std::io::{self, BufWriter, Read};

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod cpio;
 pub mod disk;
 pub mod erofs;
+pub mod error;
 pub mod fstree;
 pub mod iso;
 pub mod outputs;
@@ -16,11 +17,12 @@ pub mod tar;
 pub mod uki;
 
 pub use cpio::{CpioWriter, TooLarge};
+pub use error::FormatError;
 pub use outputs::{
     Boot, NOT_YET, Output, OutputFile, OutputOptions, RequestedFormat, UnknownOutput, clash,
     write_entries_tar, write_file, write_outputs, write_tar, write_tar_file,
 };
 pub use segments::{
-    Compression, FormatError, SegmentCache, UnitReport, UnknownCompression, Writer, build_units,
+    Compression, SegmentCache, UnitReport, UnknownCompression, Writer, build_units,
 };
 pub use tar::TarWriter;

@@ -26,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 use slipway_assemble::{AssembleError, BlobSource, EntrySink, Header, Unit};
 
 use crate::cpio::{CpioWriter, TooLarge};
+use crate::error::{FormatError, io_at};
 use crate::tar::TarWriter;
 
 /// Part of every segment cache key: bump when a writer's bytes change.
@@ -96,55 +97,6 @@ impl Writer {
     fn id(self) -> String {
         format!("{self:?}")
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FormatError {
-    #[error(transparent)]
-    Assemble(#[from] AssembleError),
-    #[error("{0}")]
-    TooLarge(TooLarge),
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{unit}: {source}")]
-    Unit {
-        unit: String,
-        #[source]
-        source: Box<FormatError>,
-    },
-    #[error(
-        "the {format} format needs a `kernel:` with an image; use --format tar for an image without one"
-    )]
-    NoKernel { format: String },
-    #[error("the {a} and {b} formats both write {}; ask for one of them", file.display())]
-    Clash {
-        a: &'static str,
-        b: &'static str,
-        file: PathBuf,
-    },
-    #[error("the {format} format needs the boot loader files (isolinux, the EFI stub)")]
-    NoBootLoader { format: &'static str },
-    #[error("{format}")]
-    Boot {
-        format: &'static str,
-        #[source]
-        source: crate::boot::BootError,
-    },
-    #[error("the {format} format: {reason}")]
-    Refused {
-        format: &'static str,
-        reason: String,
-    },
-}
-
-fn io_at(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FormatError + use<> {
-    let path = path.to_path_buf();
-    move |source| FormatError::Io { what, path, source }
 }
 
 /// Turns a sink error carrying [`TooLarge`] back into its own variant.
@@ -470,6 +422,10 @@ fn write_unit(
 
 /// Writes every unit (in parallel, from the cache when it has them) and
 /// returns each unit's file, in order, with a report.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a unit's report says how long it took, and a cached unit is touched for the cache's least-recently-used order; no output byte depends on either"
+)]
 pub fn build_units(
     units: &[&Unit],
     blobs: &dyn BlobSource,

@@ -1,4 +1,5 @@
-//! The boot sequence: root, mounts, modules, system, `/etc/init.d` with
+//! The boot sequence: root, mounts, modules, the machine's settings
+//! ([`crate::machine`]), `/etc/init.d` with
 //! LinuxKit's hooks as built-in phases (volumes, onboot, services).
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use crate::root::{self, RootParams};
 use crate::services::Supervisor;
 use crate::sys::{Cmd, MountSpec, MsFlags, Sys};
 use crate::timeline::Timeline;
-use crate::{Error, Result, modules, system};
+use crate::{Error, Result, machine, modules};
 
 /// A built-in phase, and the `/etc/init.d` hook names that stand for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +134,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
         .unwrap_or_default();
     load_modules(s, timeline, &release, threads, modules::Stage::Boot);
-    let (hostname, problems) = system::setup(s);
+    let (hostname, problems) = machine::setup(s);
     for problem in problems {
         s.console(&format!("slipway-init: {problem}"));
     }

@@ -9,7 +9,7 @@ use slipway_layout::bundle::{CONFIG_JSON, ROOTFS, RUNTIME_JSON};
 use slipway_layout::runtime::Runtime;
 
 use crate::mounts::{parse_options, propagation};
-use crate::sys::{Cmd, Exit, LinkOp, MountSpec, MsFlags, Output, Sys};
+use crate::sys::{Cmd, Exit, LOG_CAP, LinkOp, MountSpec, MsFlags, Output, Sys};
 use crate::{Error, Result};
 
 /// The OCI runtime binary and how to call it.
@@ -465,7 +465,7 @@ pub fn run_once(
     let log = |suffix: &str| Output::Log {
         path: log_dir.join(format!("{prefix}.{}{suffix}", bundle.id)),
         console: Some(String::new()),
-        cap: crate::services::LOG_CAP,
+        cap: LOG_CAP,
     };
     let (pid, mounted) = bundle.launch(sys, rt, log(".out.log"), log(".log"))?;
     let exit = sys

@@ -47,9 +47,11 @@ pub fn handle(supervisor: &Supervisor, request: &str) -> String {
             }
             supervisor.start(name)
         }),
-        _ => Err(format!(
-            "unknown request {request:?}; expected list, start NAME, stop NAME or restart NAME"
-        )),
+        _ => {
+            return format!(
+                "error: unknown request {request:?}; expected list, start NAME, stop NAME or restart NAME\n"
+            );
+        }
     };
     match result {
         Ok(()) => "ok\n".into(),

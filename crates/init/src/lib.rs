@@ -13,6 +13,7 @@
 pub mod boot;
 pub mod bundle;
 pub mod control;
+pub mod machine;
 pub mod modules;
 pub mod mounts;
 pub mod netlink;
@@ -21,7 +22,6 @@ pub mod root;
 pub mod services;
 pub mod shutdown;
 pub mod sys;
-pub mod system;
 pub mod timeline;
 
 use std::io;

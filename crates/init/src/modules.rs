@@ -8,6 +8,7 @@
 //! starts once everything it depends on has been tried ([`load_parallel`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
@@ -243,9 +244,9 @@ impl Index {
 /// have finished, whether they succeeded or not (the kernel then reports
 /// what is missing). Items become ready in index order, so one worker
 /// loads them exactly in order. Returns each item's result, by index.
-pub fn load_parallel<F>(graph: &[Vec<usize>], workers: usize, load: F) -> Vec<Result<(), String>>
+pub fn load_parallel<F>(graph: &[Vec<usize>], workers: usize, load: F) -> Vec<io::Result<()>>
 where
-    F: Fn(usize) -> Result<(), String> + Sync,
+    F: Fn(usize) -> io::Result<()> + Sync,
 {
     let n = graph.len();
     let mut waiting: Vec<usize> = graph.iter().map(Vec::len).collect();
@@ -260,7 +261,7 @@ where
     struct State {
         ready: VecDeque<usize>,
         waiting: Vec<usize>,
-        results: Vec<Option<Result<(), String>>>,
+        results: Vec<Option<io::Result<()>>>,
         finished: usize,
     }
     let state = Mutex::new(State {
@@ -315,7 +316,7 @@ where
         .results;
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not loaded".to_owned())))
+        .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not loaded"))))
         .collect()
 }
 
@@ -548,7 +549,6 @@ pub fn load_wanted(
         let path = &order[i];
         let compressed = !path.ends_with(".ko");
         sys.load_module(&dir.join(path), compressed)
-            .map_err(|e| e.to_string())
     });
     let mut result = Loaded {
         workers: workers.clamp(1, order.len().max(1)),
@@ -559,7 +559,7 @@ pub fn load_wanted(
     for (path, outcome) in order.into_iter().zip(results) {
         match outcome {
             Ok(()) => result.loaded += 1,
-            Err(e) => result.failed.push((path, e)),
+            Err(e) => result.failed.push((path, e.to_string())),
         }
     }
     result
@@ -865,10 +865,17 @@ alias virtio:d00000002v* virtio_blk
             drop(entries);
             std::thread::yield_now();
             log_done(&log, i);
-            if i == 2 { Err("bad".into()) } else { Ok(()) }
+            if i == 2 {
+                Err(io::Error::other("bad"))
+            } else {
+                Ok(())
+            }
         });
         assert_eq!(results.len(), graph.len());
-        assert_eq!(results[2], Err("bad".to_owned()));
+        assert_eq!(
+            results[2].as_ref().map_err(ToString::to_string),
+            Err("bad".to_owned())
+        );
         assert!(results.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
         let log = log.into_inner().unwrap();
         let started: Vec<usize> = log.into_iter().filter(|i| *i < 1000).collect();
@@ -915,11 +922,15 @@ alias virtio:d00000002v* virtio_blk
                 .wait_timeout_while(count, std::time::Duration::from_secs(30), |c| *c < 2)
                 .unwrap();
             if timeout.timed_out() && *count < 2 {
-                Err("ran alone".into())
+                Err(io::Error::other("ran alone"))
             } else {
                 Ok(())
             }
         });
+        let results: Vec<Result<(), String>> = results
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
         assert_eq!(results, [Ok(()), Ok(()), Ok(())]);
     }
 }

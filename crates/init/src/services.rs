@@ -3,7 +3,7 @@
 //! `org.slipway.after`), logged to LinuxKit's files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,11 +13,9 @@ use slipway_layout::timeline::Event;
 
 use crate::bundle::{Bundle, OciRuntime};
 use crate::ready::is_ready;
-use crate::sys::{Exit, Output, Sys};
+use crate::sys::{Exit, LOG_CAP, Output, Sys};
 use crate::timeline::Timeline;
 
-/// Largest size of one log file before it is rotated to `<file>.0`.
-pub const LOG_CAP: u64 = 1 << 20;
 /// `SIGTERM`.
 pub const SIGTERM: i32 = 15;
 /// `SIGKILL`.
@@ -153,6 +151,30 @@ impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor").finish_non_exhaustive()
     }
+}
+
+/// Why `service start` or `service stop` refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// No service has this name.
+    #[error("no service {0}")]
+    Unknown(String),
+    /// The service has no usable bundle; `status` says why.
+    #[error("service {name} cannot run: {status}")]
+    CannotRun {
+        /// The service.
+        name: String,
+        /// Its status.
+        status: String,
+    },
+    /// The service is running, starting or waiting to restart.
+    #[error("service {name} is already {status}")]
+    Already {
+        /// The service.
+        name: String,
+        /// Its status.
+        status: String,
+    },
 }
 
 /// One line of `service list`.
@@ -490,16 +512,22 @@ impl Supervisor {
     }
 
     /// `service start NAME`: start a service that is not running.
-    pub fn start(&self, name: &str) -> Result<(), String> {
+    pub fn start(&self, name: &str) -> Result<(), ServiceError> {
         let mut services = self.lock();
         let svc = services
             .get_mut(name)
-            .ok_or_else(|| format!("no service {name}"))?;
+            .ok_or_else(|| ServiceError::Unknown(name.to_string()))?;
         if svc.bundle.is_none() {
-            return Err(format!("service {name} cannot run: {}", svc.status.text()));
+            return Err(ServiceError::CannotRun {
+                name: name.to_string(),
+                status: svc.status.text(),
+            });
         }
         if svc.pid.is_some() || matches!(svc.status, Status::Starting | Status::BackingOff) {
-            return Err(format!("service {name} is already {}", svc.status.text()));
+            return Err(ServiceError::Already {
+                name: name.to_string(),
+                status: svc.status.text(),
+            });
         }
         svc.want_running = true;
         svc.stop_requested = false;
@@ -510,12 +538,12 @@ impl Supervisor {
     }
 
     /// `service stop NAME`: TERM, `grace`, KILL. Returns once it has ended.
-    pub fn stop(&self, name: &str, grace: Duration) -> Result<(), String> {
+    pub fn stop(&self, name: &str, grace: Duration) -> Result<(), ServiceError> {
         let pid = {
             let mut services = self.lock();
             let svc = services
                 .get_mut(name)
-                .ok_or_else(|| format!("no service {name}"))?;
+                .ok_or_else(|| ServiceError::Unknown(name.to_string()))?;
             svc.stop_requested = true;
             svc.want_running = false;
             svc.pid
@@ -564,11 +592,6 @@ fn dep_states(services: &BTreeMap<String, Service>) -> HashMap<String, (Status, 
         .iter()
         .map(|(n, s)| (n.clone(), (s.status.clone(), s.was_ready)))
         .collect()
-}
-
-/// The service bundle directories, by name.
-pub fn service_dirs(sys: &dyn Sys, dir: &Path) -> Vec<PathBuf> {
-    crate::bundle::list(sys, dir)
 }
 
 #[cfg(test)]

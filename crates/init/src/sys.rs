@@ -70,6 +70,10 @@ impl fmt::Display for MountSpec {
     }
 }
 
+/// Largest size of one log file before it is rotated to `<file>.0`: the
+/// cap of the logs of services and onboot/onshutdown bundles.
+pub const LOG_CAP: u64 = 1 << 20;
+
 /// Where a child's stdout or stderr goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {

@@ -7,6 +7,10 @@
 //! cargo test -p slipway-mux --release --test overhead -- --ignored --nocapture
 //! ```
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "measures the per-call overhead it reports"
+)]
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -477,14 +477,18 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
     let layout = out.path().join("oci");
     let mut cmd = Command::new("docker");
     cmd.args(buildx_args(def, arches, &layout));
-    let status = cmd
-        .status()
-        .map_err(|e| PkgError::step("docker", format!("cannot run docker buildx: {e}")))?;
+    let status = cmd.status().map_err(|source| PkgError::Spawn {
+        step: "docker",
+        program: "docker buildx",
+        source,
+    })?;
     if !status.success() {
-        return Err(PkgError::step(
-            "docker",
-            format!("docker buildx build failed ({status})"),
-        ));
+        return Err(PkgError::Failed {
+            step: "docker",
+            what: "docker buildx build".into(),
+            status,
+            output: String::new(),
+        });
     }
     // Copy the layout's blobs (each verified) and name its root.
     let source = Store::open(&layout)?;
@@ -499,7 +503,7 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
     for e in std::fs::read_dir(&blobs).map_err(PkgError::io("reading", &blobs))? {
         let e = e.map_err(PkgError::io("reading", &blobs))?;
         let digest = slipway_reference::Digest::sha256_from_hex(&e.file_name().to_string_lossy())
-            .map_err(|err| PkgError::step("docker", err.to_string()))?;
+            .map_err(|source| PkgError::BlobName { source })?;
         let size = e
             .metadata()
             .map_err(PkgError::io("reading", e.path()))?

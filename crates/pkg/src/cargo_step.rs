@@ -42,7 +42,11 @@ pub fn rustc_version() -> Result<String, PkgError> {
     let out = Command::new(&rustc)
         .arg("-V")
         .output()
-        .map_err(|e| PkgError::step("cargo", format!("cannot run rustc -V: {e}")))?;
+        .map_err(|source| PkgError::Spawn {
+            step: "cargo",
+            program: "rustc -V",
+            source,
+        })?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -119,21 +123,20 @@ pub fn apply(
         step.bin,
         step.package
     );
-    let out = cmd
-        .output()
-        .map_err(|e| PkgError::step("cargo", format!("cannot run cargo: {e}")))?;
+    let out = cmd.output().map_err(|source| PkgError::Spawn {
+        step: "cargo",
+        program: "cargo",
+        source,
+    })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-        return Err(PkgError::step(
-            "cargo",
-            format!(
-                "building {} failed ({}):\n{}",
-                step.bin,
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ),
-        ));
+        return Err(PkgError::Failed {
+            step: "cargo",
+            what: format!("building {}", step.bin),
+            status: out.status,
+            output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
     }
     let binary = target_dir.join(target).join("release").join(&step.bin);
     let file = std::fs::File::open(&binary).map_err(PkgError::io("opening", &binary))?;

@@ -52,8 +52,54 @@ pub enum PkgError {
     },
     #[error("missing shared libraries in the image:\n{}", missing.join("\n"))]
     MissingLibraries { missing: Vec<String> },
+    /// A step found its input unusable: there is no underlying error, the
+    /// message says what is wrong.
     #[error("{step}: {message}")]
-    Step { step: String, message: String },
+    Step { step: &'static str, message: String },
+    /// A step could not read a file of the image it works on.
+    #[error("{step}: reading {path}: {source}")]
+    Read {
+        step: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing or compressing the package's layer failed.
+    #[error("layer: {what}: {source}")]
+    Layer {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image's config, manifest or index could not be serialised.
+    #[error("image: {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A program a step runs could not be started.
+    #[error("{step}: cannot run {program}: {source}")]
+    Spawn {
+        step: &'static str,
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program a step runs failed; `output` is the end of what it said.
+    #[error("{step}: {what} failed ({status}){}", if output.is_empty() { String::new() } else { format!(":\n{output}") })]
+    Failed {
+        step: &'static str,
+        what: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
+    /// A blob of the OCI layout `docker buildx` wrote is not named by a digest.
+    #[error("docker: {source}")]
+    BlobName {
+        #[source]
+        source: slipway_reference::DigestError,
+    },
 }
 
 impl PkgError {
@@ -69,10 +115,18 @@ impl PkgError {
         }
     }
 
-    pub(crate) fn step(step: impl Into<String>, message: impl Into<String>) -> PkgError {
+    pub(crate) fn step(step: &'static str, message: impl Into<String>) -> PkgError {
         PkgError::Step {
-            step: step.into(),
+            step,
             message: message.into(),
         }
+    }
+
+    pub(crate) fn read(
+        step: &'static str,
+        path: impl Into<String>,
+    ) -> impl FnOnce(std::io::Error) -> PkgError {
+        let path = path.into();
+        move |source| PkgError::Read { step, path, source }
     }
 }

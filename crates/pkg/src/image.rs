@@ -72,9 +72,10 @@ pub fn write_image(
     let tar_hash = HashingWriter::new(gz);
     let tar_hash = tree.write_tar(tar_hash, epoch)?;
     let (gz, diff_id, _) = tar_hash.finish();
-    let counted = gz
-        .finish()
-        .map_err(|e| PkgError::step("layer", format!("compressing: {e}")))?;
+    let counted = gz.finish().map_err(|source| PkgError::Layer {
+        what: "compressing".into(),
+        source,
+    })?;
     let (mut blob, _, layer_size) = counted.finish();
     blob.flush()
         .map_err(PkgError::io("writing", blob.temp_path().to_path_buf()))?;
@@ -105,8 +106,10 @@ pub fn write_image(
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": rfc3339(epoch), "created_by": "slipway pkg build"}],
     });
-    let config_bytes =
-        serde_json::to_vec(&image_config).map_err(|e| PkgError::step("image", e.to_string()))?;
+    let config_bytes = serde_json::to_vec(&image_config).map_err(|source| PkgError::Json {
+        what: "config",
+        source,
+    })?;
     let config_digest = store.put_blob(&config_bytes)?;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -114,8 +117,10 @@ pub fn write_image(
         "config": {"mediaType": OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
         "layers": [{"mediaType": LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer_size}],
     });
-    let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| PkgError::step("image", e.to_string()))?;
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| PkgError::Json {
+        what: "manifest",
+        source,
+    })?;
     let manifest_digest = store.put_blob(&manifest_bytes)?;
     let mut d = Descriptor::new(OCI_MANIFEST, manifest_digest, manifest_bytes.len() as u64);
     d.platform = Some(DescriptorPlatform {
@@ -199,7 +204,10 @@ pub fn tag_index(
         manifests: list,
         extra: serde_json::Map::new(),
     };
-    let bytes = serde_json::to_vec(&index).map_err(|e| PkgError::step("image", e.to_string()))?;
+    let bytes = serde_json::to_vec(&index).map_err(|source| PkgError::Json {
+        what: "index",
+        source,
+    })?;
     let digest = store.put_blob(&bytes)?;
     let d = Descriptor::new(OCI_INDEX, digest, bytes.len() as u64);
     store.set_ref(&reference.to_string(), &d)?;

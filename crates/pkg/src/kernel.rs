@@ -40,7 +40,11 @@ pub fn module_name(path: &str) -> Option<String> {
 }
 
 fn decompress(path: &str, content: &Content) -> Result<Vec<u8>, PkgError> {
-    let err = |e: std::io::Error| PkgError::step("kernel", format!("reading {path}: {e}"));
+    let err = |source| PkgError::Read {
+        step: "kernel",
+        path: path.to_string(),
+        source,
+    };
     let reader = content.open().map_err(err)?;
     let mut out = Vec::new();
     let mut r: Box<dyn Read> = if path.ends_with(".xz") {
@@ -182,7 +186,7 @@ pub fn apply(tree: &mut Tree, step: &KernelStep, epoch: u64) -> Result<(), PkgEr
             ..
         }) => String::from_utf8_lossy(
             &c.read_all(16 << 20)
-                .map_err(|e| PkgError::step("kernel", format!("reading modules.builtin: {e}")))?,
+                .map_err(PkgError::read("kernel", "modules.builtin"))?,
         )
         .lines()
         .filter_map(module_name)

@@ -98,7 +98,7 @@ fn read_db(tree: &Tree, path: &str) -> Result<Vec<String>, PkgError> {
         )) => {
             let bytes = c
                 .read_all(16 << 20)
-                .map_err(|e| PkgError::step("users", format!("reading /{path}: {e}")))?;
+                .map_err(PkgError::read("users", format!("/{path}")))?;
             Ok(String::from_utf8_lossy(&bytes)
                 .lines()
                 .filter(|l| !l.trim().is_empty())
@@ -123,7 +123,7 @@ fn write_db(tree: &mut Tree, path: &str, lines: &[String], mode: u32) -> Result<
     tree.add_bytes(path, text.into_bytes(), mode)
 }
 
-fn check_name(step: &str, name: &str) -> Result<(), PkgError> {
+fn check_name(step: &'static str, name: &str) -> Result<(), PkgError> {
     if name.is_empty() || name.contains([':', '\n', ',']) {
         return Err(PkgError::step(
             step,
@@ -204,7 +204,7 @@ pub fn ca_certificates(tree: &mut Tree, dest: &str) -> Result<(), PkgError> {
     for (path, c) in &certs {
         let mut bytes = c
             .read_all(1 << 20)
-            .map_err(|e| PkgError::step("ca-certificates", format!("reading /{path}: {e}")))?;
+            .map_err(PkgError::read("ca-certificates", format!("/{path}")))?;
         if !bytes.ends_with(b"\n") {
             bytes.push(b'\n');
         }

@@ -328,7 +328,10 @@ pub fn write_tar<'a, W: Write>(
     let mut tar = slipway_tar::TarWriter::new(out);
     let tar_err = |path: &str| {
         let path = path.to_string();
-        move |e: io::Error| PkgError::step("layer", format!("writing {path}: {e}"))
+        move |source: io::Error| PkgError::Layer {
+            what: format!("writing {path}"),
+            source,
+        }
     };
     for (path, entry) in entries {
         let dir_name;
@@ -361,8 +364,10 @@ pub fn write_tar<'a, W: Write>(
                 .map_err(tar_err(path))?,
         }
     }
-    tar.finish()
-        .map_err(|e| PkgError::step("layer", e.to_string()))
+    tar.finish().map_err(|source| PkgError::Layer {
+        what: "finishing the archive".into(),
+        source,
+    })
 }
 
 /// A writer that hashes (sha256) and counts what passes through it.

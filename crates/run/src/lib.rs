@@ -550,6 +550,10 @@ pub fn powerdown(qmp: &Path) -> std::io::Result<()> {
 
 /// Boot and wait for the machine to end. Setting `interrupt` asks the guest
 /// to power off (ACPI), waits up to `grace`, then kills qemu.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the machine's timeout and the grace it gets to power off"
+)]
 pub fn run(
     boot: &Boot,
     options: &Options,

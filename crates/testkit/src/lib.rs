@@ -9,6 +9,11 @@
 //! - [`initramfs`], [`packages`]: what the boot tests boot; [`boot`]: build
 //!   it with `slipway build` and boot it with `slipway run`.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test support: deadlines for the registries and machines tests wait on"
+)]
+
 pub mod boot;
 pub mod files;
 pub mod http;

@@ -301,6 +301,10 @@ fn loader_choice(
 }
 
 /// Resolves, plans, writes; then the summary on standard error.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the summary says how long each step took; the outputs do not depend on it"
+)]
 fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let outputs = outputs(args, crate::context::arch(global)?)?;

@@ -15,7 +15,7 @@ use crate::boot::{
     write_uki,
 };
 use crate::disk::{MIB, RawImage, gcp, qcow2, vhd, vmdk};
-use crate::segments::FormatError;
+use crate::error::FormatError;
 use crate::tar::{TarWriter, finish};
 use slipway_assemble::{BlobSource, EntrySink, Header, Kind, Unit};
 

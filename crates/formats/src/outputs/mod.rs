@@ -22,9 +22,8 @@ pub use format::{Boot, NOT_YET, Output, RequestedFormat, UnknownOutput, clash};
 pub use stage::{OutputFile, write_file};
 
 use crate::boot::{BootFiles, BootLoader};
-use crate::segments::{
-    Compression, FormatError, SegmentCache, UnitReport, Writer, build_units, concatenate,
-};
+use crate::error::FormatError;
+use crate::segments::{Compression, SegmentCache, UnitReport, Writer, build_units, concatenate};
 use crate::tar::{TarWriter, finish};
 use stage::{Staged, commit, io_at, stage};
 

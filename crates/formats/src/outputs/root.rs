@@ -15,8 +15,9 @@ use super::stage::io_at;
 use crate::boot::{BootError, VOLUME_ID};
 use crate::cpio::CpioWriter;
 use crate::erofs::{ErofsOptions, ErofsWriter};
+use crate::error::FormatError;
 use crate::iso::{IsoOptions, IsoWriter};
-use crate::segments::{Compression, FormatError, GZIP_LEVEL};
+use crate::segments::{Compression, GZIP_LEVEL};
 use crate::squashfs::{Compressor, SquashfsOptions, SquashfsWriter};
 
 /// The root the command line names: the first disk or CD plain qemu

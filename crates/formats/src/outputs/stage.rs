@@ -5,21 +5,14 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::segments::FormatError;
+use crate::error::FormatError;
+pub(crate) use crate::error::io_at;
 
 /// A file written.
 #[derive(Clone, Debug)]
 pub struct OutputFile {
     pub path: PathBuf,
     pub bytes: u64,
-}
-
-pub(crate) fn io_at(
-    what: &'static str,
-    path: &Path,
-) -> impl FnOnce(io::Error) -> FormatError + use<> {
-    let path = path.to_path_buf();
-    move |source| FormatError::Io { what, path, source }
 }
 
 /// An output written in full to a temporary file beside its final name,

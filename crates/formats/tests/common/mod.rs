@@ -1,5 +1,7 @@
 //! What the ISO and UKI tests share: running the oracles, reading trees
 //! back, the test kernel and a marker initramfs, qemu with a time limit.
+
+#![allow(clippy::disallowed_methods, reason = "boot deadlines read the clock")]
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod tree;

@@ -285,15 +285,6 @@ impl Store {
                 .cloned()
         }))
     }
-
-    /// The descriptor whose digest is `digest`, from `index.json`.
-    pub fn lookup_digest(&self, digest: &Digest) -> Result<Option<Descriptor>, StoreError> {
-        Ok(self
-            .index()?
-            .manifests
-            .into_iter()
-            .find(|d| &d.digest == digest))
-    }
 }
 
 /// Writes `name` in `dir` through a temporary file and a rename, so readers

@@ -44,6 +44,10 @@ fn sbom_path(args: &BuildArgs) -> anyhow::Result<String> {
 
 /// The SBOM's creation time: now with `--sbom-current-time`, else
 /// `SOURCE_DATE_EPOCH`, else LinuxKit's fixed time.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "--sbom-current-time asks for the wall clock"
+)]
 fn created(args: &BuildArgs, source_date_epoch: Option<u64>) -> u64 {
     if args.sbom_current_time {
         return std::time::SystemTime::now()

@@ -34,10 +34,10 @@ pub type Volumes = BTreeMap<String, bool>;
 /// What goes wrong turning a resolved entry into `config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct OciError(pub String);
+pub struct BundleJsonError(pub String);
 
-fn err(message: impl Into<String>) -> OciError {
-    OciError(message.into())
+fn err(message: impl Into<String>) -> BundleJsonError {
+    BundleJsonError(message.into())
 }
 
 fn s(v: &Option<Sp<String>>) -> &str {
@@ -77,7 +77,7 @@ fn opt_u16(v: &Option<Sp<u16>>) -> Option<Json> {
 }
 
 /// A uid or gid: a number, `root`/empty (0), or a container's name.
-pub fn numeric_id(id: &Id, ids: &IdMap) -> Result<u32, OciError> {
+pub fn numeric_id(id: &Id, ids: &IdMap) -> Result<u32, BundleJsonError> {
     match id {
         Id::Number(n) => Ok(*n),
         Id::Name(name) if name.is_empty() || name == "root" => Ok(0),
@@ -174,7 +174,11 @@ fn default_mountpoint(kind: &str) -> &'static str {
 
 /// Rewrites a volume name used as a bind source to the volume's merged
 /// directory, checking read-only volumes are bound read-only.
-fn volume_source(source: &str, read_only_opt: bool, volumes: &Volumes) -> Result<String, OciError> {
+fn volume_source(
+    source: &str,
+    read_only_opt: bool,
+    volumes: &Volumes,
+) -> Result<String, BundleJsonError> {
     if source.starts_with('/') {
         return Ok(source.to_string());
     }
@@ -192,7 +196,7 @@ fn volume_source(source: &str, read_only_opt: bool, volumes: &Volumes) -> Result
 
 /// The mounts of `config.json`: defaults, then tmpfs, binds and mounts
 /// overriding by destination, sorted by destination.
-fn mounts(r: &Resolved, volumes: &Volumes) -> Result<Vec<OciMount>, OciError> {
+fn mounts(r: &Resolved, volumes: &Volumes) -> Result<Vec<OciMount>, BundleJsonError> {
     let ro = |mut v: Vec<&'static str>| {
         if r.readonly {
             v.push("ro");
@@ -241,12 +245,12 @@ fn mounts(r: &Resolved, volumes: &Volumes) -> Result<Vec<OciMount>, OciError> {
         by_dest.insert(m.destination.clone(), m);
     }
     for t in &r.tmpfs {
-        let (dest, opts) = parse_tmpfs(t).map_err(err)?;
+        let (dest, opts) = parse_tmpfs(t).map_err(|e| err(e.to_string()))?;
         let opts: Vec<&str> = opts.map(|o| o.split(',').collect()).unwrap_or_default();
         by_dest.insert(dest.into(), OciMount::new(dest, "tmpfs", "tmpfs", &opts));
     }
     for b in &r.binds {
-        let bind = parse_bind(b).map_err(err)?;
+        let bind = parse_bind(b).map_err(|e| err(e.to_string()))?;
         let opts: Vec<&str> = match bind.options {
             None => vec!["rw", "rbind", "rshared"],
             Some(o) => o.split(',').chain(["rbind"]).collect(),
@@ -363,7 +367,7 @@ fn device_rule(
 }
 
 /// `linux.devices` and the device cgroup rules they add.
-fn devices(devices: &[Device], rules: &mut Vec<Json>) -> Result<Vec<Json>, OciError> {
+fn devices(devices: &[Device], rules: &mut Vec<Json>) -> Result<Vec<Json>, BundleJsonError> {
     let mut out = Vec::new();
     for d in devices {
         let kind = s(&d.kind);
@@ -541,7 +545,11 @@ fn resources(res: &Resources, extra_rules: Vec<Json>) -> Json {
 }
 
 /// `config.json` for one container, as LinuxKit's `ConfigToOCI` makes it.
-pub fn config_json(r: &Resolved, ids: &IdMap, volumes: &Volumes) -> Result<String, OciError> {
+pub fn config_json(
+    r: &Resolved,
+    ids: &IdMap,
+    volumes: &Volumes,
+) -> Result<String, BundleJsonError> {
     let uid = numeric_id(&r.uid, ids)?;
     let gid = numeric_id(&r.gid, ids)?;
     let additional: Vec<Json> = r

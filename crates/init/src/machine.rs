@@ -1,4 +1,6 @@
-//! Hostname, loopback, resource limits and `/etc/resolv.conf`, as `rc.init`.
+//! The machine's own settings, made after the mounts and modules as
+//! `rc.init` makes them: hostname, loopback, resource limits and
+//! `/etc/resolv.conf`.
 
 use std::path::Path;
 
