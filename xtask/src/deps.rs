@@ -131,6 +131,41 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Backports,
         why: "qemu-img check/compare/info: qcow2, VHD and VMDK oracle",
     },
+    Package {
+        name: "xorriso",
+        suite: Suite::Main,
+        why: "ISOs that slipway run detects and boots; reads the --data ISO back",
+    },
+    Package {
+        name: "isolinux",
+        suite: Suite::Main,
+        why: "isolinux.bin and the isohybrid MBR of the ISOs slipway run boots",
+    },
+    Package {
+        name: "syslinux-common",
+        suite: Suite::Main,
+        why: "ldlinux.c32 and mbr.bin for the BIOS media slipway run boots",
+    },
+    Package {
+        name: "systemd-boot-efi",
+        suite: Suite::Main,
+        why: "the EFI stub of the UKIs slipway run boots",
+    },
+    Package {
+        name: "binutils",
+        suite: Suite::Main,
+        why: "objcopy assembles the UKIs slipway run boots",
+    },
+    Package {
+        name: "ovmf",
+        suite: Suite::Main,
+        why: "UEFI firmware for slipway run's EFI boots",
+    },
+    Package {
+        name: "e2fsprogs",
+        suite: Suite::Main,
+        why: "mkfs.ext4: a filesystem image slipway run must refuse",
+    },
 ];
 
 fn installed(name: &str) -> bool {

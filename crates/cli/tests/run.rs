@@ -112,6 +112,49 @@ fn run_rejects_what_it_cannot_boot() {
     );
     let output = slipway().args(["run", "vbox", "x"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
+
+    // A configuration, random bytes, and a prefix whose kernel is a YAML
+    // file: refused at once with what they are, qemu never started and no
+    // state directory made.
+    let yaml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/minimal.yml");
+    let random = dir.path().join("random.img");
+    let bytes: Vec<u8> = (0u32..1 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(&random, bytes).unwrap();
+    fs::copy(&yaml, dir.path().join("cfg-kernel")).unwrap();
+    fs::write(dir.path().join("cfg-initrd.img"), b"070701").unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let called = dir.path().join("called");
+    let fake = bin.join("qemu-system-x86_64");
+    fs::write(&fake, format!("#!/bin/sh\ntouch '{}'\n", called.display())).unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (target, says) in [
+        (
+            yaml.clone(),
+            "it is a text file (a YAML configuration?), not an image: build it first",
+        ),
+        (random.clone(), "it is a file of unknown kind (it starts "),
+        (
+            dir.path().join("cfg"),
+            "cfg-kernel: it should be a kernel, but it is a text file",
+        ),
+    ] {
+        let output = slipway()
+            .args(["run", "--accel", "tcg"])
+            .arg(&target)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{target:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{target:?}: {stderr}");
+        assert!(!called.exists(), "qemu started for {target:?}");
+    }
+    assert!(!dir.path().join("random-state").exists());
+    assert!(!dir.path().join("cfg-state").exists());
 }
 
 /// `--arch` picks the machine: amd64 starts qemu-system-x86_64 (a stand-in

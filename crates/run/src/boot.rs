@@ -259,19 +259,19 @@ fn from_kind(path: &Path, kind: Kind) -> Result<Boot, RunError> {
             "it is an ISO 9660 image without an El Torito boot record: a data CD (the root \
              filesystem of a kernel+iso build boots through its prefix: `slipway run PREFIX`)",
         )),
-        Kind::Qcow2 => disk("qcow2", false, None),
+        Kind::Qcow2 | Kind::Vhd { dynamic: false } => {
+            // The disk inside says which firmware, when it can be read.
+            let inner = detect::inner_disk(path, &kind).map_err(|source| RunError::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            })?;
+            let format = if kind == Kind::Qcow2 { "qcow2" } else { "vpc" };
+            disk(format, false, inner.map(firmware_for))
+        }
         Kind::Vhd { .. } => disk("vpc", false, None),
         Kind::Vmdk { stream_optimized } => disk("vmdk", stream_optimized, None),
         Kind::VmdkDescriptor => disk("vmdk", false, None),
-        Kind::RawDisk(info) => {
-            // Without boot code a BIOS has nothing to run: UEFI.
-            let firmware = if info.bios_code {
-                Firmware::Bios
-            } else {
-                Firmware::Uefi
-            };
-            disk("raw", false, Some(firmware))
-        }
+        Kind::RawDisk(info) => disk("raw", false, Some(firmware_for(info))),
         Kind::GcpTarball => Ok(Boot::GcpTarball {
             path: path.to_path_buf(),
         }),
@@ -279,6 +279,15 @@ fn from_kind(path: &Path, kind: Kind) -> Result<Boot, RunError> {
             path: path.to_path_buf(),
         }),
         other => Err(refused(path, &other)),
+    }
+}
+
+/// Without boot code a BIOS has nothing to run: UEFI.
+fn firmware_for(info: detect::DiskInfo) -> Firmware {
+    if info.bios_code {
+        Firmware::Bios
+    } else {
+        Firmware::Uefi
     }
 }
 

@@ -230,6 +230,69 @@ fn read_up_to(file: &mut File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The partition table and boot code of the disk inside a qcow2 image or a
+/// fixed VHD, from the guest's first sectors; `None` when they cannot be
+/// read simply (a compressed, encrypted or unallocated first cluster, a
+/// backing file, a dynamic VHD, a VMDK) or hold no MBR. A raw disk's own
+/// [`Kind::RawDisk`] says the same.
+pub fn inner_disk(path: &Path, kind: &Kind) -> io::Result<Option<DiskInfo>> {
+    let mut file = File::open(path)?;
+    let head = match kind {
+        Kind::Vhd { dynamic: false } => read_up_to(&mut file, 0, HEAD)?,
+        Kind::Qcow2 => match qcow2_first_cluster(&mut file)? {
+            Some(head) => head,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if head.len() < SECTOR || head[510..512] != [0x55, 0xaa] {
+        return Ok(None);
+    }
+    Ok(Some(disk_info(&head)))
+}
+
+/// The first cluster of a qcow2 image's guest disk (at most 64 KiB of it):
+/// L1 entry 0, then L2 entry 0 (qcow2's specification, "Cluster mapping").
+fn qcow2_first_cluster(file: &mut File) -> io::Result<Option<Vec<u8>>> {
+    const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+    const COMPRESSED: u64 = 1 << 62;
+    let header = read_up_to(file, 0, 48)?;
+    if header.len() < 48 {
+        return Ok(None);
+    }
+    let be32 =
+        |o: usize| u32::from_be_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
+    let be64 = |b: &[u8], o: usize| {
+        b.get(o..o + 8)
+            .and_then(|x| x.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    let backing = be64(&header, 8).unwrap_or(0);
+    let cluster_bits = be32(20);
+    let encrypted = be32(32) != 0;
+    if backing != 0 || encrypted || !(9..=21).contains(&cluster_bits) || be32(36) == 0 {
+        return Ok(None);
+    }
+    let Some(l1) = be64(&header, 40) else {
+        return Ok(None);
+    };
+    let entry = |file: &mut File, at: u64| -> io::Result<u64> {
+        let bytes = read_up_to(file, at, 8)?;
+        Ok(be64(&bytes, 0).unwrap_or(0))
+    };
+    let l2 = entry(file, l1)? & OFFSET_MASK;
+    if l2 == 0 {
+        return Ok(None);
+    }
+    let cluster = entry(file, l2)?;
+    let offset = cluster & OFFSET_MASK;
+    if cluster & COMPRESSED != 0 || offset == 0 {
+        return Ok(None);
+    }
+    let len = (1usize << cluster_bits).min(HEAD);
+    read_up_to(file, offset, len).map(Some)
+}
+
 /// Classify from the first bytes (`head`), the last 512 (`tail`), the
 /// length, and a reader of ISO sectors (for the El Torito catalog).
 fn classify(

@@ -75,11 +75,21 @@ fn disk_images() {
     let converted = image(root, "qcow2-converted", |p| {
         convert(&raw, p, "qcow2", None);
     });
+    // The disk inside a qcow2 says which firmware it wants.
     assert!(matches!(
         Boot::detect(&converted).unwrap(),
         Boot::Disk {
             format: "qcow2",
             snapshot: false,
+            firmware: Some(Firmware::Bios),
+            ..
+        }
+    ));
+    // An empty one does not.
+    assert!(matches!(
+        Boot::detect(&qcow2).unwrap(),
+        Boot::Disk {
+            format: "qcow2",
             firmware: None,
             ..
         }
@@ -104,6 +114,14 @@ fn disk_images() {
         convert(&raw, p, "vpc", Some("subformat=fixed"));
     });
     assert_eq!(detect(&fixed_disk).unwrap(), Kind::Vhd { dynamic: false });
+    assert!(matches!(
+        Boot::detect(&fixed_disk).unwrap(),
+        Boot::Disk {
+            format: "vpc",
+            firmware: Some(Firmware::Bios),
+            ..
+        }
+    ));
 
     let sparse = image(root, "vmdk", |p| {
         convert(&data, p, "vmdk", None);
@@ -179,9 +197,23 @@ fn gpt_disks_and_efi_applications() {
             esp: true
         })
     );
-    // No BIOS boot code: UEFI without being asked.
+    // No BIOS boot code: UEFI without being asked, also inside a qcow2.
     assert_eq!(
         Boot::detect(&gpt).unwrap().default_firmware(),
+        Firmware::Uefi
+    );
+    let gpt_qcow2 = image(root, "gpt-qcow2", |p| {
+        convert(&gpt, p, "qcow2", None);
+    });
+    assert_eq!(
+        Boot::detect(&gpt_qcow2).unwrap().default_firmware(),
+        Firmware::Uefi
+    );
+    let small_clusters = image(root, "gpt-qcow2-4k", |p| {
+        convert(&gpt, p, "qcow2", Some("cluster_size=4096"));
+    });
+    assert_eq!(
+        Boot::detect(&small_clusters).unwrap().default_firmware(),
         Firmware::Uefi
     );
     let data_gpt = image(root, "gpt-data", |p| {
