@@ -89,5 +89,5 @@ pub enum Command {
     /// Build packages (build.yml directories) into the cache, without Docker
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
