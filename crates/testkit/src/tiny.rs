@@ -49,8 +49,10 @@ for e in /sys/class/input/event*; do
   grep -q "Power Button" "$e/device/name" && dev=/dev/input/$(basename "$e") && break
 done
 [ -n "$dev" ] || echo "NO-POWER-BUTTON"
+# Opened before saying so: a press that comes before the read is kept.
+exec 3< "$dev"
 echo "WAITING-FOR-POWER-BUTTON"
-head -c 24 "$dev" > /dev/null
+head -c 24 <&3 > /dev/null
 echo "POWER-BUTTON-PRESSED"
 "#;
 
