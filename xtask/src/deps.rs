@@ -188,6 +188,11 @@ pub const PACKAGES: &[Package] = &[
         suite: Suite::Main,
         why: "a font for rsvg-convert and chromium to draw the charts' text with",
     },
+    Package {
+        name: "e2fsprogs",
+        suite: Suite::Main,
+        why: "mkfs.ext4: a filesystem image slipway run must refuse",
+    },
 ];
 
 /// A cargo subcommand the checks use, installed from crates.io at a fixed

@@ -92,7 +92,7 @@ pub enum Command {
     /// Build packages (build.yml directories) into the cache, without Docker
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a saved boot timeline as text, or draw it as an SVG boot chart
     Timeline(TimelineArgs),
     /// Compare the size reports of two builds

@@ -11,10 +11,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use slipway_run::{Accel, Boot, Options, run};
+use slipway_run::{Accel, Boot, Interrupt, Options, run};
 use slipway_testkit::initramfs::{kernel_dir, need};
 use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
 
@@ -206,11 +205,6 @@ fn boot(work: &Path, kernel: &Path, initrd: &Path, cmdline: &str) -> slipway_run
     options.mem_mb = 512;
     options.echo = false;
     options.timeout = Some(Duration::from_secs(180));
-    run(
-        &boot,
-        &options,
-        &AtomicBool::new(false),
-        Duration::from_secs(10),
-    )
-    .unwrap()
+    options.grace = Duration::from_secs(10);
+    run(&boot, &options, &Interrupt::new()).unwrap()
 }

@@ -9,11 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use slipway_layout::timeline::{Entry, Event};
-use slipway_run::{Accel, Boot, Options, Outcome, run};
+use slipway_run::{Accel, Boot, Interrupt, Options, Outcome, run};
 use slipway_testkit::initramfs::{self, Spec, kernel_dir, need};
 
 fn ms(timeline: &[Entry], event: Event, name: Option<&str>) -> u64 {
@@ -42,13 +41,8 @@ fn boot_once(work: &Path, initrd: &Path, runtime: &str, cpus: u32, extra: &str) 
     options.mem_mb = 512;
     options.echo = false;
     options.timeout = Some(Duration::from_secs(180));
-    run(
-        &boot,
-        &options,
-        &AtomicBool::new(false),
-        Duration::from_secs(10),
-    )
-    .unwrap()
+    options.grace = Duration::from_secs(10);
+    run(&boot, &options, &Interrupt::new()).unwrap()
 }
 
 fn boot_with(runtime: &str, spec: Spec) {

@@ -8,6 +8,8 @@
 //! - [`FileServer`]: plain HTTP files on loopback (a copy of a Debian suite).
 //! - [`initramfs`], [`packages`]: what the boot tests boot; [`boot`]: build
 //!   it with `slipway build` and boot it with `slipway run`.
+//! - [`tiny`]: a busybox initramfs that boots in seconds; [`media`]: UKIs,
+//!   ISOs and disks made with the standard tools.
 
 #![allow(
     clippy::disallowed_methods,
@@ -19,12 +21,14 @@ pub mod files;
 pub mod http;
 pub mod image;
 pub mod initramfs;
+pub mod media;
 pub mod mock;
 pub mod packages;
 pub mod proxy;
 pub mod push;
 pub mod python;
 pub mod registry;
+pub mod tiny;
 pub mod tls;
 
 use std::net::SocketAddr;
