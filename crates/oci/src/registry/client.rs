@@ -283,6 +283,43 @@ impl RegistryClient {
         }
     }
 
+    /// Downloads `url` (`http://` or `https://`, trusting the same CAs as
+    /// registry requests), refusing more than `limit` bytes. For files named
+    /// by URL, such as configurations; no authentication, no retries.
+    pub async fn download(&self, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
+        let fail = |reason: String| RegistryError::Download {
+            url: url.to_string(),
+            reason,
+        };
+        let too_large = || fail(format!("it is larger than the limit of {limit} bytes"));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(fail("only http:// and https:// URLs can be fetched".into()));
+        }
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(fail(format!("the server answered {status}")));
+        }
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| fail(error_chain(&e)))?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
     fn transport_error(&self, reference: &str, url: &str, source: reqwest::Error) -> RegistryError {
         if source.is_timeout() {
             RegistryError::Stalled {
@@ -706,6 +743,22 @@ fn url_encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// An error and its causes, `: `-separated: reqwest's own message alone
+/// hides the reason (a refused connection, an unknown certificate).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]
