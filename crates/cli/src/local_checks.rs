@@ -106,7 +106,7 @@ pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
 }
 
 /// The reason alone, without Rust's `(os error N)` suffix.
-fn io_reason(err: &std::io::Error) -> String {
+pub fn io_reason(err: &std::io::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_owned(),

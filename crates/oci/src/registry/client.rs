@@ -52,7 +52,8 @@ pub struct Mirror {
 
 impl Mirror {
     /// LinuxKit's `--mirror` syntax: `URL` mirrors Docker Hub,
-    /// `REGISTRY=URL` mirrors that registry. A URL without a scheme is HTTPS.
+    /// `REGISTRY=URL` mirrors that registry. A URL needs a scheme, except on
+    /// loopback (`localhost:5000`), which is plain HTTP.
     pub fn parse(text: &str) -> Result<Mirror, RegistryError> {
         let text = text.trim();
         let (registry, url) = match text.split_once('=') {
@@ -68,8 +69,15 @@ impl Mirror {
         let url = url.trim_end_matches('/');
         let url = if url.contains("://") {
             url.to_string()
+        } else if slipway_reference::is_loopback_host(url.split('/').next().unwrap_or(url)) {
+            // A loopback mirror is plain HTTP, as loopback registries are.
+            format!("http://{url}")
         } else {
-            format!("https://{url}")
+            // LinuxKit refuses a mirror without a scheme too; guessing
+            // HTTPS would fail later with a TLS error instead.
+            return Err(bad(&format!(
+                "the URL has no scheme; write https://{url} (or http://{url} for a plain-HTTP mirror)"
+            )));
         };
         let rest = url
             .strip_prefix("https://")
@@ -771,10 +779,21 @@ mod tests {
         assert_eq!(hub.registry, "docker.io");
         assert_eq!(hub.url, "http://127.0.0.1:5000");
         assert_eq!(hub.host(), "127.0.0.1:5000");
-        let named = Mirror::parse("quay.io=mirror.example:8443/quay").unwrap();
+        let named = Mirror::parse("quay.io=https://mirror.example:8443/quay").unwrap();
         assert_eq!(named.registry, "quay.io");
         assert_eq!(named.url, "https://mirror.example:8443/quay");
         assert_eq!(named.host(), "mirror.example:8443");
+        for (loopback, url) in [
+            ("localhost:5055", "http://localhost:5055"),
+            ("127.0.0.1:5000/hub", "http://127.0.0.1:5000/hub"),
+            ("[::1]:5000", "http://[::1]:5000"),
+        ] {
+            assert_eq!(Mirror::parse(loopback).unwrap().url, url);
+        }
+        let err = Mirror::parse("mirror.example:5000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://mirror.example:5000"), "{err}");
         assert_eq!(
             Mirror::parse("index.docker.io=https://m").unwrap().registry,
             "docker.io"

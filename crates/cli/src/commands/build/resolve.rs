@@ -18,6 +18,7 @@ use super::BuildArgs;
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::context::{PARALLEL_IMAGES, arch, cache_dir, client, runtime};
+use crate::output::outln;
 use crate::progress::ProgressDisplay;
 use crate::report::chain;
 
@@ -306,7 +307,7 @@ pub fn print_resolved(
     loaded: &Loaded,
 ) -> anyhow::Result<Outcome> {
     for line in resolve_config(args, global, loaded)?.lines {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(Outcome::Success)
 }
