@@ -83,6 +83,14 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         PkgCommand::ShowTag { dir } => {
             let reference = slipway_pkg::show_tag(dir).map_err(render)?;
             outln!("{reference}")?;
+            if let Some(epoch) = slipway_pkg::tag::epoch_in_tags()
+                && global.level() > 0
+            {
+                // Standard output stays the tag alone, for scripts.
+                eprintln!(
+                    "slipway: note: this tag includes SOURCE_DATE_EPOCH={epoch:?}; without it, or with another value, the tag differs"
+                );
+            }
             Ok(Outcome::Success)
         }
         PkgCommand::Build {

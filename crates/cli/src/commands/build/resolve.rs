@@ -231,13 +231,15 @@ impl Packages {
             Err(PkgError::NotBuilt {
                 reference,
                 platform: wanted,
+                epoch,
                 ..
             }) => {
+                let note = slipway_pkg::tag::epoch_note(epoch.as_deref());
                 if args.build_packages {
-                    build_package(dir, &reference, args, global, store, arch)
+                    build_package(dir, &reference, &note, args, global, store, arch)
                 } else {
                     Err(format!(
-                        "{reference} ({wanted}) is not in the cache at {}; build it with `{}`, or build this configuration with --build-packages",
+                        "{reference} ({wanted}) is not in the cache at {}{note}; build it with `{}`, or build this configuration with --build-packages",
                         store.root().display(),
                         pkg_build_command(dir, global)
                     ))
@@ -255,6 +257,7 @@ impl Packages {
 fn build_package(
     dir: &Path,
     reference: &str,
+    note: &str,
     args: &BuildArgs,
     global: &GlobalArgs,
     store: &Store,
@@ -262,7 +265,7 @@ fn build_package(
 ) -> Result<Reference, String> {
     if global.level() > 0 {
         eprintln!(
-            "slipway: building package {} ({reference} is not in the cache)",
+            "slipway: building package {} ({reference} is not in the cache{note})",
             dir.display()
         );
     }
