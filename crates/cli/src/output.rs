@@ -26,21 +26,23 @@ pub fn write_str(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Whether the error, or any error it wraps, is a write to a closed pipe
-/// (the reader of `slipway build -o - | head` has had enough).
+/// Whether the error, or any error it wraps, is a write to a closed pipe,
+/// and standard output is that pipe (the reader of `slipway build -o - |
+/// head` has had enough). A broken pipe to anything else stays an error.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(cause);
-        while let Some(e) = next {
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                return true;
+    stdout_reader_gone()
+        && err.chain().any(|cause| {
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+            while let Some(e) = next {
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                {
+                    return true;
+                }
+                next = e.source();
             }
-            next = e.source();
-        }
-        false
-    })
+            false
+        })
 }
 
 /// The error and its causes, each cause once: a cause whose text the
@@ -55,4 +57,16 @@ pub fn error_text(err: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+/// Linux reports `POLLERR` on a pipe's write end once no reader is left.
+fn stdout_reader_gone() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
 }
