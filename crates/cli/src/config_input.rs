@@ -8,17 +8,45 @@ use clap::Args;
 use slipway_config::{Input, LoadError, Loaded};
 
 use crate::cli::GlobalArgs;
+use crate::context;
 use crate::local_checks;
 use crate::report::report_diagnostics;
 
 #[derive(Debug, Args)]
 pub struct ConfigFiles {
-    /// Configuration files, merged in order; `-` reads standard input
+    /// Configuration files, merged in order; `-` reads standard input, an
+    /// `http://` or `https://` URL is downloaded
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 }
 
-fn read_input(arg: &str) -> anyhow::Result<Input> {
+/// Whether a command-line argument names a configuration by URL.
+pub fn is_url(arg: &str) -> bool {
+    arg.starts_with("http://") || arg.starts_with("https://")
+}
+
+/// Downloads a configuration named by URL, with the registries' TLS
+/// options (`--cert-file`) and the files' size limit. Its `files[].source`
+/// paths stay relative to the working directory, as LinuxKit's do.
+fn fetch_input(url: &str, global: &GlobalArgs) -> anyhow::Result<Input> {
+    let client = context::client(global)?;
+    let limit = slipway_config::yaml::MAX_FILE_BYTES as u64;
+    // A small runtime of its own: nothing else runs while configurations load.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bytes = runtime.block_on(client.download(url, limit))?;
+    Ok(Input {
+        name: url.to_string(),
+        base_dir: std::env::current_dir().context("finding the working directory")?,
+        bytes,
+    })
+}
+
+fn read_input(arg: &str, global: &GlobalArgs) -> anyhow::Result<Input> {
+    if is_url(arg) {
+        return fetch_input(arg, global);
+    }
     if arg == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
@@ -58,11 +86,14 @@ fn read_input(arg: &str) -> anyhow::Result<Input> {
 
 /// Load and validate, including the checks of local paths (`@pkg:`
 /// directories, `files[].source`); nothing is printed.
-pub fn load_checked(files: &ConfigFiles) -> anyhow::Result<Result<Loaded, LoadError>> {
+pub fn load_checked(
+    files: &ConfigFiles,
+    global: &GlobalArgs,
+) -> anyhow::Result<Result<Loaded, LoadError>> {
     let inputs = files
         .files
         .iter()
-        .map(|f| read_input(f))
+        .map(|f| read_input(f, global))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let loaded = match slipway_config::load(inputs) {
         Ok(loaded) => loaded,
@@ -83,7 +114,7 @@ pub fn load_checked(files: &ConfigFiles) -> anyhow::Result<Result<Loaded, LoadEr
 
 /// Load and validate; diagnostics are printed. `None` when there were errors.
 pub fn load_config(files: &ConfigFiles, global: &GlobalArgs) -> anyhow::Result<Option<Loaded>> {
-    match load_checked(files)? {
+    match load_checked(files, global)? {
         Ok(loaded) => {
             if global.level() > 0 {
                 report_diagnostics(&loaded.sources, &loaded.warnings);

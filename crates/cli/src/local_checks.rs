@@ -1,11 +1,14 @@
 //! What can be checked about a configuration on this machine, before any
 //! network: `@pkg:` directories and `files[].source` paths. The config
 //! crate does no file I/O, so these checks live here, located with the
-//! config's spans like its own diagnostics.
+//! config's spans like its own diagnostics. A configuration fetched by URL
+//! has no directory, so `@pkg:` in one is refused here too.
 
 use std::path::{Path, PathBuf};
 
 use slipway_config::{Diagnostic, Diagnostics, Loaded};
+
+use crate::config_input::is_url;
 
 /// `files[].source` as `build` reads it: `~/` is the home directory, other
 /// relative paths are relative to `source_dir` (LinuxKit: the working
@@ -24,7 +27,19 @@ pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
     let mut out = Diagnostics::new();
     for package in &loaded.packages {
         let dir = &package.value.dir;
-        if !dir.is_dir() {
+        if is_url(loaded.sources.name(package.span.file)) {
+            // No directory to build it from: LinuxKit refuses it too.
+            out.push(
+                Diagnostic::error(
+                    "package-in-fetched-config",
+                    package.span,
+                    "`@pkg:` cannot be used in a configuration fetched by URL",
+                )
+                .with_help(
+                    "download the configuration with its package directories and build it from a file",
+                ),
+            );
+        } else if !dir.is_dir() {
             out.push(
                 Diagnostic::error(
                     "package-missing",
@@ -91,7 +106,7 @@ pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
 }
 
 /// The reason alone, without Rust's `(os error N)` suffix.
-fn io_reason(err: &std::io::Error) -> String {
+pub fn io_reason(err: &std::io::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_owned(),

@@ -5,6 +5,7 @@ mod commands;
 mod config_input;
 mod context;
 mod local_checks;
+mod output;
 mod progress;
 mod report;
 
@@ -39,8 +40,10 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),
+        // The reader of standard output has gone: what it wanted, it got.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("slipway: error: {err:#}");
+            eprintln!("slipway: error: {}", output::error_text(&err));
             ExitCode::from(1)
         }
     }

@@ -476,3 +476,71 @@ fn a_debian_package_the_suite_lacks_and_a_tampered_index() {
         .collect();
     assert!(kept.is_empty(), "{kept:?}");
 }
+
+/// `SOURCE_DATE_EPOCH` is part of every package's tag, so setting it after
+/// the packages were built makes them "missing": every message that can
+/// follow names it.
+#[test]
+fn source_date_epoch_is_named_where_it_changed_a_tag() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("demo");
+    demo_package(&dir, "test");
+    let file = config(work.path());
+    let cache = work.path().join("cache");
+    let plain = |cmd: &mut Command| {
+        cmd.env_remove("SOURCE_DATE_EPOCH");
+        run(cmd)
+    };
+    let epoch = |cmd: &mut Command| {
+        cmd.env("SOURCE_DATE_EPOCH", "1700000000");
+        run(cmd)
+    };
+    let named = "SOURCE_DATE_EPOCH=\"1700000000\" is set";
+    ok(plain(slipway(&cache).args(["pkg", "build"]).arg(&dir)));
+    let build = |extra: &[&str]| {
+        let mut cmd = slipway(&cache);
+        cmd.args(["build", "--offline"])
+            .args(extra)
+            .arg("-o")
+            .arg(work.path().join("out.tar"))
+            .arg(&file);
+        cmd
+    };
+    ok(plain(&mut build(&[])));
+
+    // The offline build with it set: the missing package, and why.
+    let text = failed(epoch(&mut build(&[])));
+    assert!(
+        text.contains(&format!("{}:3:12: error: @pkg:", file.display())),
+        "{text}"
+    );
+    assert!(text.contains("is not in the cache"), "{text}");
+    assert!(text.contains(named), "{text}");
+    // Without it, the same failure says nothing of it.
+    let other = work.path().join("other-cache");
+    let text = failed(plain(
+        slipway(&other)
+            .args(["build", "--offline", "-o"])
+            .arg(work.path().join("out2.tar"))
+            .arg(&file),
+    ));
+    assert!(text.contains("is not in the cache"), "{text}");
+    assert!(!text.contains("SOURCE_DATE_EPOCH"), "{text}");
+
+    // show-tag: the tag alone on standard output, the note on standard error.
+    let without = ok(plain(slipway(&cache).args(["pkg", "show-tag"]).arg(&dir)));
+    assert_eq!(stderr(&without), "");
+    let with = ok(epoch(slipway(&cache).args(["pkg", "show-tag"]).arg(&dir)));
+    assert_ne!(stdout(&with), stdout(&without));
+    assert_eq!(stdout(&with).lines().count(), 1);
+    assert!(
+        stderr(&with).contains("SOURCE_DATE_EPOCH=\"1700000000\""),
+        "{}",
+        stderr(&with)
+    );
+
+    // --build-packages says why it builds again.
+    let o = ok(epoch(&mut build(&["--build-packages"])));
+    assert!(stderr(&o).contains("building package"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(named), "{}", stderr(&o));
+}

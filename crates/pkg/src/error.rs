@@ -31,10 +31,11 @@ pub enum PkgError {
     #[error(transparent)]
     Deb(#[from] crate::deb::DebError),
     #[error(
-        "{} ({}) is not in the cache at {}; build it with: slipway pkg build {}",
+        "{} ({}) is not in the cache at {}{}; build it with: slipway pkg build {}",
         reference,
         platform,
         cache.display(),
+        crate::tag::epoch_note(epoch.as_deref()),
         dir.display()
     )]
     NotBuilt {
@@ -42,6 +43,8 @@ pub enum PkgError {
         platform: String,
         dir: PathBuf,
         cache: PathBuf,
+        /// `SOURCE_DATE_EPOCH` when it was part of the tag.
+        epoch: Option<String>,
     },
     /// A problem with something `build.yml` names, where it is named.
     #[error("{location}: error: {source}")]

@@ -58,6 +58,7 @@ pub fn package_reference(
             platform: platform.to_string(),
             dir: dir.to_path_buf(),
             cache: store.root().to_path_buf(),
+            epoch: tag::epoch_in_tags(),
         }),
         Err(e) => Err(e.into()),
     }

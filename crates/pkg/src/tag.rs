@@ -122,11 +122,30 @@ pub fn input_hash(def: &PackageDef) -> Result<String, PkgError> {
         }
         h.update(rustc_version()?.as_bytes());
     }
-    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+    if let Some(epoch) = epoch_in_tags() {
         h.update(b"epoch:");
         h.update(epoch.as_bytes());
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// `SOURCE_DATE_EPOCH` as the tags hash it: its value whenever it is set.
+pub fn epoch_in_tags() -> Option<String> {
+    std::env::var_os("SOURCE_DATE_EPOCH").map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Why a tag may differ from the one images were built under: appended to
+/// every message about a package missing from the cache, since a
+/// `SOURCE_DATE_EPOCH` set (or changed) since the build changes every tag.
+/// Empty when it is not set.
+pub fn epoch_note(epoch: Option<&str>) -> String {
+    match epoch {
+        Some(value) => format!(
+            " (SOURCE_DATE_EPOCH={value:?} is set and is part of every package's tag: \
+             packages built without it, or with another value, have other tags)"
+        ),
+        None => String::new(),
+    }
 }
 
 /// The tag: `build.yml`'s template with `{{.Hash}}` expanded.

@@ -23,5 +23,5 @@ pub use digest::{Algorithm, Digest, DigestError};
 pub use platform::{Arch, Platform, PlatformError};
 pub use reference::{
     DEFAULT_TAG, DOCKER_HUB_DOMAIN, DOCKER_HUB_LEGACY_DOMAIN, DOCKER_HUB_REGISTRY_HOST,
-    OFFICIAL_NAMESPACE, REPOSITORY_MAX_LEN, Reference, ReferenceError,
+    OFFICIAL_NAMESPACE, REPOSITORY_MAX_LEN, Reference, ReferenceError, is_loopback_host,
 };

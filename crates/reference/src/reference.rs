@@ -296,12 +296,7 @@ impl Reference {
     /// Whether the registry is a loopback address (`localhost`, `127.0.0.0/8`,
     /// `[::1]`, any port): plain HTTP is allowed there.
     pub fn is_loopback_registry(&self) -> bool {
-        let host = host_of(&self.domain);
-        if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            return v6.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
-        }
-        host.eq_ignore_ascii_case("localhost")
-            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.domain)
     }
 
     /// The host to contact for the registry API: Docker Hub's `docker.io` is
@@ -349,6 +344,17 @@ fn check_repository(repository: &str, input: &str) -> Result<(), ReferenceError>
 }
 
 /// The host part of a domain, without the port (brackets kept for IPv6).
+/// Whether `host[:port]` is a loopback address (`localhost`, `127.0.0.0/8`,
+/// `[::1]`), where plain HTTP is allowed.
+pub fn is_loopback_host(domain: &str) -> bool {
+    let host = host_of(domain);
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn host_of(domain: &str) -> &str {
     if domain.starts_with('[') {
         match domain.find(']') {

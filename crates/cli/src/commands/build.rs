@@ -245,6 +245,28 @@ fn destination(args: &BuildArgs) -> Destination {
     }
 }
 
+/// `-o DIR/x.tar` and `--dir DIR` alike create a missing `DIR` (and its
+/// parents), as `mkdir -p` would.
+fn create_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(err) = std::fs::create_dir_all(dir)
+    {
+        // "File exists" would hide which part is in the way.
+        let reason = match dir
+            .ancestors()
+            .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
+        {
+            Some(file) => format!("{} is not a directory", file.display()),
+            None => crate::local_checks::io_reason(&err),
+        };
+        anyhow::bail!(
+            "cannot create the output directory {}: {reason}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -255,10 +277,10 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Failure);
     };
     if args.dry_run {
-        print!(
-            "{}",
-            slipway_config::print::to_yaml(&slipway_config::print::ToOut::to_out(&loaded.config))
-        );
+        crate::output::write_str(&slipway_config::print::to_yaml(
+            &slipway_config::print::ToOut::to_out(&loaded.config),
+        ))
+        .context("writing the configuration to standard output")?;
         return Ok(Outcome::Success);
     }
     if args.resolve_only {
@@ -378,15 +400,13 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
             (Vec::new(), reports)
         }
         Destination::File(path) => {
+            create_parent(path)?;
             let docker = outputs.first() == Some(&Output::Docker);
             let (file, reports) = write_tar_file(path, &unit_refs, &store, &cache, docker)?;
             (vec![file], reports)
         }
         Destination::Files(base) => {
-            if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
+            create_parent(base)?;
             let options = OutputOptions {
                 compression,
                 disk_size,

@@ -10,6 +10,7 @@ use slipway_reference::{Platform, Reference};
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::context::{PARALLEL_IMAGES, cache_dir, client, platform, runtime};
+use crate::output::outln;
 use crate::progress::ProgressDisplay;
 use crate::report::chain;
 
@@ -103,12 +104,12 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     .iter()
                     .map(|(name, d)| serde_json::json!({"name": name, "digest": d.digest.to_string(), "mediaType": d.media_type}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?)?;
             } else {
                 let width = refs.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
-                println!("{:<width$}  DIGEST", "IMAGE");
+                outln!("{:<width$}  DIGEST", "IMAGE")?;
                 for (name, d) in &refs {
-                    println!("{name:<width$}  {}", d.digest);
+                    outln!("{name:<width$}  {}", d.digest)?;
                 }
             }
         }
@@ -139,7 +140,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 match result {
                     Ok(images) => {
                         for image in images {
-                            println!("{} {}", image.reference, image.digest());
+                            outln!("{} {}", image.reference, image.digest())?;
                         }
                     }
                     Err(e) => {
@@ -169,7 +170,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     report.digest
                 );
             }
-            println!("{target} {}", report.digest);
+            outln!("{target} {}", report.digest)?;
         }
         CacheCommand::Rm { refs } => {
             let mut outcome = Outcome::Success;
@@ -214,7 +215,7 @@ fn import(store: &Store, file: &str) -> anyhow::Result<()> {
         eprintln!("slipway: warning: {file} holds no image");
     }
     for (name, d) in &report.images {
-        println!("{name} {}", d.digest);
+        outln!("{name} {}", d.digest)?;
     }
     Ok(())
 }
@@ -329,16 +330,16 @@ fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
         }
     };
     for name in &report.removed_refs {
-        println!("removed image {name}");
+        outln!("removed image {name}")?;
     }
     for digest in &report.removed_blobs {
-        println!("removed blob {digest}");
+        outln!("removed blob {digest}")?;
     }
     for path in &report.removed_temp_files {
-        println!("removed temporary file {}", path.display());
+        outln!("removed temporary file {}", path.display())?;
     }
     if report.removed_segments > 0 {
-        println!("removed {} cached segments", report.removed_segments);
+        outln!("removed {} cached segments", report.removed_segments)?;
     }
     eprintln!(
         "slipway: freed {} ({} blobs, {} temporary files, {} segments)",
@@ -353,21 +354,21 @@ fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
 fn verify(store: &Store) -> anyhow::Result<Outcome> {
     let report = store.verify()?;
     for digest in &report.corrupt {
-        println!("corrupt blob {digest}: deleted");
+        outln!("corrupt blob {digest}: deleted")?;
     }
     for name in &report.dropped_refs {
-        println!("image {name}: its manifest is gone; removed from the cache");
+        outln!("image {name}: its manifest is gone; removed from the cache")?;
     }
     for damaged in &report.incomplete {
         let missing: Vec<String> = damaged.missing.iter().map(ToString::to_string).collect();
-        println!(
+        outln!(
             "image {}: missing {} (pull it again)",
             damaged.name,
             missing.join(", ")
-        );
+        )?;
     }
     for (name, absent) in &report.partial {
-        println!("image {name}: platforms not cached: {}", absent.join(", "));
+        outln!("image {name}: platforms not cached: {}", absent.join(", "))?;
     }
     eprintln!(
         "slipway: checked {} blobs ({})",

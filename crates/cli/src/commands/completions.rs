@@ -1,5 +1,7 @@
 //! `slipway completions SHELL`.
 
+use std::io::Write;
+
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
@@ -14,6 +16,12 @@ pub struct CompletionsArgs {
 
 pub fn run(args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "slipway", &mut std::io::stdout());
+    // Generated into memory: clap_complete panics on a failed write, and a
+    // closed pipe is not worth a panic.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "slipway", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use slipway_reference::{Arch, Reference};
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::context::{cache_dir, client, runtime};
+use crate::output::outln;
 
 #[derive(Debug, Args)]
 pub struct PkgArgs {
@@ -81,7 +82,15 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     match &args.command {
         PkgCommand::ShowTag { dir } => {
             let reference = slipway_pkg::show_tag(dir).map_err(render)?;
-            println!("{reference}");
+            outln!("{reference}")?;
+            if let Some(epoch) = slipway_pkg::tag::epoch_in_tags()
+                && global.level() > 0
+            {
+                // Standard output stays the tag alone, for scripts.
+                eprintln!(
+                    "slipway: note: this tag includes SOURCE_DATE_EPOCH={epoch:?}; without it, or with another value, the tag differs"
+                );
+            }
             Ok(Outcome::Success)
         }
         PkgCommand::Build {
@@ -121,7 +130,7 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 if built.cached {
                     eprintln!("slipway: {} is up to date in the cache", built.reference);
                 }
-                println!("{} {}", built.reference, built.index.digest);
+                outln!("{} {}", built.reference, built.index.digest)?;
                 if let Some(target) = &targets {
                     let target = target.for_package(&built.reference)?;
                     let client = client(global)?;

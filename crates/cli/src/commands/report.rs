@@ -39,7 +39,7 @@ pub fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Outcome> {
     match &args.command {
         ReportCommand::Diff { a, b } => {
             let (a, b) = (load(a)?, load(b)?);
-            print!("{}", diff(&a, &b));
+            crate::output::write_str(&diff(&a, &b))?;
             Ok(Outcome::Success)
         }
     }

@@ -86,6 +86,6 @@ pub fn run(args: &TimelineArgs, _global: &GlobalArgs) -> anyhow::Result<Outcome>
         .file_stem()
         .map_or_else(|| "timeline".into(), |s| s.to_string_lossy().into_owned());
     save(&entries, None, args.svg.as_deref(), &name)?;
-    print!("{}", slipway_report::chart::text(&entries));
+    crate::output::write_str(&slipway_report::chart::text(&entries))?;
     Ok(Outcome::Success)
 }

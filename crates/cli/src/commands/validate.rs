@@ -25,7 +25,7 @@ pub struct ValidateArgs {
 
 pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     if args.json {
-        return match load_checked(&args.files)? {
+        return match load_checked(&args.files, global)? {
             Ok(loaded) => print_json(&loaded.sources, &loaded.warnings),
             Err(err) => print_json(&err.sources, &err.diagnostics),
         };

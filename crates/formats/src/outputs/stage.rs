@@ -15,6 +15,21 @@ pub struct OutputFile {
     pub bytes: u64,
 }
 
+/// The OS's reason for an I/O error, without Rust's `(os error N)` or a
+/// wrapper's own additions.
+fn os_reason(err: &io::Error) -> String {
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.source())
+        .and_then(|e| e.downcast_ref::<io::Error>())
+        .unwrap_or(err);
+    let text = inner.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
 /// An output written in full to a temporary file beside its final name,
 /// not yet renamed.
 pub(crate) struct Staged {
@@ -59,7 +74,10 @@ pub(crate) fn stage_file(
         .prefix(".slipway-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
-        .map_err(io_at("creating a temporary file in", dir))?;
+        // tempfile's error names the temporary file, which means nothing
+        // to the user; the directory and the reason are what matter.
+        .map_err(|e| io::Error::new(e.kind(), os_reason(&e)))
+        .map_err(io_at("cannot write in", dir))?;
     f(tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(io_at("syncing", path))?;
     let bytes = tmp

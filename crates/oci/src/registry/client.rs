@@ -52,7 +52,8 @@ pub struct Mirror {
 
 impl Mirror {
     /// LinuxKit's `--mirror` syntax: `URL` mirrors Docker Hub,
-    /// `REGISTRY=URL` mirrors that registry. A URL without a scheme is HTTPS.
+    /// `REGISTRY=URL` mirrors that registry. A URL needs a scheme, except on
+    /// loopback (`localhost:5000`), which is plain HTTP.
     pub fn parse(text: &str) -> Result<Mirror, RegistryError> {
         let text = text.trim();
         let (registry, url) = match text.split_once('=') {
@@ -68,8 +69,15 @@ impl Mirror {
         let url = url.trim_end_matches('/');
         let url = if url.contains("://") {
             url.to_string()
+        } else if slipway_reference::is_loopback_host(url.split('/').next().unwrap_or(url)) {
+            // A loopback mirror is plain HTTP, as loopback registries are.
+            format!("http://{url}")
         } else {
-            format!("https://{url}")
+            // LinuxKit refuses a mirror without a scheme too; guessing
+            // HTTPS would fail later with a TLS error instead.
+            return Err(bad(&format!(
+                "the URL has no scheme; write https://{url} (or http://{url} for a plain-HTTP mirror)"
+            )));
         };
         let rest = url
             .strip_prefix("https://")
@@ -281,6 +289,43 @@ impl RegistryClient {
             tracing::debug!("{error}; retrying (attempt {})", attempt + 1);
             tokio::time::sleep(self.backoff(attempt - 1)).await;
         }
+    }
+
+    /// Downloads `url` (`http://` or `https://`, trusting the same CAs as
+    /// registry requests), refusing more than `limit` bytes. For files named
+    /// by URL, such as configurations; no authentication, no retries.
+    pub async fn download(&self, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
+        let fail = |reason: String| RegistryError::Download {
+            url: url.to_string(),
+            reason,
+        };
+        let too_large = || fail(format!("it is larger than the limit of {limit} bytes"));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(fail("only http:// and https:// URLs can be fetched".into()));
+        }
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(fail(format!("the server answered {status}")));
+        }
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| fail(error_chain(&e)))?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     fn transport_error(&self, reference: &str, url: &str, source: reqwest::Error) -> RegistryError {
@@ -708,6 +753,22 @@ fn url_encode(value: &str) -> String {
     out
 }
 
+/// An error and its causes, `: `-separated: reqwest's own message alone
+/// hides the reason (a refused connection, an unknown certificate).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,10 +779,21 @@ mod tests {
         assert_eq!(hub.registry, "docker.io");
         assert_eq!(hub.url, "http://127.0.0.1:5000");
         assert_eq!(hub.host(), "127.0.0.1:5000");
-        let named = Mirror::parse("quay.io=mirror.example:8443/quay").unwrap();
+        let named = Mirror::parse("quay.io=https://mirror.example:8443/quay").unwrap();
         assert_eq!(named.registry, "quay.io");
         assert_eq!(named.url, "https://mirror.example:8443/quay");
         assert_eq!(named.host(), "mirror.example:8443");
+        for (loopback, url) in [
+            ("localhost:5055", "http://localhost:5055"),
+            ("127.0.0.1:5000/hub", "http://127.0.0.1:5000/hub"),
+            ("[::1]:5000", "http://[::1]:5000"),
+        ] {
+            assert_eq!(Mirror::parse(loopback).unwrap().url, url);
+        }
+        let err = Mirror::parse("mirror.example:5000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://mirror.example:5000"), "{err}");
         assert_eq!(
             Mirror::parse("index.docker.io=https://m").unwrap().registry,
             "docker.io"

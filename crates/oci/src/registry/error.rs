@@ -69,6 +69,9 @@ pub enum RegistryError {
     },
     #[error("offline, and the cache lacks {}: {}", if missing.len() == 1 { "this image" } else { "these images" }, missing.join(", "))]
     Offline { missing: Vec<String> },
+    /// A plain download (a configuration named by URL) failed.
+    #[error("cannot fetch {url}: {reason}")]
+    Download { url: String, reason: String },
     #[error("setting up the HTTP client: {0}")]
     Client(String),
     #[error("{reference}: {source}")]

@@ -390,7 +390,7 @@ pub fn finish(args: &BuildArgs, sbom: Option<&[u8]>, built: &Built<'_>) -> anyho
     };
     let report = size_report(built)?;
     if target == "-" {
-        print!("{}", slipway_report::size::text(&report));
+        crate::output::write_str(&slipway_report::size::text(&report))?;
         return Ok(());
     }
     let path = PathBuf::from(target);

@@ -18,6 +18,7 @@ use super::{BuildArgs, bootloader};
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::context::{PARALLEL_IMAGES, arch, cache_dir, client, runtime};
+use crate::output::outln;
 use crate::progress::ProgressDisplay;
 use crate::report::chain;
 
@@ -287,10 +288,12 @@ fn loader_reference(
                 Err(PkgError::NotBuilt {
                     reference,
                     platform,
+                    epoch,
                     ..
                 }) => {
                     if args.build_packages {
-                        build_package(&dir, &reference, args, global, store, arch)?
+                        let note = slipway_pkg::tag::epoch_note(epoch.as_deref());
+                        build_package(&dir, &reference, &note, args, global, store, arch)?
                     } else {
                         return Err(format!(
                             "the boot loader image {reference} ({platform}) is not in the cache at {}; build it with `cargo xtask packages {}` in slipway's source tree or `{}`, or build with --build-packages, or name another image with --bootloader IMAGE",
@@ -334,13 +337,15 @@ impl Packages {
             Err(PkgError::NotBuilt {
                 reference,
                 platform: wanted,
+                epoch,
                 ..
             }) => {
+                let note = slipway_pkg::tag::epoch_note(epoch.as_deref());
                 if args.build_packages {
-                    build_package(dir, &reference, args, global, store, arch)
+                    build_package(dir, &reference, &note, args, global, store, arch)
                 } else {
                     Err(format!(
-                        "{reference} ({wanted}) is not in the cache at {}; build it with `{}`, or build this configuration with --build-packages",
+                        "{reference} ({wanted}) is not in the cache at {}{note}; build it with `{}`, or build this configuration with --build-packages",
                         store.root().display(),
                         pkg_build_command(dir, global)
                     ))
@@ -358,6 +363,7 @@ impl Packages {
 fn build_package(
     dir: &Path,
     reference: &str,
+    note: &str,
     args: &BuildArgs,
     global: &GlobalArgs,
     store: &Store,
@@ -365,7 +371,7 @@ fn build_package(
 ) -> Result<Reference, String> {
     if global.level() > 0 {
         eprintln!(
-            "slipway: building package {} ({reference} is not in the cache)",
+            "slipway: building package {} ({reference} is not in the cache{note})",
             dir.display()
         );
     }
@@ -411,7 +417,7 @@ pub fn print_resolved(
     bootloader: Option<&bootloader::Choice>,
 ) -> anyhow::Result<Outcome> {
     for line in resolve_config(args, global, loaded, bootloader)?.lines {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(Outcome::Success)
 }
