@@ -225,7 +225,7 @@ impl Packages {
         if let Some(known) = self.seen.get(dir) {
             return known.clone();
         }
-        let result = match slipway_pkg::package_reference(dir, store, &Platform::linux(arch)) {
+        let result = match slipway_pkg::package_reference(dir, store, arch) {
             Ok(r) => Ok(r),
             Err(PkgError::NotBuilt {
                 reference,
@@ -275,10 +275,15 @@ fn build_package(
     for w in &built.warnings {
         crate::report::warn(&format!("{}: {w}", dir.display()));
     }
+    let image = built
+        .images
+        .into_iter()
+        .find(|i| i.arches.contains(&arch))
+        .ok_or_else(|| format!("building package {} made no {arch} image", dir.display()))?;
     if global.level() > 0 {
-        eprintln!("slipway: built {} {}", built.reference, built.index.digest);
+        eprintln!("slipway: built {} {}", image.reference, image.index.digest);
     }
-    Ok(built.reference)
+    Ok(image.reference)
 }
 
 /// The `slipway pkg build` command that puts `dir`'s image where this
