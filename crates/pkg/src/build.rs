@@ -54,13 +54,38 @@ impl Default for BuildOptions {
 /// What a build produced.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// One image per tag, in the order of the arches built. Arches share a
+    /// tag (and an index) unless their Debian pins tell them apart.
+    pub images: Vec<BuiltImage>,
+    pub warnings: Vec<String>,
+}
+
+/// An index a build named in the cache, and the arches it holds.
+#[derive(Clone, Debug)]
+pub struct BuiltImage {
     pub reference: Reference,
     /// The index named `reference` in the cache.
     pub index: Descriptor,
+    pub arches: Vec<Arch>,
+    /// The manifests written (none when `cached`).
     pub manifests: Vec<(Arch, Descriptor)>,
     /// True when the cache had it already and nothing was built.
     pub cached: bool,
-    pub warnings: Vec<String>,
+}
+
+impl Built {
+    /// The reference the image for `arch` is under.
+    pub fn reference(&self, arch: Arch) -> Option<&Reference> {
+        self.images
+            .iter()
+            .find(|i| i.arches.contains(&arch))
+            .map(|i| &i.reference)
+    }
+
+    /// True when the cache had every image and nothing was built.
+    pub fn cached(&self) -> bool {
+        self.images.iter().all(|i| i.cached)
+    }
 }
 
 /// `org/image:tag`, as stored in the cache.
@@ -94,21 +119,34 @@ pub fn build(dir: &Path, store: &Store, opts: &BuildOptions) -> Result<Built, Pk
     }
     let mut warnings = Vec::new();
     let locked = lock_debs(&def, &arches, opts, &mut warnings)?;
-    let tag = tag::tag(&def)?;
-    let reference = reference_for(&def, &tag)?;
-    if !opts.force
-        && let Some(index) = store.lookup(&reference)?
-        && arches
-            .iter()
-            .all(|a| store.resolve(&reference, &Platform::linux(*a)).is_ok())
-    {
-        return Ok(Built {
-            reference,
-            index,
-            manifests: Vec::new(),
-            cached: true,
-            warnings,
-        });
+    // Arches with the same tag share an index.
+    let mut groups: Vec<(Reference, Vec<Arch>)> = Vec::new();
+    for arch in &arches {
+        let reference = reference_for(&def, &tag::tag(&def, *arch)?)?;
+        match groups.iter_mut().find(|(r, _)| *r == reference) {
+            Some((_, list)) => list.push(*arch),
+            None => groups.push((reference, vec![*arch])),
+        }
+    }
+    let mut images = Vec::new();
+    let mut to_build = Vec::new();
+    for (reference, list) in groups {
+        if !opts.force
+            && let Some(index) = store.lookup(&reference)?
+            && list
+                .iter()
+                .all(|a| store.resolve(&reference, &Platform::linux(*a)).is_ok())
+        {
+            images.push(BuiltImage {
+                reference,
+                index,
+                arches: list,
+                manifests: Vec::new(),
+                cached: true,
+            });
+        } else {
+            to_build.push((reference, list));
+        }
     }
     let meta = Meta {
         entrypoint: def.entrypoint.clone(),
@@ -125,30 +163,40 @@ pub fn build(dir: &Path, store: &Store, opts: &BuildOptions) -> Result<Built, Pk
     };
     // Every tree first, so that a failing arch adds nothing to the cache.
     let mut trees = Vec::new();
-    for arch in &arches {
-        let mut recorder = Recorder::default();
-        let tree = build_tree_recorded(&def, *arch, locked.as_ref(), opts, &mut recorder)?;
-        trees.push((*arch, tree, recorder));
+    for (_, list) in &to_build {
+        for arch in list {
+            let mut recorder = Recorder::default();
+            let tree = build_tree_recorded(&def, *arch, locked.as_ref(), opts, &mut recorder)?;
+            trees.push((*arch, tree, recorder));
+        }
+    }
+    if to_build.is_empty() {
+        return Ok(Built { images, warnings });
     }
     let _guard = store.gc_guard()?;
-    let mut manifests = Vec::new();
-    let mut attestations = Vec::new();
-    for (arch, tree, recorder) in &trees {
-        let manifest = write_image(store, tree, *arch, &meta)?;
-        attestations.push(crate::image::attach_sbom(
-            store, &reference, &manifest, recorder,
-        )?);
-        manifests.push((*arch, manifest));
+    for (reference, list) in to_build {
+        let mut manifests = Vec::new();
+        let mut attestations = Vec::new();
+        for (arch, tree, recorder) in trees.iter().filter(|(a, _, _)| list.contains(a)) {
+            let manifest = write_image(store, tree, *arch, &meta)?;
+            attestations.push(crate::image::attach_sbom(
+                store, &reference, &manifest, recorder,
+            )?);
+            manifests.push((*arch, manifest));
+        }
+        let descriptors: Vec<Descriptor> = manifests.iter().map(|(_, d)| d.clone()).collect();
+        let index = tag_index(store, &reference, &descriptors, &attestations)?;
+        images.push(BuiltImage {
+            reference,
+            index,
+            arches: list,
+            manifests,
+            cached: false,
+        });
     }
-    let list: Vec<Descriptor> = manifests.iter().map(|(_, d)| d.clone()).collect();
-    let index = tag_index(store, &reference, &list, &attestations)?;
-    Ok(Built {
-        reference,
-        index,
-        manifests,
-        cached: false,
-        warnings,
-    })
+    // In the order of the arches asked for.
+    images.sort_by_key(|i| arches.iter().position(|a| i.arches.first() == Some(a)));
+    Ok(Built { images, warnings })
 }
 
 /// Applies the steps for one arch.
@@ -268,14 +316,21 @@ fn lock_debs(
         return Ok(None);
     }
     let existing = Lock::read(&def.dir)?;
-    let matches = |lock: &Lock| {
+    // The lock was made for these very steps (whatever arches it pins).
+    let same_steps = |lock: &Lock| {
         lock.steps.len() == deb_steps.len()
-            && lock.steps.iter().zip(&deb_steps).all(|(l, s)| {
-                l.packages == s.packages
-                    && l.exclude == s.exclude
-                    && arches
-                        .iter()
-                        .all(|a| l.resolved.contains_key(debian_arch(*a)))
+            && lock
+                .steps
+                .iter()
+                .zip(&deb_steps)
+                .all(|(l, s)| l.packages == s.packages && l.exclude == s.exclude)
+    };
+    let matches = |lock: &Lock| {
+        same_steps(lock)
+            && lock.steps.iter().all(|l| {
+                arches
+                    .iter()
+                    .all(|a| l.resolved.contains_key(debian_arch(*a)))
             })
     };
     let fetcher = Fetcher::new(opts.debs_cache.clone())?;
@@ -324,15 +379,21 @@ fn lock_debs(
         .into());
     }
     // Resolve from the current, verified indexes, preferring pinned versions.
+    // Only the arches being built are resolved: the pins of every other
+    // arch stay as they are (their images and tags with them), unless the
+    // steps changed, which makes them stale for every arch.
     let mut lock = Lock::new();
-    let mut steps_out: Vec<LockedStep> = deb_steps
-        .iter()
-        .map(|s| LockedStep {
-            packages: s.packages.clone(),
-            exclude: s.exclude.clone(),
-            resolved: BTreeMap::new(),
-        })
-        .collect();
+    let mut steps_out: Vec<LockedStep> = match &existing {
+        Some(l) if same_steps(l) => l.steps.clone(),
+        _ => deb_steps
+            .iter()
+            .map(|s| LockedStep {
+                packages: s.packages.clone(),
+                exclude: s.exclude.clone(),
+                resolved: BTreeMap::new(),
+            })
+            .collect(),
+    };
     for arch in arches {
         let darch = debian_arch(*arch);
         let repo = Repository::load(&fetcher, &sources, darch)?;
@@ -468,7 +529,13 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
             ),
         });
     }
-    let tag = tag::tag(def)?;
+    // buildx writes one index for every arch: named by the first arch's
+    // tag, which is every arch's when there are no Debian pins.
+    let first = arches.first().copied().ok_or_else(|| PkgError::Package {
+        dir: def.dir.clone(),
+        message: "no architecture to build for".into(),
+    })?;
+    let tag = tag::tag(def, first)?;
     let reference = reference_for(def, &tag)?;
     let out = tempfile::tempdir().map_err(PkgError::io(
         "creating a temporary directory in",
@@ -513,10 +580,13 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
     }
     store.set_ref(&reference.to_string(), &root)?;
     Ok(Built {
-        reference,
-        index: root,
-        manifests: Vec::new(),
-        cached: false,
+        images: vec![BuiltImage {
+            reference,
+            index: root,
+            arches: arches.to_vec(),
+            manifests: Vec::new(),
+            cached: false,
+        }],
         warnings: Vec::new(),
     })
 }

@@ -24,30 +24,28 @@ pub mod tree;
 use std::path::Path;
 
 use slipway_oci::{Store, StoreError};
-use slipway_reference::{Platform, Reference};
+use slipway_reference::{Arch, Platform, Reference};
 
-pub use build::{BuildOptions, Built, build};
+pub use build::{BuildOptions, Built, BuiltImage, build};
 pub use def::{PackageDef, load};
 pub use error::PkgError;
 
-/// The reference `slipway pkg build DIR` names its image: `org/image:tag`
-/// (fully expanded), whether or not it is built.
-pub fn show_tag(dir: &Path) -> Result<Reference, PkgError> {
+/// The reference `slipway pkg build DIR` names its image for `arch`:
+/// `org/image:tag` (fully expanded), whether or not it is built. Tags are
+/// per architecture (see [`tag`]).
+pub fn show_tag(dir: &Path, arch: Arch) -> Result<Reference, PkgError> {
     let def = def::load(dir)?;
-    let tag = tag::tag(&def)?;
+    let tag = tag::tag(&def, arch)?;
     build::reference_for(&def, &tag)
 }
 
-/// Resolves `@pkg:DIR` to the image the cache holds for it on `platform`;
+/// Resolves `@pkg:DIR` to the image the cache holds for it on `arch`;
 /// when it is not there, [`PkgError::NotBuilt`] names the `slipway pkg
 /// build` command that makes it.
-pub fn package_reference(
-    dir: &Path,
-    store: &Store,
-    platform: &Platform,
-) -> Result<Reference, PkgError> {
-    let reference = show_tag(dir)?;
-    match store.resolve(&reference, platform) {
+pub fn package_reference(dir: &Path, store: &Store, arch: Arch) -> Result<Reference, PkgError> {
+    let reference = show_tag(dir, arch)?;
+    let platform = Platform::linux(arch);
+    match store.resolve(&reference, &platform) {
         Ok(_) => Ok(reference),
         Err(
             StoreError::NotCached { .. }

@@ -1,18 +1,27 @@
 //! The default tag: a digest of everything that decides the image's bytes.
 //!
 //! sha256 over, in order: a format version; every file of the package
-//! directory (path, kind, executable bit, content; `debs.lock` included);
-//! every extra source (under its `dst`); for packages with `cargo:` steps,
-//! the workspace's `Cargo.toml`, `Cargo.lock`, every file below `crates/`
-//! and `rustc -V`; and `SOURCE_DATE_EPOCH` when set. The tag is the first
-//! 40 hex digits (as long as LinuxKit's git tree hashes).
+//! directory (path, kind, executable bit, content) but `debs.lock`; the
+//! lock as the architecture sees it (every step's request, that
+//! architecture's pins); every extra source (under its `dst`); for packages
+//! with `cargo:` steps, the workspace's `Cargo.toml`, `Cargo.lock`, every
+//! file below `crates/` and `rustc -V`; and `SOURCE_DATE_EPOCH` when set.
+//! The tag is the first 40 hex digits (as long as LinuxKit's git tree
+//! hashes).
+//!
+//! A tag is per architecture so that pinning one architecture's Debian
+//! packages leaves every other architecture's tag (and the image the cache
+//! holds under it) alone; a package without `debs:` pins has one tag for all.
 
 use std::io::BufReader;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
+use slipway_reference::Arch;
 
 use crate::cargo_step::{rustc_version, workspace_root};
+use crate::deb::debian_arch;
+use crate::deb::lock::{LOCK_FILE, Lock};
 use crate::def::{PackageDef, Step};
 use crate::error::PkgError;
 use crate::tree::sha256_reader;
@@ -22,7 +31,9 @@ use crate::tree::sha256_reader;
 /// 2: the kernel step resolves soft dependencies written as aliases.
 /// 3: layers are written by slipway-tar (ustar headers, PAX records for
 /// long names) instead of the tar crate's GNU headers.
-/// 4: each image's index holds its SPDX SBOM as an attestation manifest.
+/// 4: the tag is per architecture (`debs.lock` is hashed as that
+/// architecture's pins, not as the file), and each image's index holds its
+/// SPDX SBOM as an attestation manifest.
 pub const FORMAT: &str = "slipway-pkg/4";
 
 fn hash_tree(
@@ -86,8 +97,8 @@ fn hash_tree(
     Ok(())
 }
 
-/// The content hash of the package's inputs, 64 hex digits.
-pub fn input_hash(def: &PackageDef) -> Result<String, PkgError> {
+/// The content hash of the package's inputs for `arch`, 64 hex digits.
+pub fn input_hash(def: &PackageDef, arch: Arch) -> Result<String, PkgError> {
     let mut h = Sha256::new();
     h.update(FORMAT.as_bytes());
     h.update([0]);
@@ -97,7 +108,17 @@ pub fn input_hash(def: &PackageDef) -> Result<String, PkgError> {
             n == ".git" || n == "target" || n.ends_with('~') || n.starts_with(".debs.lock.")
         })
     };
-    hash_tree(&mut h, &def.dir, "", &skip)?;
+    // The package's own lock is hashed below, as `arch` sees it.
+    let dir = std::fs::canonicalize(&def.dir).map_err(PkgError::io("reading", &def.dir))?;
+    let lock_file = Lock::path(&dir);
+    let skip_in_dir = |p: &Path| p == lock_file || skip(p);
+    hash_tree(&mut h, &dir, "", &skip_in_dir)?;
+    if let Some(lock) = Lock::read(&dir)? {
+        h.update(LOCK_FILE.as_bytes());
+        h.update([0]);
+        h.update(lock.for_arch(debian_arch(arch)).to_text().as_bytes());
+        h.update([0]);
+    }
     for (src, dst) in &def.extra_sources {
         h.update(b"extra:");
         hash_tree(&mut h, src, dst, &skip)?;
@@ -148,8 +169,8 @@ pub fn epoch_note(epoch: Option<&str>) -> String {
     }
 }
 
-/// The tag: `build.yml`'s template with `{{.Hash}}` expanded.
-pub fn tag(def: &PackageDef) -> Result<String, PkgError> {
-    let hash = input_hash(def)?;
+/// The tag for `arch`: `build.yml`'s template with `{{.Hash}}` expanded.
+pub fn tag(def: &PackageDef, arch: Arch) -> Result<String, PkgError> {
+    let hash = input_hash(def, arch)?;
     Ok(def.tag.replace("{{.Hash}}", &hash[..40]))
 }

@@ -114,12 +114,12 @@ fn root_files_symlinks_users_groups() {
     let store = Store::open(tmp.path().join("cache")).unwrap();
     let built = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
     assert!(
-        built
+        built.images[0]
             .reference
             .to_string()
             .starts_with("docker.io/test/demo:")
     );
-    let (files, config) = listing(&store, &built.reference);
+    let (files, config) = listing(&store, &built.images[0].reference);
     let find = |p: &str| {
         files
             .iter()
@@ -164,7 +164,7 @@ fn root_files_symlinks_users_groups() {
     );
     slipway_config::label::parse_label("demo", label).unwrap();
     // The index names an amd64 manifest.
-    let index = store.lookup(&built.reference).unwrap().unwrap();
+    let index = store.lookup(&built.images[0].reference).unwrap().unwrap();
     match store.read_document(&index).unwrap() {
         ManifestKind::Index(i) => assert_eq!(
             i.manifests[0].platform.as_ref().unwrap().architecture,
@@ -174,10 +174,10 @@ fn root_files_symlinks_users_groups() {
     }
     // A second build is a cache hit; package_reference finds it.
     let again = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
-    assert!(again.cached);
+    assert!(again.cached());
     assert_eq!(
-        slipway_pkg::package_reference(&dir, &store, &Platform::linux(Arch::Amd64)).unwrap(),
-        built.reference
+        slipway_pkg::package_reference(&dir, &store, Arch::Amd64).unwrap(),
+        built.images[0].reference
     );
 }
 
@@ -190,12 +190,12 @@ fn same_inputs_same_digests_in_two_caches() {
     let b = Store::open(tmp.path().join("b")).unwrap();
     let ba = slipway_pkg::build(&dir, &a, &BuildOptions::default()).unwrap();
     let bb = slipway_pkg::build(&dir, &b, &BuildOptions::default()).unwrap();
-    assert_eq!(ba.reference, bb.reference);
-    assert_eq!(ba.index.digest, bb.index.digest);
+    assert_eq!(ba.images[0].reference, bb.images[0].reference);
+    assert_eq!(ba.images[0].index.digest, bb.images[0].index.digest);
     // The tag follows the inputs.
-    let before = slipway_pkg::show_tag(&dir).unwrap();
+    let before = slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap();
     write(&dir, "rootfs/bin/tool", "#!/bin/sh\necho changed\n");
-    assert_ne!(slipway_pkg::show_tag(&dir).unwrap(), before);
+    assert_ne!(slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap(), before);
 }
 
 #[test]
@@ -235,17 +235,16 @@ fn not_built_names_the_command() {
     let dir = tmp.path().join("demo");
     package(&dir);
     let store = Store::open(tmp.path().join("cache")).unwrap();
-    let amd64 = Platform::linux(Arch::Amd64);
-    let err = slipway_pkg::package_reference(&dir, &store, &amd64).unwrap_err();
+    let amd64 = Arch::Amd64;
+    let err = slipway_pkg::package_reference(&dir, &store, amd64).unwrap_err();
     assert!(
         err.to_string().contains("build it with: slipway pkg build"),
         "{err}"
     );
     // Built for amd64 only, it is still not built for arm64.
     slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
-    slipway_pkg::package_reference(&dir, &store, &amd64).unwrap();
-    let err =
-        slipway_pkg::package_reference(&dir, &store, &Platform::linux(Arch::Arm64)).unwrap_err();
+    slipway_pkg::package_reference(&dir, &store, amd64).unwrap();
+    let err = slipway_pkg::package_reference(&dir, &store, Arch::Arm64).unwrap_err();
     assert!(matches!(err, PkgError::NotBuilt { .. }), "{err}");
     assert!(err.to_string().contains("linux/arm64"), "{err}");
 }
@@ -272,7 +271,7 @@ fn a_dockerfile_package_without_docker_is_a_clear_error() {
 
 #[test]
 fn missing_package_directory() {
-    let err = slipway_pkg::show_tag(Path::new("/nonexistent/pkg")).unwrap_err();
+    let err = slipway_pkg::show_tag(Path::new("/nonexistent/pkg"), Arch::Amd64).unwrap_err();
     assert!(err.to_string().contains("there is no build.yml"), "{err}");
 }
 
@@ -365,10 +364,10 @@ fn the_layer_bytes_and_the_tag_format_change_together() {
     pinned_package(&dir);
     let store = Store::open(tmp.path().join("cache")).unwrap();
     let built = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap();
-    let (files, config) = listing(&store, &built.reference);
+    let (files, config) = listing(&store, &built.images[0].reference);
     let long_file = files.iter().find(|f| f.0.ends_with("-ustar/file")).unwrap();
     assert_eq!((long_file.1, long_file.2), (0o600, 3_000_000));
-    let tag = built.reference.tag().unwrap().to_string();
+    let tag = built.images[0].reference.tag().unwrap().to_string();
     let diff_id = config["rootfs"]["diff_ids"][0]
         .as_str()
         .unwrap()
@@ -386,7 +385,7 @@ fn the_layer_bytes_and_the_tag_format_change_together() {
     );
     // The layer is ustar with PAX records, never GNU extensions.
     let image = store
-        .resolve(&built.reference, &Platform::linux(Arch::Amd64))
+        .resolve(&built.images[0].reference, &Platform::linux(Arch::Amd64))
         .unwrap();
     let mut tar = Vec::new();
     flate2::read::GzDecoder::new(store.open_blob(&image.manifest.layers[0].digest).unwrap())

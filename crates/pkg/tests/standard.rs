@@ -42,14 +42,14 @@ fn every_standard_package_twice_gives_identical_digests() {
         copy_dir(dir, &copy);
         let first = slipway_pkg::build(&copy, &a, &opts)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        assert!(!first.cached);
+        assert!(!first.cached());
         for w in &first.warnings {
             eprintln!("{}: {w}", dir.display());
         }
         let lock = std::fs::read_to_string(copy.join("debs.lock")).ok();
         let second = slipway_pkg::build(&copy, &b, &opts)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        assert!(!second.cached);
+        assert!(!second.cached());
         assert!(second.warnings.is_empty(), "{:?}", second.warnings);
         assert_eq!(
             std::fs::read_to_string(copy.join("debs.lock")).ok(),
@@ -57,12 +57,17 @@ fn every_standard_package_twice_gives_identical_digests() {
             "{}: the second build changed debs.lock",
             dir.display()
         );
-        assert_eq!(first.reference, second.reference, "{}", dir.display());
-        assert_eq!(first.index.digest, second.index.digest, "{}", dir.display());
-        assert_eq!(first.manifests, second.manifests, "{}", dir.display());
-        // The tag is the one the tree's directory has.
-        if first.warnings.is_empty() {
-            assert_eq!(slipway_pkg::show_tag(dir).unwrap(), first.reference);
+        assert_eq!(first.images.len(), second.images.len(), "{}", dir.display());
+        for (one, two) in first.images.iter().zip(&second.images) {
+            assert_eq!(one.reference, two.reference, "{}", dir.display());
+            assert_eq!(one.index.digest, two.index.digest, "{}", dir.display());
+            assert_eq!(one.manifests, two.manifests, "{}", dir.display());
+            // The tag is the one the tree's directory has.
+            if first.warnings.is_empty() {
+                for arch in &one.arches {
+                    assert_eq!(slipway_pkg::show_tag(dir, *arch).unwrap(), one.reference);
+                }
+            }
         }
     }
 }

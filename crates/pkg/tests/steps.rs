@@ -64,9 +64,8 @@ fn layer(store: &Store, reference: &Reference) -> BTreeMap<String, Item> {
 }
 
 fn build(dir: &Path, store: &Store) -> Reference {
-    slipway_pkg::build(dir, store, &BuildOptions::default())
-        .unwrap()
-        .reference
+    let built = slipway_pkg::build(dir, store, &BuildOptions::default()).unwrap();
+    built.images[0].reference.clone()
 }
 
 #[test]
@@ -394,13 +393,13 @@ fn cargo_step_builds_a_static_binary_of_the_workspace() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tiny\n");
 
     // The tag follows the workspace's sources.
-    let before = slipway_pkg::show_tag(&dir).unwrap();
+    let before = slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap();
     write(
         &ws,
         "crates/tiny/main.rs",
         b"fn main() { println!(\"changed\"); }\n",
     );
-    assert_ne!(slipway_pkg::show_tag(&dir).unwrap(), before);
+    assert_ne!(slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap(), before);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! served from a loopback HTTP server, intact and tampered with: the
 //! image's contents from the intact copy; clear errors naming the file for
 //! a changed index, a changed `.deb` and a broken signature, with nothing
-//! added to either cache; and a pinned version the index no longer has.
+//! added to either cache; a pinned version the index no longer has; and
+//! builds for amd64 and arm64 in turn, each keeping the other's pins and tag.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,10 +27,19 @@ fn serve(files: Files) -> String {
     format!("{}/debian", FileServer::start(files).unwrap().url())
 }
 
-/// The real repository files: (InRelease, Packages.xz, the `.deb`'s pool
-/// path, the `.deb`, its version).
+/// The real repository files: (InRelease, amd64's Packages.xz, the
+/// `.deb`'s pool path, the `.deb`, its version), and arm64's.
 struct Copy {
     in_release: Vec<u8>,
+    packages_xz: Vec<u8>,
+    deb_path: String,
+    deb: Vec<u8>,
+    version: String,
+    arm64: ArchCopy,
+}
+
+/// One architecture's `Packages.xz` and PACKAGE's `.deb` in it.
+struct ArchCopy {
     packages_xz: Vec<u8>,
     deb_path: String,
     deb: Vec<u8>,
@@ -51,10 +61,23 @@ fn copy_from_mirror() -> Copy {
         .fetch_bytes(&source.dist_url("InRelease"), 16 << 20)
         .unwrap();
     let signed = fetcher.in_release(&source).unwrap();
-    let (sha, size) = release_hashes(&signed)["main/binary-amd64/Packages.xz"].clone();
+    let amd64 = copy_arch(&fetcher, &source, &signed, "amd64");
+    Copy {
+        in_release,
+        packages_xz: amd64.packages_xz,
+        deb_path: amd64.deb_path,
+        deb: amd64.deb,
+        version: amd64.version,
+        arm64: copy_arch(&fetcher, &source, &signed, "arm64"),
+    }
+}
+
+fn copy_arch(fetcher: &Fetcher, source: &Source, signed: &str, arch: &str) -> ArchCopy {
+    let name = format!("main/binary-{arch}/Packages.xz");
+    let (sha, size) = release_hashes(signed)[&name].clone();
     let index = fetcher
         .fetch_verified(
-            &source.dist_url("main/binary-amd64/Packages.xz"),
+            &source.dist_url(&name),
             &sha,
             Some(size),
             "indexes",
@@ -64,7 +87,7 @@ fn copy_from_mirror() -> Copy {
     let packages_xz = std::fs::read(&index).unwrap();
     let mut repo = Repository::default();
     let mut text = BufReader::new(liblzma::read::XzDecoder::new(packages_xz.as_slice()));
-    repo.add_index(&mut text, 0, "amd64").unwrap();
+    repo.add_index(&mut text, 0, arch).unwrap();
     let p = repo.packages[PACKAGE]
         .iter()
         .max_by(|a, b| slipway_pkg::deb::version::compare(&a.version, &b.version))
@@ -80,8 +103,7 @@ fn copy_from_mirror() -> Copy {
             "Packages",
         )
         .unwrap();
-    Copy {
-        in_release,
+    ArchCopy {
         packages_xz,
         deb_path: p.filename.clone(),
         deb: std::fs::read(deb).unwrap(),
@@ -146,6 +168,14 @@ impl Setup {
             format!("/debian/{}", self.copy.deb_path),
             self.copy.deb.clone(),
         );
+        f.insert(
+            format!("{dists}/main/binary-arm64/Packages.xz"),
+            self.copy.arm64.packages_xz.clone(),
+        );
+        f.insert(
+            format!("/debian/{}", self.copy.arm64.deb_path),
+            self.copy.arm64.deb.clone(),
+        );
     }
 
     fn replace(&self, suffix: &str, bytes: Vec<u8>) {
@@ -187,7 +217,7 @@ fn a_copied_repository_intact_and_tampered() {
     let built = slipway_pkg::build(&dir, &store, &opts).unwrap();
     assert!(built.warnings.is_empty(), "{:?}", built.warnings);
     let image = store
-        .resolve(&built.reference, &Platform::linux(Arch::Amd64))
+        .resolve(&built.images[0].reference, &Platform::linux(Arch::Amd64))
         .unwrap();
     let layer = store.open_blob(&image.manifest.layers[0].digest).unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
@@ -231,7 +261,7 @@ fn a_copied_repository_intact_and_tampered() {
     let mut changed = setup.copy.packages_xz.clone();
     let last = changed.len() - 1;
     changed[last] ^= 1;
-    setup.replace("Packages.xz", changed);
+    setup.replace("binary-amd64/Packages.xz", changed);
     let (dir, store, opts) = setup.package("index", &mirror);
     let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
     let text = err.to_string();
@@ -250,7 +280,7 @@ fn a_copied_repository_intact_and_tampered() {
     let mut deb = setup.copy.deb.clone();
     let middle = deb.len() / 2;
     deb[middle] ^= 0xff;
-    setup.replace(".deb", deb);
+    setup.replace(&setup.copy.deb_path, deb);
     let (dir, store, opts) = setup.package("deb", &mirror);
     let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
     let text = err.to_string();
@@ -352,7 +382,7 @@ fn a_pinned_version_the_mirror_no_longer_has() {
     assert!(lock.contains(&setup.copy.version), "{lock}");
     // And the updated lock now holds under --locked.
     let again = slipway_pkg::build(&dir, &store, &locked).unwrap();
-    assert!(again.cached);
+    assert!(again.cached());
 }
 
 /// A mirror caught mid-update serves, under `Packages.xz`, an index newer
@@ -422,4 +452,101 @@ fn an_index_changed_while_the_mirror_updates() {
         cached_files(&setup.tmp.path().join("still-changed-debs")),
         Vec::<PathBuf>::new()
     );
+}
+
+/// Building for arm64 after amd64 adds arm64's pins to debs.lock and keeps
+/// amd64's, and with them amd64's tag and its image in the cache (an amd64
+/// build under `--locked` finds it there); re-resolving amd64 keeps arm64's.
+#[test]
+fn one_architecture_keeps_the_others_pins_and_tag() {
+    let setup = Setup::new();
+    let mirror = serve(setup.files.clone());
+    let (dir, store, opts) = setup.package("arches", &mirror);
+    let lock = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("debs.lock")).unwrap()).unwrap()
+    };
+    let arches = |lock: &serde_json::Value| -> Vec<String> {
+        lock["steps"][0]["resolved"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let for_arch = |arch: Arch, update_lock: bool, locked: bool| BuildOptions {
+        arches: Some(vec![arch]),
+        update_lock,
+        locked,
+        ..opts.clone()
+    };
+
+    let amd64 = slipway_pkg::build(&dir, &store, &for_arch(Arch::Amd64, false, false)).unwrap();
+    let amd64_tag = slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap();
+    assert_eq!(amd64.reference(Arch::Amd64), Some(&amd64_tag));
+    let first = lock();
+    assert_eq!(arches(&first), ["amd64"]);
+
+    // arm64: its pins join amd64's, which stay as they were, and so does
+    // amd64's tag.
+    let arm64 = slipway_pkg::build(&dir, &store, &for_arch(Arch::Arm64, false, false)).unwrap();
+    let arm64_tag = slipway_pkg::show_tag(&dir, Arch::Arm64).unwrap();
+    assert_eq!(arm64.reference(Arch::Arm64), Some(&arm64_tag));
+    let both = lock();
+    assert_eq!(arches(&both), ["amd64", "arm64"]);
+    assert_eq!(
+        both["steps"][0]["resolved"]["amd64"],
+        first["steps"][0]["resolved"]["amd64"]
+    );
+    let pinned = &both["steps"][0]["resolved"]["arm64"][0];
+    assert_eq!(pinned["name"], PACKAGE);
+    assert_eq!(pinned["architecture"], "arm64");
+    assert_eq!(pinned["version"], setup.copy.arm64.version.as_str());
+    assert_eq!(pinned["filename"], setup.copy.arm64.deb_path.as_str());
+    assert_eq!(slipway_pkg::show_tag(&dir, Arch::Amd64).unwrap(), amd64_tag);
+    assert_ne!(arm64_tag, amd64_tag, "the pins differ, so do the tags");
+    let image = store
+        .resolve(&arm64_tag, &Platform::linux(Arch::Arm64))
+        .unwrap();
+    assert_eq!(
+        image.manifest_descriptor.platform.unwrap().architecture,
+        "arm64"
+    );
+
+    // amd64 is still built: found by its tag, and a locked build is a cache hit.
+    assert_eq!(
+        slipway_pkg::package_reference(&dir, &store, Arch::Amd64).unwrap(),
+        amd64_tag
+    );
+    let again = slipway_pkg::build(&dir, &store, &for_arch(Arch::Amd64, false, true)).unwrap();
+    assert!(again.cached());
+    assert_eq!(again.reference(Arch::Amd64), Some(&amd64_tag));
+
+    // Re-resolving amd64 from the index keeps arm64's pins and tag; the
+    // same index gives the same pins, so the lock is the same bytes.
+    let text = std::fs::read_to_string(dir.join("debs.lock")).unwrap();
+    slipway_pkg::build(&dir, &store, &for_arch(Arch::Amd64, true, false)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("debs.lock")).unwrap(),
+        text
+    );
+    assert_eq!(slipway_pkg::show_tag(&dir, Arch::Arm64).unwrap(), arm64_tag);
+    assert_eq!(
+        slipway_pkg::package_reference(&dir, &store, Arch::Arm64).unwrap(),
+        arm64_tag
+    );
+
+    // Both at once: one index per tag, each under the tag built alone.
+    let both = slipway_pkg::build(
+        &dir,
+        &store,
+        &BuildOptions {
+            arches: Some(vec![Arch::Amd64, Arch::Arm64]),
+            force: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(both.images.len(), 2);
+    assert_eq!(both.reference(Arch::Amd64), Some(&amd64_tag));
+    assert_eq!(both.reference(Arch::Arm64), Some(&arm64_tag));
 }

@@ -11,7 +11,7 @@ use slipway_reference::{Arch, Reference};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::context::{cache_dir, client, runtime};
+use crate::context::{arch, cache_dir, client, runtime};
 use crate::output::outln;
 
 #[derive(Debug, Args)]
@@ -47,7 +47,7 @@ pub enum PkgCommand {
         #[arg(long, env = "SLIPWAY_DEBS_CACHE", value_name = "DIR")]
         debs_cache: Option<PathBuf>,
     },
-    /// Print the image reference a package builds (its tag is a hash of its inputs)
+    /// Print the image reference a package builds for --arch (its tag is a hash of its inputs)
     ShowTag {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -81,7 +81,7 @@ fn render(err: PkgError) -> anyhow::Error {
 pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     match &args.command {
         PkgCommand::ShowTag { dir } => {
-            let reference = slipway_pkg::show_tag(dir).map_err(render)?;
+            let reference = slipway_pkg::show_tag(dir, arch(global)?).map_err(render)?;
             outln!("{reference}")?;
             if let Some(epoch) = slipway_pkg::tag::epoch_in_tags()
                 && global.level() > 0
@@ -127,20 +127,24 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 for w in &built.warnings {
                     crate::report::warn(&format!("{}: {w}", dir.display()));
                 }
-                if built.cached {
-                    eprintln!("slipway: {} is up to date in the cache", built.reference);
+                for image in &built.images {
+                    if image.cached {
+                        eprintln!("slipway: {} is up to date in the cache", image.reference);
+                    }
+                    outln!("{} {}", image.reference, image.index.digest)?;
                 }
-                outln!("{} {}", built.reference, built.index.digest)?;
                 if let Some(target) = &targets {
-                    let target = target.for_package(&built.reference)?;
-                    let client = client(global)?;
-                    let report = runtime()?.block_on(slipway_oci::push(
-                        &store,
-                        &client,
-                        &built.reference,
-                        &target,
-                    ))?;
-                    eprintln!("slipway: pushed {target} {}", report.digest);
+                    for image in &built.images {
+                        let target = target.for_package(&image.reference)?;
+                        let client = client(global)?;
+                        let report = runtime()?.block_on(slipway_oci::push(
+                            &store,
+                            &client,
+                            &image.reference,
+                            &target,
+                        ))?;
+                        eprintln!("slipway: pushed {target} {}", report.digest);
+                    }
                 }
             }
             Ok(Outcome::Success)

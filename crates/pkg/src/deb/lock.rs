@@ -81,6 +81,29 @@ impl Lock {
         }
     }
 
+    /// The lock as one architecture sees it: every step's request and that
+    /// architecture's pins only. What the package's tag for `arch` hashes,
+    /// so that pinning another architecture leaves it alone.
+    pub fn for_arch(&self, arch: &str) -> Lock {
+        Lock {
+            lock_version: self.lock_version,
+            steps: self
+                .steps
+                .iter()
+                .map(|s| LockedStep {
+                    packages: s.packages.clone(),
+                    exclude: s.exclude.clone(),
+                    resolved: s
+                        .resolved
+                        .iter()
+                        .filter(|(a, _)| a.as_str() == arch)
+                        .map(|(a, debs)| (a.clone(), debs.clone()))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
     pub fn to_text(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');

@@ -283,7 +283,7 @@ fn loader_reference(
             let dir = built_in
                 .map(bootloader::Package::path)
                 .ok_or("the built-in boot loader package was not written")?;
-            let r = match slipway_pkg::package_reference(&dir, store, &Platform::linux(arch)) {
+            let r = match slipway_pkg::package_reference(&dir, store, arch) {
                 Ok(r) => r,
                 Err(PkgError::NotBuilt {
                     reference,
@@ -332,7 +332,7 @@ impl Packages {
         if let Some(known) = self.seen.get(dir) {
             return known.clone();
         }
-        let result = match slipway_pkg::package_reference(dir, store, &Platform::linux(arch)) {
+        let result = match slipway_pkg::package_reference(dir, store, arch) {
             Ok(r) => Ok(r),
             Err(PkgError::NotBuilt {
                 reference,
@@ -385,10 +385,15 @@ fn build_package(
     for w in &built.warnings {
         crate::report::warn(&format!("{}: {w}", dir.display()));
     }
+    let image = built
+        .images
+        .into_iter()
+        .find(|i| i.arches.contains(&arch))
+        .ok_or_else(|| format!("building package {} made no {arch} image", dir.display()))?;
     if global.level() > 0 {
-        eprintln!("slipway: built {} {}", built.reference, built.index.digest);
+        eprintln!("slipway: built {} {}", image.reference, image.index.digest);
     }
-    Ok(built.reference)
+    Ok(image.reference)
 }
 
 /// The `slipway pkg build` command that puts `dir`'s image where this
