@@ -1424,3 +1424,67 @@ fn init_images_apk_databases_are_united_as_linuxkit_does() {
         "{err}"
     );
 }
+
+#[test]
+fn json_summary_lists_images_units_and_files() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    let config = fx.config();
+    let run_as = |format: &str, extra: &[&str]| {
+        let mut args = vec!["build", "--format", format, "--json"];
+        args.extend_from_slice(extra);
+        args.push(config.to_str().unwrap());
+        fx.slipway(fx.work.path(), "022", &args).output().unwrap()
+    };
+    let run = |extra: &[&str]| run_as("kernel+initrd", extra);
+    let first = run(&["--dir", out.path().to_str().unwrap()]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(doc["name"], "image");
+    assert_eq!(doc["formats"], serde_json::json!(["kernel+initrd"]));
+    let images = doc["images"].as_array().unwrap();
+    assert!(
+        images.iter().any(|i| i["reference"]
+            .as_str()
+            .unwrap()
+            .contains("example.org/test/svc:1")
+            && i["digest"].as_str().unwrap().starts_with("sha256:")),
+        "{doc:#}"
+    );
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{doc:#}");
+    for f in files {
+        let path = Path::new(f["path"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(path).unwrap().len(),
+            f["bytes"].as_u64().unwrap()
+        );
+    }
+    let units = doc["units"].as_array().unwrap();
+    assert!(!units.is_empty());
+    assert!(units.iter().all(|u| u["bytes"].as_u64().is_some()));
+    // The same build prints the same document, now from the segment cache.
+    let second = run(&["--dir", out.path().to_str().unwrap()]);
+    let again: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(again["files"], doc["files"]);
+    assert!(
+        again["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["cached"] == true)
+    );
+    // Standard output cannot carry both the summary and the image.
+    let both = run_as("tar", &["-o", "-"]);
+    assert_eq!(both.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&both.stderr)
+            .contains("--json prints the summary on standard output"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+}

@@ -40,6 +40,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub resolve_only: bool,
 
+    /// Print the build's summary as JSON on standard output: the images
+    /// with their digests, each unit, and each file written with its size
+    #[arg(long)]
+    pub json: bool,
+
     /// Output formats, repeatable or comma-separated [default: kernel+initrd, or tar with -o]
     #[arg(
         short = 'f',
@@ -267,6 +272,46 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `build --json`: what was built, without the timings (which vary), so
+/// the same build prints the same document.
+fn json_summary(
+    args: &BuildArgs,
+    outputs: &[Output],
+    images: &[String],
+    reports: &[slipway_formats::UnitReport],
+    files: &[slipway_formats::OutputFile],
+) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = images
+        .iter()
+        .map(|line| {
+            let (reference, digest) = line.rsplit_once(' ').unwrap_or((line, ""));
+            serde_json::json!({ "reference": reference, "digest": digest })
+        })
+        .collect();
+    let units: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "unit": r.title,
+                "bytes": r.bytes,
+                "segments": r.segments,
+                "cached": r.cached,
+            })
+        })
+        .collect();
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| serde_json::json!({ "path": f.path.display().to_string(), "bytes": f.bytes }))
+        .collect();
+    serde_json::json!({
+        "name": output_name(args),
+        "formats": outputs.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        "images": images,
+        "units": units,
+        "files": files,
+    })
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -334,6 +379,11 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
     let loader_choice = loader_choice(args, &outputs)?;
     let compression = args.compress.unwrap_or(Compression::Gzip);
     let destination = destination(args);
+    if args.json && destination == Destination::Stdout {
+        anyhow::bail!(
+            "--json prints the summary on standard output, where -o - would write the image; write the image to a file"
+        );
+    }
     if let Some(o) = outputs.iter().find(|o| o.needs_kernel())
         && loaded
             .config
@@ -436,6 +486,10 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         },
     )?;
 
+    if args.json {
+        let summary = json_summary(args, &outputs, &resolution.lines, &reports, &files);
+        crate::output::outln!("{}", serde_json::to_string_pretty(&summary)?)?;
+    }
     if global.level() > 0 {
         for line in &resolution.lines {
             eprintln!("slipway: image {line}");
