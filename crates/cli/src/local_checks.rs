@@ -4,23 +4,11 @@
 //! config's spans like its own diagnostics. A configuration fetched by URL
 //! has no directory, so `@pkg:` in one is refused here too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use slipway_config::{Diagnostic, Diagnostics, Loaded};
 
 use crate::config_input::is_url;
-
-/// `files[].source` as `build` reads it: `~/` is the home directory, other
-/// relative paths are relative to `source_dir` (LinuxKit: the working
-/// directory).
-pub fn source_path(source: &str, source_dir: &Path) -> PathBuf {
-    match source.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(rest))
-            .unwrap_or_else(|| PathBuf::from(source)),
-        None => source_dir.join(source),
-    }
-}
 
 /// Problems with the local paths the configuration names, as errors.
 pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
@@ -69,7 +57,7 @@ pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
             // directory entry does not read its source.
             continue;
         }
-        let path = source_path(&source.value, source_dir);
+        let path = slipway_assemble::units::source_path(&source.value, source_dir);
         let shown = path.display();
         match std::fs::metadata(&path) {
             Err(err) => out.push(

@@ -2,7 +2,7 @@
 //! the config itself as metadata), their key, and writing them.
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use slipway_config::model::Config;
@@ -158,12 +158,7 @@ pub(super) fn file_entries(
                 FileContent::Bytes(c.into_bytes()),
             )
         } else if let Some(source) = get(&f.source) {
-            let expanded = match source.strip_prefix("~/") {
-                Some(rest) => std::env::var_os("HOME")
-                    .map(|h| PathBuf::from(h).join(rest))
-                    .unwrap_or_else(|| PathBuf::from(&source)),
-                None => inputs.source_dir.join(&source),
-            };
+            let expanded = source_path(&source, &inputs.source_dir);
             match std::fs::metadata(&expanded) {
                 Ok(meta) => (Kind::File { size: meta.len() }, FileContent::Host(expanded)),
                 Err(_) if f.optional.as_ref().is_some_and(|o| o.value) => continue,
@@ -245,5 +240,17 @@ impl<R: Read> Read for Exact<R> {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+/// Where `files[].source` is read from: `~/` is the home directory, other
+/// relative paths are relative to `source_dir` (LinuxKit: the working
+/// directory).
+pub fn source_path(source: &str, source_dir: &Path) -> PathBuf {
+    match source.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(rest))
+            .unwrap_or_else(|| PathBuf::from(source)),
+        None => source_dir.join(source),
     }
 }

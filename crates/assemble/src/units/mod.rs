@@ -30,6 +30,7 @@ mod plan;
 mod volume;
 
 pub use apk::APK_DB;
+pub use files::source_path;
 pub use plan::plan_units;
 
 use bundle::BundleUnit;
