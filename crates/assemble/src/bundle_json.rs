@@ -189,7 +189,7 @@ fn volume_source(
         ))),
         Some(_) => Ok(format!(
             "/{}",
-            slipway_layout::bundle::volume_merged_dir(source)
+            slipway_contract::bundle::volume_merged_dir(source)
         )),
     }
 }

@@ -8,7 +8,7 @@
 //! * from the kernel unit, under each `lib/modules/<release>/`: the index
 //!   files the init reads (`modules.dep`, `modules.alias`,
 //!   `modules.softdep`, `modules.builtin`) and the modules of
-//!   `slipway_layout::root_device` (the block, SATA/IDE, SCSI disk and CD
+//!   `slipway_contract::root_device` (the block, SATA/IDE, SCSI disk and CD
 //!   drivers; the squashfs, erofs and ISO 9660 filesystems, found through
 //!   their `fs-<type>` aliases) with everything they depend on: their
 //!   `modules.dep` lines and their soft `pre:` dependencies, which name
@@ -53,7 +53,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
-use slipway_layout::root_device;
+use slipway_contract::root_device;
 
 use crate::blobs::BlobSource;
 use crate::entry::{EntrySink, Header, Kind};

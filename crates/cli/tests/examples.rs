@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use slipway_layout::timeline::{Entry, Event, Summary, parse_transcript};
+use slipway_contract::timeline::{Entry, Event, Summary, parse_transcript};
 use slipway_testkit::boot::{Guest, build_with, free_port, http_get};
 use slipway_testkit::initramfs::need;
 use slipway_testkit::packages;

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use slipway_layout::timeline::{Entry, Event, parse_transcript};
+use slipway_contract::timeline::{Entry, Event, parse_transcript};
 use slipway_testkit::boot::{Guest, build};
 use slipway_testkit::packages::{Packages, standard};
 

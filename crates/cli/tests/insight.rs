@@ -181,7 +181,7 @@ fn every_example_has_a_valid_complete_sbom() {
                 bins.iter().any(|b| b["name"] == "slipway-init"),
                 "{name}: no slipway-init"
             );
-            for c in ["nix", "serde_json", "slipway-layout"] {
+            for c in ["nix", "serde_json", "slipway-contract"] {
                 assert!(
                     sbom["packages"]
                         .as_array()

@@ -39,10 +39,10 @@ use slipway_assemble::{
     write_root_initrd,
 };
 use slipway_config::model::ImageName;
+use slipway_contract::timeline::{Entry, Event, Summary, parse_transcript};
 use slipway_formats::CpioWriter;
 use slipway_formats::erofs::{ErofsOptions, ErofsWriter};
 use slipway_formats::squashfs::{Compressor, SquashfsOptions, SquashfsWriter};
-use slipway_layout::timeline::{Entry, Event, Summary, parse_transcript};
 use slipway_oci::{Store, cache_name};
 use slipway_reference::{Arch, Platform};
 use slipway_testkit::boot::TCG_APPEND;

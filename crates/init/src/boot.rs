@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_layout::bundle::{LOWER, MERGED, ONBOOT_DIR, SERVICES_DIR, TMP, VOLUMES_DIR};
-use slipway_layout::timeline::Event;
+use slipway_contract::bundle::{LOWER, MERGED, ONBOOT_DIR, SERVICES_DIR, TMP, VOLUMES_DIR};
+use slipway_contract::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
 use crate::mounts::{self, RootStrategy};

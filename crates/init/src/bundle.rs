@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use slipway_layout::annotations::SlipwayAnnotations;
-use slipway_layout::bundle::{CONFIG_JSON, ROOTFS, RUNTIME_JSON};
-use slipway_layout::runtime::Runtime;
+use slipway_contract::annotations::SlipwayAnnotations;
+use slipway_contract::bundle::{CONFIG_JSON, ROOTFS, RUNTIME_JSON};
+use slipway_contract::runtime::Runtime;
 
 use crate::mounts::{parse_options, propagation};
 use crate::sys::{Cmd, Exit, LOG_CAP, LinkOp, MountSpec, MsFlags, Output, Sys};

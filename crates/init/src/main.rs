@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use slipway_contract::timeline::CONTROL_SOCKET;
 use slipway_init::control;
-use slipway_layout::timeline::CONTROL_SOCKET;
 
 mod pid1;
 

@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use slipway_layout::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS};
+use slipway_contract::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS};
 
 use crate::sys::Sys;
 
@@ -494,7 +494,7 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
     load_wanted(sys, &dir, &index, &wanted, &loaded_now, workers, start)
 }
 
-/// The storage drivers of a root device (see `slipway_layout::root_device`).
+/// The storage drivers of a root device (see `slipway_contract::root_device`).
 fn root_drivers() -> impl Iterator<Item = &'static str> {
     BLOCK_DRIVERS.iter().chain(SCSI_DRIVERS).copied()
 }

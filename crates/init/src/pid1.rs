@@ -9,12 +9,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use slipway_contract::timeline::{CONTROL_SOCKET, Event};
 use slipway_init::boot::{self, Options};
 use slipway_init::sys::real::{RealSys, console_line};
 use slipway_init::sys::{PowerAction, Sys};
 use slipway_init::timeline::Timeline;
 use slipway_init::{control, shutdown};
-use slipway_layout::timeline::{CONTROL_SOCKET, Event};
 
 /// Grace period between TERM and KILL at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use slipway_layout::annotations::Ready;
+use slipway_contract::annotations::Ready;
 
 use crate::sys::Sys;
 

@@ -31,8 +31,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use slipway_layout::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS, fs_alias};
-use slipway_layout::timeline::Event;
+use slipway_contract::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS, fs_alias};
+use slipway_contract::timeline::Event;
 
 use crate::modules::{self, Index, Loaded};
 use crate::sys::{MountSpec, MsFlags, Sys};

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use slipway_layout::annotations::Restart;
-use slipway_layout::timeline::Event;
+use slipway_contract::annotations::Restart;
+use slipway_contract::timeline::Event;
 
 use crate::bundle::{Bundle, OciRuntime};
 use crate::ready::is_ready;
@@ -598,7 +598,7 @@ fn dep_states(services: &BTreeMap<String, Service>) -> HashMap<String, (Status, 
 mod tests {
     use super::*;
     use crate::sys::fake::FakeSys;
-    use slipway_layout::timeline::Entry;
+    use slipway_contract::timeline::Entry;
 
     #[test]
     fn backoff_doubles_caps_and_resets() {

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use slipway_layout::bundle::ONSHUTDOWN_DIR;
-use slipway_layout::timeline::Event;
+use slipway_contract::bundle::ONSHUTDOWN_DIR;
+use slipway_contract::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
 use crate::services::{SIGKILL, SIGTERM, Supervisor};

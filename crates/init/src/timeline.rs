@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use slipway_layout::timeline::{Entry, Event, TIMELINE_JSON};
+use slipway_contract::timeline::{Entry, Event, TIMELINE_JSON};
 
 use crate::sys::Sys;
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use slipway_layout::timeline::{Entry, Event};
+use slipway_contract::timeline::{Entry, Event};
 
 use crate::xml::escape;
 
@@ -544,7 +544,7 @@ pub fn text(entries: &[Entry]) -> String {
         }
         s.push('\n');
     }
-    if let Some(summary) = slipway_layout::timeline::Summary::of(entries) {
+    if let Some(summary) = slipway_contract::timeline::Summary::of(entries) {
         s.push('\n');
         s.push_str(&summary.to_string());
         s.push('\n');
@@ -557,7 +557,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use slipway_layout::timeline::parse_transcript;
+    use slipway_contract::timeline::parse_transcript;
 
     const BOOT: &str = "\
 slipway: 2900 ms init-start - 0.1.0

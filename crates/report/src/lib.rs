@@ -6,7 +6,7 @@
 //!
 //! Host-side presentation only: it takes plain data (timeline entries,
 //! file records, package lists) and returns bytes. It depends on
-//! `slipway-layout` (the timeline's types) and nothing else of ours, so the
+//! `slipway-contract` (the timeline's types) and nothing else of ours, so the
 //! CLI and the package builder can both use it.
 
 pub mod chart;

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use slipway_layout::timeline::{Entry, Event};
+use slipway_contract::timeline::{Entry, Event};
 
 use crate::boot::Boot;
 use crate::options::Options;
@@ -110,7 +110,7 @@ impl Outcome {
 
     /// The boot timeline printed on the console.
     pub fn timeline(&self) -> Vec<Entry> {
-        slipway_layout::timeline::parse_transcript(&self.console)
+        slipway_contract::timeline::parse_transcript(&self.console)
     }
 }
 
@@ -245,7 +245,7 @@ pub fn run(boot: &Boot, options: &Options, interrupt: &Interrupt) -> Result<Outc
     let console = String::from_utf8_lossy(&transcript).into_owned();
     let panicked = status.is_some_and(|s| !s.success()) && console.contains("Kernel panic")
         || console.contains("Kernel panic - not syncing");
-    let init_failure = slipway_layout::timeline::parse_transcript(&console)
+    let init_failure = slipway_contract::timeline::parse_transcript(&console)
         .into_iter()
         .find(|e| e.event == Event::Fatal)
         .map(|e| e.detail.unwrap_or_default());

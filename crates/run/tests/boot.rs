@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use slipway_layout::timeline::{Entry, Event};
+use slipway_contract::timeline::{Entry, Event};
 use slipway_run::{Accel, Boot, Interrupt, Options, Outcome, run};
 use slipway_testkit::initramfs::{self, Spec, kernel_dir, need};
 

@@ -1,7 +1,7 @@
 //! An onboot, onshutdown or service bundle: the image's root filesystem
 //! (or a shared one), `config.json` and `runtime.json`.
 
-use slipway_layout::bundle;
+use slipway_contract::bundle;
 
 use crate::blobs::BlobSource;
 use crate::entry::EntrySink;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use slipway_config::label::{ImageDefaults, parse_label, resolve};
 use slipway_config::model::{Config, Image, ImageName, Section};
 use slipway_config::{ImageSpec, Sp};
-use slipway_layout::bundle;
+use slipway_contract::bundle;
 
 use crate::blobs::BlobSource;
 use crate::bundle_json::{IdMap, RootMount, Volumes, config_json, runtime_json};

@@ -1,6 +1,6 @@
 //! A volume: its directories, and its image flattened or as an OCI layout.
 
-use slipway_layout::bundle;
+use slipway_contract::bundle;
 
 use crate::blobs::BlobSource;
 use crate::entry::EntrySink;

@@ -244,7 +244,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         &name,
     )?;
     if !global.quiet
-        && let Some(summary) = slipway_layout::timeline::Summary::of(&outcome.timeline())
+        && let Some(summary) = slipway_contract::timeline::Summary::of(&outcome.timeline())
     {
         eprintln!("slipway: run: boot timeline (guest clock):");
         for line in summary.to_string().lines() {

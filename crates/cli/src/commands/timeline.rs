@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use slipway_layout::timeline::{Entry, parse_transcript};
+use slipway_contract::timeline::{Entry, parse_transcript};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use slipway_layout::annotations::{self as ann, KeyStatus};
+use slipway_contract::annotations::{self as ann, KeyStatus};
 
 use crate::decode::StringMap;
 use crate::diag::{Diagnostic, Diagnostics};

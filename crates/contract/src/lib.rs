@@ -8,8 +8,8 @@
 //! root on a disk or CD needs ([`root_device`]).
 //!
 //! ```
-//! use slipway_layout::annotations::{Restart, SlipwayAnnotations};
-//! use slipway_layout::bundle;
+//! use slipway_contract::annotations::{Restart, SlipwayAnnotations};
+//! use slipway_contract::bundle;
 //!
 //! let parsed = SlipwayAnnotations::from_annotations([("org.slipway.restart", "always")]).unwrap();
 //! assert_eq!(parsed.restart, Restart::Always);

@@ -1,7 +1,7 @@
 //! Property tests of the annotation parsers through the public API.
 
 use proptest::prelude::*;
-use slipway_layout::annotations::{After, Ready, SlipwayAnnotations};
+use slipway_contract::annotations::{After, Ready, SlipwayAnnotations};
 
 proptest! {
     #[test]
