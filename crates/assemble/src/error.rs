@@ -7,7 +7,7 @@ use slipway_oci::StoreError;
 /// An assembly error: names the image, the layer and the path where it can.
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
-    #[error("{image}: {source}")]
+    #[error("{image}")]
     Store {
         image: String,
         #[source]
@@ -19,14 +19,14 @@ pub enum AssembleError {
         layer: String,
         message: String,
     },
-    #[error("{image}: layer {layer}: reading the layer: {source}")]
+    #[error("{image}: layer {layer}: reading the layer")]
     LayerIo {
         image: String,
         layer: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{image}: layer {layer}: entry `{path}`: {problem}")]
+    #[error("{image}: layer {layer}: entry `{path}`")]
     Entry {
         image: String,
         layer: String,
@@ -34,7 +34,7 @@ pub enum AssembleError {
         #[source]
         problem: EntryProblem,
     },
-    #[error("{image}: the image config is not valid JSON: {source}")]
+    #[error("{image}: the image config is not valid JSON")]
     ImageConfig {
         image: String,
         #[source]
@@ -44,14 +44,14 @@ pub enum AssembleError {
     Image { image: String, message: String },
     #[error("{location}: {message}")]
     Config { location: String, message: String },
-    #[error("{location}: reading {}: {source}", path.display())]
+    #[error("{location}: reading {}", path.display())]
     Source {
         location: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("writing the output: {0}")]
+    #[error("writing the output")]
     Sink(#[source] std::io::Error),
 }
 
@@ -62,7 +62,7 @@ pub type Result<T, E = AssembleError> = std::result::Result<T, E>;
 pub enum EntryProblem {
     #[error("the name is not valid UTF-8")]
     NotUtf8,
-    #[error("bad {field}: {source}")]
+    #[error("bad {field}")]
     Header {
         field: &'static str,
         #[source]

@@ -41,10 +41,10 @@ fn flatten_image(
         image: "t:1".into(),
         layers: resolved.manifest.layers.clone(),
     };
-    let plan = Plan::build(&src, filters).map_err(|e| e.to_string())?;
+    let plan = Plan::build(&src, filters).map_err(|e| slipway_contract::errors::chain(&e))?;
     let mut sink = Collect::keeping(keep);
     plan.emit(&src, "", "t:1", "init[0]", &mut sink)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| slipway_contract::errors::chain(&e))?;
     Ok(sink.entries)
 }
 

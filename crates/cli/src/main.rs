@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         // The reader of standard output has gone: what it wanted, it got.
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("slipway: error: {}", output::error_text(&err));
+            eprintln!("slipway: error: {err:#}");
             ExitCode::from(1)
         }
     }

@@ -45,20 +45,6 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         })
 }
 
-/// The error and its causes, each cause once: a cause whose text the
-/// message already contains is not repeated.
-pub fn error_text(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-    }
-    text
-}
-
 /// Linux reports `POLLERR` on a pipe's write end once no reader is left.
 fn stdout_reader_gone() -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};

@@ -34,18 +34,4 @@ pub fn warn(message: &str) {
     eprintln!("slipway: warning: {message}");
 }
 
-/// An error and its causes, `: `-separated, each said once (TLS and
-/// connection failures are only explained by the innermost cause).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use slipway_contract::errors::chain;

@@ -18,6 +18,7 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod errors;
 pub mod root_device;
 pub mod runtime;
 pub mod timeline;

@@ -13,14 +13,14 @@ pub enum FormatError {
     Assemble(#[from] AssembleError),
     #[error("{0}")]
     TooLarge(TooLarge),
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{unit}: {source}")]
+    #[error("{unit}")]
     Unit {
         unit: String,
         #[source]

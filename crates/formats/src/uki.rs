@@ -42,7 +42,7 @@ const XLF_EFI_HANDOVER_64: u16 = 1 << 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UkiError {
-    #[error("writing the UKI: {0}")]
+    #[error("writing the UKI")]
     Io(#[from] io::Error),
     #[error(
         "the kernel cannot boot from a UKI: {0}. It must be an x86-64 kernel built with CONFIG_EFI_STUB"

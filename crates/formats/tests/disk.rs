@@ -514,7 +514,8 @@ fn content_that_does_not_fit_is_refused_with_the_size_it_needs() {
     let err = disk
         .write(File::create(dir.path().join("liar.img")).unwrap())
         .unwrap_err();
-    assert!(err.to_string().contains("past the end"), "{err}");
+    let err = slipway_contract::errors::chain(&err);
+    assert!(err.contains("past the end"), "{err}");
 }
 
 fn err_text(size: u64, needed: u64) -> String {

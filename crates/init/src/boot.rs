@@ -2,6 +2,7 @@
 //! ([`crate::machine`]), `/etc/init.d` with
 //! LinuxKit's hooks as built-in phases (volumes, onboot, services).
 
+use slipway_contract::errors::chain;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +170,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
                 let path = Path::new("/etc/init.d").join(&name);
                 let status = match s.spawn(&Cmd::new(&path, &[])).and_then(|pid| s.wait(pid)) {
                     Ok(exit) => exit.to_string(),
-                    Err(e) => e.to_string(),
+                    Err(e) => chain(&e),
                 };
                 timeline.event(s, Event::InitdScript, Some(&name), Some(&status));
             }
@@ -255,12 +256,9 @@ fn run_phase(
                             Some(&name),
                             Some(&exit.to_string()),
                         ),
-                        Err(e) => timeline.event(
-                            s,
-                            Event::OnbootFailed,
-                            Some(&name),
-                            Some(&e.to_string()),
-                        ),
+                        Err(e) => {
+                            timeline.event(s, Event::OnbootFailed, Some(&name), Some(&chain(&e)))
+                        }
                     }
                 }
             }

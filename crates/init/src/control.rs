@@ -3,6 +3,7 @@
 //! The protocol is one request line (`list`, `start NAME`, ...) and a reply:
 //! `ok` or `error: <why>` on the first line, then any output lines.
 
+use slipway_contract::errors::chain;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -55,7 +56,7 @@ pub fn handle(supervisor: &Supervisor, request: &str) -> String {
     };
     match result {
         Ok(()) => "ok\n".into(),
-        Err(e) => format!("error: {e}\n"),
+        Err(e) => format!("error: {}\n", chain(&e)),
     }
 }
 

@@ -32,7 +32,7 @@ use sys::MountSpec;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,

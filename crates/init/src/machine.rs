@@ -2,6 +2,7 @@
 //! `rc.init` makes them: hostname, loopback, resource limits and
 //! `/etc/resolv.conf`.
 
+use slipway_contract::errors::chain;
 use std::path::Path;
 
 use crate::sys::{LinkOp, Sys};
@@ -37,13 +38,13 @@ pub fn setup(sys: &dyn Sys) -> (String, Vec<String>) {
     let mut problems = Vec::new();
     let name = hostname(sys);
     if let Err(e) = sys.sethostname(&name) {
-        problems.push(format!("sethostname {name}: {e}"));
+        problems.push(format!("sethostname {name}: {}", chain(&e)));
     }
     if let Err(e) = sys.link(&LinkOp::Up("lo".into())) {
-        problems.push(format!("loopback up: {e}"));
+        problems.push(format!("loopback up: {}", chain(&e)));
     }
     if let Err(e) = sys.set_rlimits(NOFILE, None) {
-        problems.push(format!("rlimits: {e}"));
+        problems.push(format!("rlimits: {}", chain(&e)));
     }
     // A symlinked /etc/resolv.conf (LinuxKit points it into /run/resolvconf)
     // needs its target's directory.

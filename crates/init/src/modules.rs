@@ -7,6 +7,7 @@
 //! Independent modules load in parallel, one thread per CPU: a module
 //! starts once everything it depends on has been tried ([`load_parallel`]).
 
+use slipway_contract::errors::chain;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -559,7 +560,7 @@ pub fn load_wanted(
     for (path, outcome) in order.into_iter().zip(results) {
         match outcome {
             Ok(()) => result.loaded += 1,
-            Err(e) => result.failed.push((path, e.to_string())),
+            Err(e) => result.failed.push((path, chain(&e))),
         }
     }
     result

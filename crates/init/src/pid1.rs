@@ -1,5 +1,6 @@
 //! PID 1 proper: signals, the power button, boot, then wait for shutdown.
 
+use slipway_contract::errors::chain;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -33,7 +34,7 @@ fn fatal_stop(sys: &dyn Sys, timeline: &Timeline, what: &str) -> ! {
     timeline.event(sys, Event::Fatal, None, Some(what));
     sys.sync();
     let err = sys.power(PowerAction::Poweroff);
-    console_line(&format!("slipway-init: cannot power off: {err}"));
+    console_line(&format!("slipway-init: cannot power off: {}", chain(&err)));
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
@@ -66,7 +67,10 @@ pub fn run() -> ExitCode {
     let real = match RealSys::start() {
         Ok(real) => real,
         Err(e) => {
-            console_line(&format!("slipway: 0 ms fatal - starting the reaper: {e}"));
+            console_line(&format!(
+                "slipway: 0 ms fatal - starting the reaper: {}",
+                chain(&e)
+            ));
             let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
             return ExitCode::FAILURE;
         }
@@ -97,14 +101,15 @@ pub fn run() -> ExitCode {
     let options = Options::read(sys.as_ref());
     let booted = match boot::boot(&sys, &timeline, &options) {
         Ok(booted) => booted,
-        Err(e) => fatal_stop(sys.as_ref(), &timeline, &e.to_string()),
+        Err(e) => fatal_stop(sys.as_ref(), &timeline, &chain(&e)),
     };
     watch_power_button(tx);
     if let Some(supervisor) = &booted.supervisor
         && let Err(e) = control::serve(Arc::clone(supervisor), Path::new(CONTROL_SOCKET))
     {
         console_line(&format!(
-            "slipway-init: control socket {CONTROL_SOCKET}: {e}"
+            "slipway-init: control socket {CONTROL_SOCKET}: {}",
+            chain(&e)
         ));
     }
     let (action, why) = rx
@@ -122,7 +127,7 @@ pub fn run() -> ExitCode {
     fatal_stop(
         sys.as_ref(),
         &timeline,
-        &format!("{} failed: {err}", action.as_str()),
+        &format!("{} failed: {}", action.as_str(), chain(&err)),
     )
 }
 

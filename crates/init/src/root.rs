@@ -26,6 +26,7 @@
 
 pub mod probe;
 
+use slipway_contract::errors::chain;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -335,7 +336,7 @@ impl Seen {
                 match sb {
                     Ok(Some(sb)) => format!("{name} ({sb})"),
                     Ok(None) => format!("{name} (no known filesystem)"),
-                    Err(e) => format!("{name} (unreadable: {e})"),
+                    Err(e) => format!("{name} (unreadable: {})", chain(&e)),
                 }
             })
             .collect::<Vec<_>>()
@@ -514,7 +515,7 @@ pub fn switch(
                 mounted = Some(fstype.clone());
                 break;
             }
-            Err(e) => failures.push(format!("as {fstype}: {e}")),
+            Err(e) => failures.push(format!("as {fstype}: {}", chain(&e))),
         }
     }
     let Some(fstype) = mounted else {
@@ -555,7 +556,10 @@ pub fn switch(
     let freed = match sys.remove_tree(Path::new("/")) {
         Ok(n) => n,
         Err(e) => {
-            sys.console(&format!("slipway-init: freeing the initramfs: {e}"));
+            sys.console(&format!(
+                "slipway-init: freeing the initramfs: {}",
+                chain(&e)
+            ));
             0
         }
     };
@@ -904,9 +908,8 @@ alias virtio:d00000002v* virtio_blk
         sys.add_dir("/sys/class/block/vda");
         sys.add_bytes("/dev/vda", &squashfs());
         let timeline = Timeline::default();
-        let err = switch(&sys, &timeline, &params("root=UUID=abcd rootdelay=2"), 1)
-            .unwrap_err()
-            .to_string();
+        let err = switch(&sys, &timeline, &params("root=UUID=abcd rootdelay=2"), 1).unwrap_err();
+        let err = chain(&err);
         assert!(
             err.starts_with("root=UUID=abcd: no such device after 2000 ms"),
             "{err}"
@@ -934,7 +937,7 @@ alias virtio:d00000002v* virtio_blk
         let timeline = Timeline::default();
         let err = switch(&sys, &timeline, &params("root=PARTUUID=1-2"), 1).unwrap_err();
         assert!(
-            err.to_string().contains("use /dev/NAME, LABEL= or UUID="),
+            chain(&err).contains("use /dev/NAME, LABEL= or UUID="),
             "{err}"
         );
         assert!(sys.calls().is_empty());
@@ -944,7 +947,7 @@ alias virtio:d00000002v* virtio_blk
         sys.add_bytes("/dev/vdb", &[0u8; 40000]);
         let err = switch(&sys, &timeline, &params("root=/dev/vdb"), 1).unwrap_err();
         assert!(
-            err.to_string().contains("name its type with rootfstype="),
+            chain(&err).contains("name its type with rootfstype="),
             "{err}"
         );
 
@@ -954,9 +957,8 @@ alias virtio:d00000002v* virtio_blk
         for dir in ["dev", "proc", "sys"] {
             sys.add_dir(&format!("{NEW_ROOT}/{dir}"));
         }
-        let err = switch(&sys, &timeline, &params("root=/dev/vda"), 1)
-            .unwrap_err()
-            .to_string();
+        let err = switch(&sys, &timeline, &params("root=/dev/vda"), 1).unwrap_err();
+        let err = chain(&err);
         assert!(err.contains("has no /run, /tmp, /var"), "{err}");
         assert!(sys.calls().contains(&"umount /newroot".to_owned()));
         assert!(sys.calls_starting("chroot").is_empty());
@@ -971,8 +973,8 @@ alias virtio:d00000002v* virtio_blk
             &params("root=/dev/vda rootfstype=erofs,squashfs"),
             1,
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        let err = chain(&err);
         assert!(
             err.contains("as erofs: Operation not permitted (os error 1); as squashfs"),
             "{err}"

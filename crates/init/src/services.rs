@@ -2,6 +2,7 @@
 //! thread of its own (`org.slipway.restart`, `org.slipway.ready`,
 //! `org.slipway.after`), logged to LinuxKit's files.
 
+use slipway_contract::errors::chain;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -232,8 +233,8 @@ impl Supervisor {
                 let (bundle, status) = match Bundle::load(self.sys.as_ref(), dir) {
                     Ok(bundle) => (Some(bundle), Status::Waiting),
                     Err(e) => {
-                        self.event(Event::ServiceFailed, &name, Some(&e.to_string()));
-                        (None, Status::Failed(e.to_string()))
+                        self.event(Event::ServiceFailed, &name, Some(&chain(&e)));
+                        (None, Status::Failed(chain(&e)))
                     }
                 };
                 let runnable = bundle.is_some();
@@ -376,8 +377,8 @@ impl Supervisor {
         let (pid, mounted) = match bundle.launch(sys, &self.runtime, log(".out.log"), log(".log")) {
             Ok(started) => started,
             Err(e) => {
-                self.event(Event::ServiceFailed, name, Some(&e.to_string()));
-                self.set_status(name, Status::Failed(e.to_string()));
+                self.event(Event::ServiceFailed, name, Some(&chain(&e)));
+                self.set_status(name, Status::Failed(chain(&e)));
                 return None;
             }
         };

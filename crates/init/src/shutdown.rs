@@ -2,6 +2,7 @@
 //! with the onshutdown bundles, signal what is left, sync, unmount, then
 //! power off, reboot or halt.
 
+use slipway_contract::errors::chain;
 use std::path::Path;
 use std::time::Duration;
 
@@ -69,7 +70,7 @@ fn shutdown_d(sys: &dyn Sys, timeline: &Timeline, runtime: Option<&OciRuntime>) 
             .and_then(|pid| sys.wait(pid))
         {
             Ok(exit) => exit.to_string(),
-            Err(e) => e.to_string(),
+            Err(e) => chain(&e),
         };
         timeline.event(sys, Event::ShutdowndScript, Some(&name), Some(&status));
     }
@@ -99,7 +100,7 @@ fn onshutdown(sys: &dyn Sys, timeline: &Timeline, runtime: Option<&OciRuntime>) 
                 Some(&name),
                 Some(&exit.to_string()),
             ),
-            Err(e) => timeline.event(sys, Event::OnbootFailed, Some(&name), Some(&e.to_string())),
+            Err(e) => timeline.event(sys, Event::OnbootFailed, Some(&name), Some(&chain(&e))),
         }
     }
     if !bundles.is_empty() {

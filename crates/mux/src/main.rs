@@ -9,6 +9,7 @@
 //! has it, routing to the components registered in DIR (default
 //! /run/slipway/components). Runs until killed.
 
+use slipway_contract::errors::chain;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -97,7 +98,7 @@ async fn run(args: Args) -> Result<(), String> {
                 let mux = mux.clone();
                 tokio::spawn(async move {
                     if let Err(e) = virtio::serve_port(&mux, &path).await {
-                        eprintln!("slipway-mux: {e}");
+                        eprintln!("slipway-mux: {}", chain(&e));
                     }
                 });
             }
@@ -106,7 +107,7 @@ async fn run(args: Args) -> Result<(), String> {
                     "slipway-mux: no virtio-serial port {name}: serving the unix socket only"
                 );
             }
-            Err(e) => eprintln!("slipway-mux: {e}"),
+            Err(e) => eprintln!("slipway-mux: {}", chain(&e)),
         }
     }
     mux.serve_unix(listener)

@@ -30,19 +30,19 @@ pub struct Registration {
 /// A registration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("{path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
-    #[error("cannot write registration {path}: {source}")]
+    #[error("cannot write registration {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -183,7 +183,7 @@ mod tests {
             ),
             ("x", r#"{"name":"x""#, "EOF"),
         ] {
-            let e = parse(name, json).unwrap_err().to_string();
+            let e = slipway_contract::errors::chain(&parse(name, json).unwrap_err());
             assert!(e.contains(want), "{json}: {e}");
         }
     }

@@ -15,6 +15,7 @@
 //! by one scan the one written last (ties go to the first name in byte
 //! order). File times alone would not do: they tick in jiffies.
 
+use slipway_contract::errors::chain;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -295,10 +296,10 @@ impl Registry {
                     }));
                 }
                 Err(e) => {
-                    eprintln!("slipway-mux: ignoring registration {e}");
+                    eprintln!("slipway-mux: ignoring registration {}", chain(&e));
                     invalid.push(Invalid {
                         name,
-                        error: e.to_string(),
+                        error: chain(&e),
                         id,
                     });
                 }

@@ -40,7 +40,7 @@ pub const DEFAULT_PORT_NAME: &str = "org.slipway.control";
 pub enum PortError {
     #[error("no virtio-serial port named \"{0}\" under /sys/class/virtio-ports")]
     NotFound(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: unexpected contents \"{contents}\"")]
     BadDev { path: PathBuf, contents: String },

@@ -30,17 +30,17 @@ const MAX_HELD_BYTES: u64 = 64 << 20;
 /// What can go wrong importing or exporting.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("reading the archive: {0}")]
+    #[error("reading the archive")]
     Read(#[source] io::Error),
-    #[error("reading {entry} in the archive: {source}")]
+    #[error("reading {entry} in the archive")]
     Entry {
         entry: String,
         #[source]
         source: io::Error,
     },
-    #[error("writing the archive: {0}")]
+    #[error("writing the archive")]
     Write(#[source] io::Error),
-    #[error("{entry} in the archive: {source}")]
+    #[error("{entry} in the archive")]
     Blob {
         entry: String,
         #[source]

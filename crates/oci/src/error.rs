@@ -7,7 +7,7 @@ use slipway_reference::Digest;
 /// What can go wrong reading or writing the content store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum StoreError {
         what: &'static str,
         limit: u64,
     },
-    #[error("{what} {digest} is not valid JSON: {source}")]
+    #[error("{what} {digest} is not valid JSON")]
     BadDocument {
         what: &'static str,
         digest: Digest,

@@ -1,6 +1,7 @@
 //! Pulling images into the store, and the resolution policy (cache first,
 //! `--pull`, `--offline`).
 
+use slipway_contract::errors::chain;
 use std::collections::BTreeSet;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -188,8 +189,9 @@ impl<'a> Puller<'a> {
             },
             Err(e) => {
                 tracing::warn!(
-                    "{reference}: the attestation {} was not fetched: {e}",
-                    att.digest
+                    "{reference}: the attestation {} was not fetched: {}",
+                    att.digest,
+                    chain(&e)
                 );
                 None
             }

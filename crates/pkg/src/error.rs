@@ -15,7 +15,7 @@ pub enum PkgError {
         sources: Box<slipway_config::SourceMap>,
         diagnostics: slipway_config::Diagnostics,
     },
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -47,7 +47,7 @@ pub enum PkgError {
         epoch: Option<String>,
     },
     /// A problem with something `build.yml` names, where it is named.
-    #[error("{location}: error: {source}")]
+    #[error("{location}: error")]
     At {
         location: String,
         #[source]
@@ -60,7 +60,7 @@ pub enum PkgError {
     #[error("{step}: {message}")]
     Step { step: &'static str, message: String },
     /// A step could not read a file of the image it works on.
-    #[error("{step}: reading {path}: {source}")]
+    #[error("{step}: reading {path}")]
     Read {
         step: &'static str,
         path: String,
@@ -68,21 +68,21 @@ pub enum PkgError {
         source: std::io::Error,
     },
     /// Writing or compressing the package's layer failed.
-    #[error("layer: {what}: {source}")]
+    #[error("layer: {what}")]
     Layer {
         what: String,
         #[source]
         source: std::io::Error,
     },
     /// An image's config, manifest or index could not be serialised.
-    #[error("image: {what}: {source}")]
+    #[error("image: {what}")]
     Json {
         what: &'static str,
         #[source]
         source: serde_json::Error,
     },
     /// A program a step runs could not be started.
-    #[error("{step}: cannot run {program}: {source}")]
+    #[error("{step}: cannot run {program}")]
     Spawn {
         step: &'static str,
         program: &'static str,
@@ -98,7 +98,7 @@ pub enum PkgError {
         output: String,
     },
     /// A blob of the OCI layout `docker buildx` wrote is not named by a digest.
-    #[error("docker: {source}")]
+    #[error("docker")]
     BlobName {
         #[source]
         source: slipway_reference::DigestError,

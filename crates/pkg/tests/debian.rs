@@ -49,12 +49,15 @@ fn a_package_that_does_not_exist() {
     let store = Store::open(tmp.path().join("cache")).unwrap();
     let err = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap_err();
     assert!(
-        err.to_string()
+        slipway_contract::errors::chain(&err)
             .contains("package \"no-such-package-slipway\" does not exist"),
         "{err}"
     );
     // Where build.yml lists it.
     let at = format!("{}:3:12: error: package", dir.join("build.yml").display());
-    assert!(err.to_string().starts_with(&at), "{err}");
+    assert!(
+        slipway_contract::errors::chain(&err).starts_with(&at),
+        "{err}"
+    );
     assert!(store.refs().unwrap().is_empty());
 }

@@ -209,7 +209,7 @@ fn unknown_keys_are_errors_with_positions_and_nothing_is_cached() {
     );
     let store = Store::open(tmp.path().join("cache")).unwrap();
     let err = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap_err();
-    let text = err.to_string();
+    let text = slipway_contract::errors::chain(&err);
     assert!(
         matches!(err, PkgError::Definition { count: 3, .. }),
         "{text}"
@@ -238,7 +238,7 @@ fn not_built_names_the_command() {
     let amd64 = Arch::Amd64;
     let err = slipway_pkg::package_reference(&dir, &store, amd64).unwrap_err();
     assert!(
-        err.to_string().contains("build it with: slipway pkg build"),
+        slipway_contract::errors::chain(&err).contains("build it with: slipway pkg build"),
         "{err}"
     );
     // Built for amd64 only, it is still not built for arm64.
@@ -246,7 +246,10 @@ fn not_built_names_the_command() {
     slipway_pkg::package_reference(&dir, &store, amd64).unwrap();
     let err = slipway_pkg::package_reference(&dir, &store, Arch::Arm64).unwrap_err();
     assert!(matches!(err, PkgError::NotBuilt { .. }), "{err}");
-    assert!(err.to_string().contains("linux/arm64"), "{err}");
+    assert!(
+        slipway_contract::errors::chain(&err).contains("linux/arm64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -265,14 +268,20 @@ fn a_dockerfile_package_without_docker_is_a_clear_error() {
         return;
     }
     let err = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("needs a Docker engine"), "{err}");
+    assert!(
+        slipway_contract::errors::chain(&err).contains("needs a Docker engine"),
+        "{err}"
+    );
     assert!(store.refs().unwrap().is_empty());
 }
 
 #[test]
 fn missing_package_directory() {
     let err = slipway_pkg::show_tag(Path::new("/nonexistent/pkg"), Arch::Amd64).unwrap_err();
-    assert!(err.to_string().contains("there is no build.yml"), "{err}");
+    assert!(
+        slipway_contract::errors::chain(&err).contains("there is no build.yml"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -117,8 +117,7 @@ fn ca_certificates_bundle_from_the_shipped_certificates() {
     );
     let err = slipway_pkg::build(&bare, &store, &BuildOptions::default()).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("install the `ca-certificates` package"),
+        slipway_contract::errors::chain(&err).contains("install the `ca-certificates` package"),
         "{err}"
     );
 }
@@ -325,7 +324,7 @@ fn kernel_module_subset_with_dependencies_and_metadata() {
     kernel_fixture(&bad, "[virtio_blk, no_such_module]");
     let err = slipway_pkg::build(&bad, &store, &BuildOptions::default()).unwrap_err();
     assert!(
-        err.to_string()
+        slipway_contract::errors::chain(&err)
             .contains("module no_such_module is neither a module of 6.1.0-test nor built in"),
         "{err}"
     );
@@ -409,7 +408,7 @@ fn cargo_step_for_an_arch_the_toolchain_cannot_build() {
     let store = Store::open(tmp.path().join("cache")).unwrap();
     let err = slipway_pkg::build(&dir, &store, &BuildOptions::default()).unwrap_err();
     assert!(
-        err.to_string().contains("cannot build tiny for s390x"),
+        slipway_contract::errors::chain(&err).contains("cannot build tiny for s390x"),
         "{err}"
     );
     assert!(store.refs().unwrap().is_empty());

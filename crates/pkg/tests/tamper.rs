@@ -264,7 +264,7 @@ fn a_copied_repository_intact_and_tampered() {
     setup.replace("binary-amd64/Packages.xz", changed);
     let (dir, store, opts) = setup.package("index", &mirror);
     let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
-    let text = err.to_string();
+    let text = slipway_contract::errors::chain(&err);
     assert!(
         matches!(err, PkgError::Deb(DebError::Checksum { .. })),
         "{text}"
@@ -283,7 +283,7 @@ fn a_copied_repository_intact_and_tampered() {
     setup.replace(&setup.copy.deb_path, deb);
     let (dir, store, opts) = setup.package("deb", &mirror);
     let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
-    let text = err.to_string();
+    let text = slipway_contract::errors::chain(&err);
     assert!(
         matches!(err, PkgError::Deb(DebError::Checksum { .. })),
         "{text}"
@@ -304,7 +304,7 @@ fn a_copied_repository_intact_and_tampered() {
     setup.replace("InRelease", release.into_bytes());
     let (dir, store, opts) = setup.package("signature", &mirror);
     let err = slipway_pkg::build(&dir, &store, &opts).unwrap_err();
-    let text = err.to_string();
+    let text = slipway_contract::errors::chain(&err);
     assert!(
         matches!(err, PkgError::Deb(DebError::BadSignature { .. })),
         "{text}"
@@ -356,7 +356,7 @@ fn a_pinned_version_the_mirror_no_longer_has() {
         ..opts.clone()
     };
     let err = slipway_pkg::build(&dir, &store, &locked).unwrap_err();
-    let text = err.to_string();
+    let text = slipway_contract::errors::chain(&err);
     assert!(text.contains("debs.lock: --locked"), "{text}");
     assert!(text.contains("no longer served"), "{text}");
     assert!(text.contains("--update-lock"), "{text}");

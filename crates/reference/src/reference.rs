@@ -102,13 +102,14 @@ pub enum ReferenceError {
         reason: String,
     },
     /// The digest after `@` is malformed.
-    #[error("invalid reference {input:?}: {source}")]
+    // The reason is part of the message, as for the other variants: a
+    // reference error is shown whole, in diagnostics and flag errors.
+    #[error("invalid reference {input:?}: {reason}")]
     InvalidDigest {
         /// The whole input.
         input: String,
         /// What is wrong with the digest.
-        #[source]
-        source: DigestError,
+        reason: DigestError,
     },
 }
 
@@ -159,9 +160,9 @@ impl Reference {
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
                 let digest =
-                    Digest::parse(digest).map_err(|source| ReferenceError::InvalidDigest {
+                    Digest::parse(digest).map_err(|reason| ReferenceError::InvalidDigest {
                         input: input(),
-                        source,
+                        reason,
                     })?;
                 (rest, Some(digest))
             }

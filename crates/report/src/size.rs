@@ -22,7 +22,7 @@ pub const TREE_DEPTH: usize = 8;
 pub enum ReportError {
     #[error("no slipway size report in this file (neither its JSON nor an HTML report holding it)")]
     NotAReport,
-    #[error("the size report's JSON is invalid: {0}")]
+    #[error("the size report's JSON is invalid")]
     Json(#[from] serde_json::Error),
     #[error("size report format {found} is not supported (this slipway reads format {FORMAT})")]
     Format { found: u32 },

@@ -24,7 +24,7 @@ const NAMESPACE_BASE: &str = "https://slipway.invalid/spdx";
 /// Why an SBOM could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {
-    #[error("not an SPDX JSON document: {0}")]
+    #[error("not an SPDX JSON document")]
     Json(#[from] serde_json::Error),
     #[error("not an SPDX 2 document: {0}")]
     NotSpdx(String),

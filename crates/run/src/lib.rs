@@ -41,7 +41,7 @@ pub enum RunError {
         reason: String,
     },
     /// A file operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,

@@ -44,19 +44,19 @@ pub use tls::TlsProxy;
 /// Everything that can go wrong in the testkit.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("writing tar entry {path}: {source}")]
+    #[error("writing tar entry {path}")]
     Tar {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("JSON: {0}")]
+    #[error("invalid JSON")]
     Json(#[from] serde_json::Error),
     #[error(
         "`{binary}` is not installed; the registry tests need Debian's docker-registry \
@@ -65,7 +65,7 @@ pub enum TestkitError {
     RegistryMissing { binary: String },
     #[error("the test registry did not start: {reason}\n--- registry log ---\n{log}")]
     RegistryFailed { reason: String, log: String },
-    #[error("HTTP request to {addr}{target}: {source}")]
+    #[error("HTTP request to {addr}{target}")]
     Http {
         addr: SocketAddr,
         target: String,

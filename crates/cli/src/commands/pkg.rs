@@ -75,7 +75,7 @@ fn render(err: PkgError) -> anyhow::Error {
             if *count == 1 { "" } else { "s" }
         );
     }
-    anyhow::anyhow!("{err}")
+    anyhow::Error::new(err)
 }
 
 pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {

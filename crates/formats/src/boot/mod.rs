@@ -41,7 +41,7 @@ const KERNEL_HEAD: u64 = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,

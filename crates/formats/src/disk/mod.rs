@@ -46,7 +46,7 @@ pub const MIB: u64 = 1 << 20;
 /// What can go wrong writing a disk image.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

@@ -141,7 +141,7 @@ pub enum Device {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsoError {
-    #[error("writing the ISO image: {0}")]
+    #[error("writing the ISO image")]
     Io(#[from] io::Error),
     #[error("`{path}` {reason}")]
     Path { path: String, reason: String },

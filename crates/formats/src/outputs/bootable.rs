@@ -2,6 +2,7 @@
 //! the raw disks and their re-encodings, written from one build's kernel
 //! parts and initrd segments.
 
+use slipway_contract::errors::chain;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,7 @@ impl<'a> Writer<'a> {
         blobs: &'a dyn BlobSource,
     ) -> Result<Writer<'a>, FormatError> {
         let efi = match boot {
-            Some(b) => b.check_efi().map_err(|e| e.to_string()),
+            Some(b) => b.check_efi().map_err(|e| chain(&e)),
             None => Err("the kernel image has no kernel".into()),
         };
         Ok(Writer {

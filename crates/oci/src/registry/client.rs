@@ -1,6 +1,7 @@
 //! The registry client: the distribution API over reqwest (rustls with the
 //! system's roots), with authentication, retries and a stall timeout.
 
+use slipway_contract::errors::chain;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
@@ -286,7 +287,7 @@ impl RegistryClient {
             if attempt >= self.options.attempts || !error.is_transient() {
                 return Err(error);
             }
-            tracing::debug!("{error}; retrying (attempt {})", attempt + 1);
+            tracing::debug!("{}; retrying (attempt {})", chain(&error), attempt + 1);
             tokio::time::sleep(self.backoff(attempt - 1)).await;
         }
     }
@@ -308,7 +309,7 @@ impl RegistryClient {
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| fail(chain(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(format!("the server answered {status}")));
@@ -319,7 +320,7 @@ impl RegistryClient {
         let mut bytes = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| fail(error_chain(&e)))?;
+            let chunk = chunk.map_err(|e| fail(chain(&e)))?;
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
@@ -615,7 +616,7 @@ impl RegistryClient {
             if !retry {
                 return Err(error);
             }
-            tracing::debug!("{error}; fetching the blob again");
+            tracing::debug!("{}; fetching the blob again", chain(&error));
             tokio::time::sleep(self.backoff(attempt.saturating_sub(1))).await;
         }
     }
@@ -751,22 +752,6 @@ fn url_encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// An error and its causes, `: `-separated: reqwest's own message alone
-/// hides the reason (a refused connection, an unknown certificate).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

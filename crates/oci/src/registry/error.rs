@@ -10,7 +10,7 @@ use crate::error::StoreError;
 /// variant names the image reference, and what the registry said.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{reference}: {url}: {source}")]
+    #[error("{reference}: {url}")]
     Http {
         reference: String,
         url: String,
@@ -74,7 +74,7 @@ pub enum RegistryError {
     Download { url: String, reason: String },
     #[error("setting up the HTTP client: {0}")]
     Client(String),
-    #[error("{reference}: {source}")]
+    #[error("{reference}")]
     Store {
         reference: String,
         #[source]

@@ -48,7 +48,7 @@ pub enum DebError {
     Sources { message: String },
     #[error("{}: {message}", path.display())]
     Lock { path: PathBuf, message: String },
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,

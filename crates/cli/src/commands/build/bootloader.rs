@@ -77,7 +77,7 @@ pub fn parse(text: Option<&str>) -> anyhow::Result<Choice> {
         Some(_) => anyhow::bail!("--bootloader @pkg: needs the path of a package directory"),
         None => Reference::parse(text)
             .map(Choice::Reference)
-            .map_err(|e| anyhow::anyhow!("--bootloader {text}: {e}")),
+            .map_err(|e| anyhow::Error::new(e).context(format!("--bootloader {text}"))),
     }
 }
 
