@@ -1757,3 +1757,91 @@ fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
         assert_eq!(source_of(path), [source], "{path}");
     }
 }
+
+/// `report diff --json` between two builds' size reports: what grew, by
+/// how much, in the units and the totals.
+#[test]
+fn report_diff_as_json() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    let report = |config: &Path, name: &str| {
+        let path = out.path().join(name);
+        fx.slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--format",
+                "tar",
+                "--dir",
+                out.path().to_str().unwrap(),
+                "--report",
+                path.to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success();
+        path
+    };
+    let a = report(&fx.config(), "a.json");
+    let bigger = fx.work.path().join("bigger.yml");
+    std::fs::write(
+        &bigger,
+        format!(
+            "{CONFIG}  - path: srv/extra\n    contents: \"{}\"\n",
+            "x".repeat(1000)
+        ),
+    )
+    .unwrap();
+    let b = report(&bigger, "b.json");
+    let o = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "report",
+                "diff",
+                "--json",
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = |list: &str, name: &str| {
+        doc[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}: {doc:#}"))
+            .clone()
+    };
+    let files = row("totals", "files");
+    assert_eq!(
+        files["to"].as_u64().unwrap(),
+        files["from"].as_u64().unwrap() + 1,
+        "{doc:#}"
+    );
+    assert_eq!(files["change"], 1);
+    // The new file, and the metadata files, which hold the configuration.
+    let bytes = row("totals", "bytes");
+    assert!(bytes["change"].as_i64().unwrap() > 1000, "{doc:#}");
+    let srv = row("directories", "srv");
+    assert_eq!(
+        (&srv["from"], &srv["to"]),
+        (&0.into(), &1000.into()),
+        "{doc:#}"
+    );
+    // Only what changed is listed.
+    assert!(
+        doc["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["change"] != 0)
+    );
+}
