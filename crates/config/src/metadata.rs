@@ -1013,6 +1013,162 @@ mod tests {
         assert_eq!(yaml_str("/var/run:/var/run"), "/var/run:/var/run");
     }
 
+    struct AsWritten;
+
+    impl ImageNames for AsWritten {
+        fn resolved(&self, name: &Sp<ImageName>) -> String {
+            name.value.to_string()
+        }
+        fn volume(&self, name: &Sp<ImageName>) -> String {
+            name.value.to_string()
+        }
+    }
+
+    const RUNTIME_SPEC: &str = "services:
+  - name: s
+    image: alpine:3.20
+    hostname: box
+    cwd: \"\"
+    resources:
+      pids: {limit: 10}
+      memory: {limit: 1024}
+    uidMappings:
+      - {hostID: 1000, containerID: 0, size: 1}
+    devices:
+      - {path: /dev/null, type: c, major: 1, minor: 3, mode: \"0666\"}
+    runtime:
+      mkdir: [/var/x]
+      interfaces:
+        - name: eth0
+volumes:
+  - name: v
+    readonly: false
+";
+
+    /// Go's field order (`hostname` before `readonly`, `devices` after
+    /// `binds.add`), runtime-spec JSON tags with `omitempty`, an empty
+    /// `bindNS` written (a struct, not a pointer), `cwd: \"\"` and
+    /// `readonly: false` of a volume left out (`omitempty` on values).
+    #[test]
+    fn json_has_gos_shape() {
+        let loaded = crate::load_str("c.yml", RUNTIME_SPEC).unwrap();
+        let expected = r#"{
+    "kernel": {
+        "image": ""
+    },
+    "init": null,
+    "onboot": null,
+    "onshutdown": null,
+    "services": [
+        {
+            "name": "s",
+            "image": "docker.io/library/alpine:3.20",
+            "devices": [
+                {
+                    "path": "/dev/null",
+                    "type": "c",
+                    "major": 1,
+                    "minor": 3,
+                    "mode": "0666"
+                }
+            ],
+            "hostname": "box",
+            "resources": {
+                "memory": {
+                    "limit": 1024
+                },
+                "pids": {
+                    "limit": 10
+                }
+            },
+            "uidMappings": [
+                {
+                    "containerID": 0,
+                    "hostID": 1000,
+                    "size": 1
+                }
+            ],
+            "runtime": {
+                "mkdir": [
+                    "/var/x"
+                ],
+                "interfaces": [
+                    {
+                        "name": "eth0",
+                        "createInRoot": false
+                    }
+                ],
+                "bindNS": {}
+            }
+        }
+    ],
+    "files": null,
+    "volumes": [
+        {
+            "name": "v"
+        }
+    ]
+}"#;
+        assert_eq!(to_json(&loaded.config, &AsWritten), expected);
+    }
+
+    /// yaml.v2 ignores the runtime-spec JSON tags: lower-cased Go names,
+    /// every field, nil pointers `null`, nil slices `[]`, nil maps `{}`.
+    #[test]
+    fn yaml_has_yaml_v2s_shape() {
+        let loaded = crate::load_str("c.yml", RUNTIME_SPEC).unwrap();
+        let expected = "kernel:
+  image: \"\"
+init: []
+onboot: []
+onshutdown: []
+services:
+- name: s
+  image: docker.io/library/alpine:3.20
+  devices:
+  - path: /dev/null
+    type: c
+    major: 1
+    minor: 3
+    mode: \"0666\"
+  hostname: box
+  resources:
+    devices: []
+    memory:
+      limit: 1024
+      reservation: null
+      swap: null
+      kernel: null
+      kerneltcp: null
+      swappiness: null
+      disableoomkiller: null
+      usehierarchy: null
+      checkbeforeupdate: null
+    cpu: null
+    pids:
+      limit: 10
+    blockio: null
+    hugepagelimits: []
+    network: null
+    rdma: {}
+    unified: {}
+  uidMappings:
+  - containerid: 0
+    hostid: 1000
+    size: 1
+  runtime:
+    mkdir:
+    - /var/x
+    interfaces:
+    - name: eth0
+      createInRoot: false
+files: []
+volumes:
+- name: v
+";
+        assert_eq!(to_yaml(&loaded.config, &AsWritten), expected);
+    }
+
     #[test]
     fn json_escapes_html_as_go_does() {
         let mut out = String::new();
