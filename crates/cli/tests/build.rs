@@ -1740,6 +1740,33 @@ fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
     assert_eq!(root.1, "example.org/test/kerneldot:1");
     // (The tar writer of the test stores `./lib` as `lib`.)
     assert_eq!(sources[kernel_at + 2].0, "lib", "{sources:?}");
+    // The initrd carries it too, in the kernel unit's archive (GNU cpio
+    // lists each archive of the concatenation on its own).
+    let initrd = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--format",
+                "kernel+initrd",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        initrd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&initrd.stderr)
+    );
+    let gz = std::fs::read(out.path().join("parity-initrd.img")).unwrap();
+    let mut cpio = Vec::new();
+    flate_decode(&gz, &mut cpio);
+    let first = cpio_names(split_archives(&cpio)[0]);
+    assert!(first.iter().any(|n| n == "." || n == "./"), "{first:?}");
     // A volume's lower/ and the directories above it come with its image
     // (`empty` without one); tmp/ and merged/ with the volume.
     let tool = "example.org/test/tool:1";
