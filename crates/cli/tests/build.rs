@@ -1478,6 +1478,24 @@ fn json_summary_lists_images_units_and_files() {
             .iter()
             .all(|u| u["cached"] == true)
     );
+    // With --resolve-only, the images alone: those the build named.
+    let resolved = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--resolve-only",
+                "--json",
+                config.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(resolved.status.success());
+    let resolved: serde_json::Value = serde_json::from_slice(&resolved.stdout).unwrap();
+    assert_eq!(resolved["images"], doc["images"], "{resolved:#}");
+    assert_eq!(resolved.as_object().unwrap().len(), 1, "{resolved:#}");
     // Standard output cannot carry both the summary and the image.
     let both = run_as("tar", &["-o", "-"]);
     assert_eq!(both.status.code(), Some(1));

@@ -42,6 +42,7 @@ pub struct BuildArgs {
 
     /// Print the build's summary as JSON on standard output: the images
     /// with their digests, each unit, and each file written with its size
+    /// (with --resolve-only: the images alone)
     #[arg(long)]
     pub json: bool,
 
@@ -272,6 +273,17 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `REFERENCE DIGEST` lines as `[{reference, digest}]`.
+fn images_json(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|line| {
+            let (reference, digest) = line.rsplit_once(' ').unwrap_or((line, ""));
+            serde_json::json!({ "reference": reference, "digest": digest })
+        })
+        .collect()
+}
+
 /// `build --json`: what was built, without the timings (which vary), so
 /// the same build prints the same document.
 fn json_summary(
@@ -281,13 +293,7 @@ fn json_summary(
     reports: &[slipway_formats::UnitReport],
     files: &[slipway_formats::OutputFile],
 ) -> serde_json::Value {
-    let images: Vec<serde_json::Value> = images
-        .iter()
-        .map(|line| {
-            let (reference, digest) = line.rsplit_once(' ').unwrap_or((line, ""));
-            serde_json::json!({ "reference": reference, "digest": digest })
-        })
-        .collect();
+    let images = images_json(images);
     let units: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
