@@ -1515,7 +1515,7 @@ init:
   - example.org/test/init:1
 onboot:
   - name: setup
-    image: example.org/test/tool:1
+    image: test/tool:1
     mounts:
       - destination: /run
         type: tmpfs
@@ -1527,7 +1527,7 @@ services:
     readonly: true
 volumes:
   - name: data
-    image: example.org/test/tool:1
+    image: test/tool:1
   - name: scratch
 trust:
   org: [linuxkit]
@@ -1543,7 +1543,8 @@ files:
 
 /// `metadata: json` of PARITY_CONFIG as LinuxKit writes it: Go's
 /// `json.MarshalIndent(moby, "", "    ")` (zero values present, absent lists
-/// `null`, HTML characters escaped, no `trust`, no newline at the end).
+/// `null`, HTML characters escaped, no `trust`, no newline at the end;
+/// container images as resolved, fully expanded, volume images as written).
 const PARITY_JSON: &str = r#"{
     "kernel": {
         "image": "example.org/test/kerneldot:1",
@@ -1555,7 +1556,7 @@ const PARITY_JSON: &str = r#"{
     "onboot": [
         {
             "name": "setup",
-            "image": "example.org/test/tool:1",
+            "image": "docker.io/test/tool:1",
             "mounts": [
                 {
                     "destination": "/run",
@@ -1602,7 +1603,7 @@ const PARITY_JSON: &str = r#"{
     "volumes": [
         {
             "name": "data",
-            "image": "example.org/test/tool:1"
+            "image": "test/tool:1"
         },
         {
             "name": "scratch"
@@ -1620,7 +1621,7 @@ init:
 - example.org/test/init:1
 onboot:
 - name: setup
-  image: example.org/test/tool:1
+  image: docker.io/test/tool:1
   mounts:
   - destination: /run
     type: tmpfs
@@ -1653,7 +1654,7 @@ files:
   optional: false
 volumes:
 - name: data
-  image: example.org/test/tool:1
+  image: test/tool:1
 - name: scratch
 "#;
 
@@ -1700,11 +1701,15 @@ fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
     let config = fx.work.path().join("parity.yml");
     std::fs::write(&config, PARITY_CONFIG).unwrap();
     let out = tempfile::tempdir().unwrap();
+    // Docker Hub names (`test/tool:1`) come from the loopback registry too.
+    let hub = format!("http://{}", fx.registry.host());
     let build = fx
         .slipway(
             fx.work.path(),
             "022",
             &[
+                "--mirror",
+                &hub,
                 "build",
                 "--format",
                 "tar",
@@ -1765,6 +1770,8 @@ fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
             fx.work.path(),
             "022",
             &[
+                "--mirror",
+                &hub,
                 "build",
                 "--format",
                 "kernel+initrd",
@@ -1787,7 +1794,7 @@ fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
     assert!(first.iter().any(|n| n == "." || n == "./"), "{first:?}");
     // A volume's lower/ and the directories above it come with its image
     // (`empty` without one); tmp/ and merged/ with the volume.
-    let tool = "example.org/test/tool:1";
+    let tool = "docker.io/test/tool:1";
     for (path, source) in [
         ("containers/volumes/data", tool),
         ("containers/volumes/data/lower", tool),
