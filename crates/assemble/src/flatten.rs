@@ -220,6 +220,9 @@ struct Tree {
     nodes: BTreeMap<String, Node>,
     /// Entry names as written, when the output keeps them verbatim.
     raw: Option<HashMap<Key, String>>,
+    /// The last root directory entry (`./`), kept only in verbatim plans:
+    /// LinuxKit appends kernel.tar's root entry with the rest.
+    root: Option<Key>,
     /// Headers of non-regular, non-directory entries a hard link may copy.
     others: HashMap<Key, Header>,
 }
@@ -341,7 +344,15 @@ impl Plan {
                     let key = (l, index as u32);
                     let cleaned = path::clean(&raw.name);
                     if cleaned.is_empty() {
-                        continue; // the root directory itself
+                        // The root directory itself: in a verbatim plan its
+                        // entry is passed on, otherwise the root exists anyway.
+                        if let Some(raw_names) = &mut tree.raw
+                            && matches!(raw.header.kind, Kind::Dir)
+                        {
+                            raw_names.insert(key, raw.name.clone());
+                            tree.root = Some(key);
+                        }
+                        continue;
                     }
                     let resolved = tree
                         .resolve_parent(&cleaned)
@@ -458,6 +469,15 @@ impl Plan {
                 .unwrap_or_else(|| p.to_string())
         };
         let mut emit: HashMap<Key, Emit> = HashMap::new();
+        if let Some(key) = tree.root {
+            emit.insert(
+                key,
+                Emit::Entry {
+                    path: name(key, ""),
+                    links: Vec::new(),
+                },
+            );
+        }
         let mut groups: BTreeMap<Key, Vec<String>> = BTreeMap::new();
         for (p, node) in &nodes {
             match &node.kind {

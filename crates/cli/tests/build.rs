@@ -17,7 +17,7 @@ use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
 
 /// The tar of the fixture config, built with `--format tar`. Changes only
 /// when slipway's output changes on purpose (then bump FORMAT_VERSION).
-const GOLDEN_TAR_SHA256: &str = "1eb674de980cbc2b5f32a9b346871bf056d821a2018290a66704bf4bc2ff9336";
+const GOLDEN_TAR_SHA256: &str = "90293f3e2bc5f7a68b166c4446d2e40dcf358a59f2052775627f5fbda1e81b3e";
 
 fn push(registry: &Registry, repo: &str, builder: ImageBuilder) {
     let artifact: Artifact = builder.arch("amd64").build().unwrap().into();
@@ -1478,6 +1478,24 @@ fn json_summary_lists_images_units_and_files() {
             .iter()
             .all(|u| u["cached"] == true)
     );
+    // With --resolve-only, the images alone: those the build named.
+    let resolved = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--resolve-only",
+                "--json",
+                config.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(resolved.status.success());
+    let resolved: serde_json::Value = serde_json::from_slice(&resolved.stdout).unwrap();
+    assert_eq!(resolved["images"], doc["images"], "{resolved:#}");
+    assert_eq!(resolved.as_object().unwrap().len(), 1, "{resolved:#}");
     // Standard output cannot carry both the summary and the image.
     let both = run_as("tar", &["-o", "-"]);
     assert_eq!(both.status.code(), Some(1));
@@ -1486,5 +1504,396 @@ fn json_summary_lists_images_units_and_files() {
             .contains("--json prints the summary on standard output"),
         "{}",
         String::from_utf8_lossy(&both.stderr)
+    );
+}
+
+/// The configuration of `linuxkit_metadata_volume_records_and_kernel_tar_root`.
+const PARITY_CONFIG: &str = r#"kernel:
+  image: example.org/test/kerneldot:1
+  cmdline: console=ttyS0
+init:
+  - example.org/test/init:1
+onboot:
+  - name: setup
+    image: test/tool:1
+    mounts:
+      - destination: /run
+        type: tmpfs
+        options: [nosuid]
+services:
+  - name: daemon
+    image: example.org/test/svc:1
+    env: ["A=<b>&c"]
+    readonly: true
+volumes:
+  - name: data
+    image: test/tool:1
+  - name: scratch
+trust:
+  org: [linuxkit]
+files:
+  - path: etc/motd
+    contents: "hello\n"
+    mode: "0644"
+  - path: etc/linuxkit.json
+    metadata: json
+  - path: etc/linuxkit.yml
+    metadata: yaml
+"#;
+
+/// `metadata: json` of PARITY_CONFIG as LinuxKit writes it: Go's
+/// `json.MarshalIndent(moby, "", "    ")` (zero values present, absent lists
+/// `null`, HTML characters escaped, no `trust`, no newline at the end;
+/// container images as resolved, fully expanded, volume images as written).
+const PARITY_JSON: &str = r#"{
+    "kernel": {
+        "image": "example.org/test/kerneldot:1",
+        "cmdline": "console=ttyS0"
+    },
+    "init": [
+        "example.org/test/init:1"
+    ],
+    "onboot": [
+        {
+            "name": "setup",
+            "image": "docker.io/test/tool:1",
+            "mounts": [
+                {
+                    "destination": "/run",
+                    "type": "tmpfs",
+                    "options": [
+                        "nosuid"
+                    ]
+                }
+            ]
+        }
+    ],
+    "onshutdown": null,
+    "services": [
+        {
+            "name": "daemon",
+            "image": "example.org/test/svc:1",
+            "env": [
+                "A=\u003cb\u003e\u0026c"
+            ],
+            "readonly": true
+        }
+    ],
+    "files": [
+        {
+            "path": "etc/motd",
+            "directory": false,
+            "contents": "hello\n",
+            "optional": false,
+            "mode": "0644"
+        },
+        {
+            "path": "etc/linuxkit.json",
+            "directory": false,
+            "metadata": "json",
+            "optional": false
+        },
+        {
+            "path": "etc/linuxkit.yml",
+            "directory": false,
+            "metadata": "yaml",
+            "optional": false
+        }
+    ],
+    "volumes": [
+        {
+            "name": "data",
+            "image": "test/tool:1"
+        },
+        {
+            "name": "scratch"
+        }
+    ]
+}"#;
+
+/// `metadata: yaml` of PARITY_CONFIG as yaml.v2 marshals LinuxKit's struct:
+/// runtime-spec mounts under lower-cased Go names with every field, empty
+/// lists as `[]`, sequences not indented under their key.
+const PARITY_YAML: &str = r#"kernel:
+  image: example.org/test/kerneldot:1
+  cmdline: console=ttyS0
+init:
+- example.org/test/init:1
+onboot:
+- name: setup
+  image: docker.io/test/tool:1
+  mounts:
+  - destination: /run
+    type: tmpfs
+    source: ""
+    options:
+    - nosuid
+    uidmappings: []
+    gidmappings: []
+onshutdown: []
+services:
+- name: daemon
+  image: example.org/test/svc:1
+  env:
+  - A=<b>&c
+  readonly: true
+files:
+- path: etc/motd
+  directory: false
+  contents: |
+    hello
+  optional: false
+  mode: "0644"
+- path: etc/linuxkit.json
+  directory: false
+  metadata: json
+  optional: false
+- path: etc/linuxkit.yml
+  directory: false
+  metadata: yaml
+  optional: false
+volumes:
+- name: data
+  image: test/tool:1
+- name: scratch
+"#;
+
+/// Every entry of a tar: raw path and its `LINUXKIT.source`.
+fn sources(tar: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let mut source = String::new();
+        if let Some(exts) = entry.pax_extensions().unwrap() {
+            for e in exts {
+                let e = e.unwrap();
+                if e.key().unwrap() == "LINUXKIT.source" {
+                    source = e.value().unwrap().to_string();
+                }
+            }
+        }
+        out.push((path, source));
+    }
+    out
+}
+
+#[test]
+fn linuxkit_metadata_volume_records_and_kernel_tar_root() {
+    let fx = Fixture::new();
+    // A kernel.tar as LinuxKit's kernels carry it: `tar -C dir .`, names
+    // with `./` and the root's own entry first.
+    let modules = tar_bytes(&[
+        Entry::dir("./").with_mode(0o700),
+        Entry::dir("./lib"),
+        Entry::file("./lib/modules.dep", "x.ko:\n"),
+    ])
+    .unwrap();
+    push(
+        &fx.registry,
+        "test/kerneldot",
+        ImageBuilder::new().layer([
+            Entry::file("kernel", pseudo_random_bytes(9, 300)),
+            Entry::file("kernel.tar", modules),
+        ]),
+    );
+    let config = fx.work.path().join("parity.yml");
+    std::fs::write(&config, PARITY_CONFIG).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // Docker Hub names (`test/tool:1`) come from the loopback registry too.
+    let hub = format!("http://{}", fx.registry.host());
+    let build = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "--mirror",
+                &hub,
+                "build",
+                "--format",
+                "tar",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let tar = std::fs::read(out.path().join("parity.tar")).unwrap();
+    let members = tar_members(&tar);
+    assert_eq!(
+        String::from_utf8_lossy(&members["etc/linuxkit.json"]),
+        PARITY_JSON
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&members["etc/linuxkit.yml"]),
+        PARITY_YAML
+    );
+    // Both read back as the same document, `null` and `[]` aside.
+    let from_yaml: serde_json::Value =
+        serde_saphyr::from_slice(&members["etc/linuxkit.yml"]).unwrap();
+    let mut from_json: serde_json::Value = serde_json::from_str(PARITY_JSON).unwrap();
+    from_json["onshutdown"] = serde_json::json!([]);
+    from_json["onboot"][0]["mounts"][0]["source"] = serde_json::json!("");
+    from_json["onboot"][0]["mounts"][0]["uidmappings"] = serde_json::json!([]);
+    from_json["onboot"][0]["mounts"][0]["gidmappings"] = serde_json::json!([]);
+    assert_eq!(from_yaml, from_json);
+
+    let sources = sources(&tar);
+    let source_of = |path: &str| -> Vec<&str> {
+        sources
+            .iter()
+            .filter(|(p, _)| p.trim_end_matches('/') == path)
+            .map(|(_, s)| s.as_str())
+            .collect()
+    };
+    // kernel.tar verbatim, its root entry included, right after boot/kernel.
+    let kernel_at = sources
+        .iter()
+        .position(|(p, _)| p == "boot/kernel")
+        .unwrap();
+    let root = &sources[kernel_at + 1];
+    assert!(root.0 == "./" || root.0 == ".", "{sources:?}");
+    assert_eq!(root.1, "example.org/test/kerneldot:1");
+    // (The tar writer of the test stores `./lib` as `lib`.)
+    assert_eq!(sources[kernel_at + 2].0, "lib", "{sources:?}");
+    // The initrd carries it too, in the kernel unit's archive (GNU cpio
+    // lists each archive of the concatenation on its own).
+    let initrd = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "--mirror",
+                &hub,
+                "build",
+                "--format",
+                "kernel+initrd",
+                "--dir",
+                out.path().to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        initrd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&initrd.stderr)
+    );
+    let gz = std::fs::read(out.path().join("parity-initrd.img")).unwrap();
+    let mut cpio = Vec::new();
+    flate_decode(&gz, &mut cpio);
+    let first = cpio_names(split_archives(&cpio)[0]);
+    assert!(first.iter().any(|n| n == "." || n == "./"), "{first:?}");
+    // A volume's lower/ and the directories above it come with its image
+    // (`empty` without one); tmp/ and merged/ with the volume.
+    let tool = "docker.io/test/tool:1";
+    for (path, source) in [
+        ("containers/volumes/data", tool),
+        ("containers/volumes/data/lower", tool),
+        ("containers/volumes/data/lower/bin/tool", tool),
+        ("containers/volumes/data/tmp", "linuxkit.volumes"),
+        ("containers/volumes/data/merged", "linuxkit.volumes"),
+        ("containers/volumes/scratch", "empty"),
+        ("containers/volumes/scratch/lower", "empty"),
+        ("containers/volumes/scratch/tmp", "linuxkit.volumes"),
+        ("containers/volumes/scratch/merged", "linuxkit.volumes"),
+    ] {
+        assert_eq!(source_of(path), [source], "{path}");
+    }
+}
+
+/// `report diff --json` between two builds' size reports: what grew, by
+/// how much, in the units and the totals.
+#[test]
+fn report_diff_as_json() {
+    let fx = Fixture::new();
+    let out = tempfile::tempdir().unwrap();
+    let report = |config: &Path, name: &str| {
+        let path = out.path().join(name);
+        fx.slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "build",
+                "--format",
+                "tar",
+                "--dir",
+                out.path().to_str().unwrap(),
+                "--report",
+                path.to_str().unwrap(),
+                config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .success();
+        path
+    };
+    let a = report(&fx.config(), "a.json");
+    let bigger = fx.work.path().join("bigger.yml");
+    std::fs::write(
+        &bigger,
+        format!(
+            "{CONFIG}  - path: srv/extra\n    contents: \"{}\"\n",
+            "x".repeat(1000)
+        ),
+    )
+    .unwrap();
+    let b = report(&bigger, "b.json");
+    let o = fx
+        .slipway(
+            fx.work.path(),
+            "022",
+            &[
+                "report",
+                "diff",
+                "--json",
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = |list: &str, name: &str| {
+        doc[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}: {doc:#}"))
+            .clone()
+    };
+    let files = row("totals", "files");
+    assert_eq!(
+        files["to"].as_u64().unwrap(),
+        files["from"].as_u64().unwrap() + 1,
+        "{doc:#}"
+    );
+    assert_eq!(files["change"], 1);
+    // The new file, and the metadata files, which hold the configuration.
+    let bytes = row("totals", "bytes");
+    assert!(bytes["change"].as_i64().unwrap() > 1000, "{doc:#}");
+    let srv = row("directories", "srv");
+    assert_eq!(
+        (&srv["from"], &srv["to"]),
+        (&0.into(), &1000.into()),
+        "{doc:#}"
+    );
+    // Only what changed is listed.
+    assert!(
+        doc["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["change"] != 0)
     );
 }

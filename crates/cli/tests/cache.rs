@@ -138,3 +138,79 @@ fn two_processes_pull_into_one_cache() {
         .assert()
         .success();
 }
+
+/// `cache verify --json`: each image's state, the corrupt blobs and the
+/// totals; exit status 1 when anything was wrong, as without --json.
+#[test]
+fn verify_as_json() {
+    let registry = Registry::start().unwrap();
+    let mut layers = Vec::new();
+    for (i, repo) in ["test/a", "test/b"].iter().enumerate() {
+        let image = ImageBuilder::new()
+            .arch("amd64")
+            .layer([Entry::file(format!("f{i}"), format!("content {i}"))])
+            .build()
+            .unwrap();
+        layers.push(image.layers[0].digest().to_string());
+        PushTarget::new(&registry, repo)
+            .push(&image.into(), Some("1"))
+            .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let a = format!("{}/test/a:1", registry.host());
+    let b = format!("{}/test/b:1", registry.host());
+    let pulled = slipway(cache.path())
+        .args(["cache", "pull", "--json", "--arch", "amd64", &a, &b])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&pulled.get_output().stdout).unwrap();
+    let pulled: Vec<&str> = doc["pulled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(pulled, [a.as_str(), b.as_str()], "{doc:#}");
+    assert_eq!(doc["failed"], serde_json::json!([]));
+
+    let verify = || {
+        let out = slipway(cache.path())
+            .args(["cache", "verify", "--json"])
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), doc)
+    };
+    let (code, doc) = verify();
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["sound"], true);
+    assert_eq!(doc["corruptBlobs"], serde_json::json!([]));
+    assert!(doc["checkedBlobs"].as_u64().unwrap() >= 6, "{doc:#}");
+    assert!(doc["checkedBytes"].as_u64().unwrap() > 0);
+    let images = doc["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{doc:#}");
+    assert!(images.iter().all(|i| i["status"] == "ok"), "{doc:#}");
+
+    // Damage b's layer: the blob is reported corrupt and deleted, b is
+    // incomplete and names it, a is untouched, and the exit status is 1.
+    let (algorithm, hex) = layers[1].split_once(':').unwrap();
+    let blob = cache.path().join("blobs").join(algorithm).join(hex);
+    std::fs::write(&blob, "not the layer").unwrap();
+    let (code, doc) = verify();
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert_eq!(doc["sound"], false);
+    assert_eq!(doc["corruptBlobs"], serde_json::json!([layers[1]]));
+    assert!(!blob.exists());
+    let state = |name: &str| {
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(state(&a)["status"], "ok");
+    assert_eq!(state(&b)["status"], "incomplete");
+    assert_eq!(state(&b)["missing"], serde_json::json!([layers[1]]));
+}

@@ -252,3 +252,60 @@ fn sizes_are_printed_in_iec_units() {
     );
     assert!(!freed.ends_with(" B"), "{freed}");
 }
+
+/// `cache import --json` names what it imported; `cache clean --json` what
+/// it removed and freed.
+#[test]
+fn import_and_clean_as_json() {
+    let index = index();
+    let source = tempfile::tempdir().unwrap();
+    Artifact::from(index.clone())
+        .write_oci_layout(source.path(), Some("example.com/app:1"))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("app.tar");
+    slipway(source.path())
+        .args(["cache", "export", "example.com/app:1", "-o"])
+        .arg(&file)
+        .assert()
+        .success();
+    let cache = tempfile::tempdir().unwrap();
+    let out = slipway(cache.path())
+        .args(["cache", "import", "--json"])
+        .arg(&file)
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"imported": [{"name": "example.com/app:1", "digest": index.index.digest()}]})
+    );
+
+    std::fs::write(cache.path().join("blobs/sha256/.tmp-killed"), b"half").unwrap();
+    let out = slipway(cache.path())
+        .args(["cache", "clean", "--all", "--json"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        doc["removedImages"],
+        serde_json::json!(["example.com/app:1"])
+    );
+    let blobs = doc["removedBlobs"].as_array().unwrap();
+    assert!(
+        blobs.contains(&serde_json::json!(index.images[0].layers[0].digest())),
+        "{doc:#}"
+    );
+    assert!(
+        blobs.contains(&serde_json::json!(index.index.digest())),
+        "{doc:#}"
+    );
+    let temp = doc["removedTempFiles"].as_array().unwrap();
+    assert!(
+        temp.iter()
+            .any(|t| t.as_str().unwrap().ends_with(".tmp-killed")),
+        "{doc:#}"
+    );
+    assert!(doc["freedBytes"].as_u64().unwrap() > 50_000, "{doc:#}");
+    assert_eq!(doc["removedSegments"], 0);
+}

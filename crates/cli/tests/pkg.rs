@@ -544,3 +544,52 @@ fn source_date_epoch_is_named_where_it_changed_a_tag() {
     assert!(stderr(&o).contains("building package"), "{}", stderr(&o));
     assert!(stderr(&o).contains(named), "{}", stderr(&o));
 }
+
+#[test]
+fn build_and_show_tag_as_json() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("demo");
+    demo_package(&dir, "test");
+    let cache = work.path().join("cache");
+    let tag = show_tag(&dir);
+    let build = || {
+        let o = ok(run(slipway(&cache)
+            .args(["pkg", "build", "--json"])
+            .arg(&dir)));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let first = build();
+    let images = first["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{first:#}");
+    let image = &images[0];
+    assert_eq!(image["reference"], tag.as_str());
+    assert_eq!(image["package"], dir.display().to_string());
+    assert_eq!(image["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(image["cached"], false);
+    // The digest is the index the cache names under the tag.
+    let store = Store::open(&cache).unwrap();
+    let (_, descriptor) = store
+        .refs()
+        .unwrap()
+        .into_iter()
+        .find(|(name, _)| *name == tag)
+        .unwrap();
+    assert_eq!(image["digest"], descriptor.digest.to_string());
+
+    // Again: the same image, now from the cache.
+    let second = build();
+    assert_eq!(second["images"][0]["digest"], image["digest"]);
+    assert_eq!(second["images"][0]["cached"], true);
+
+    let o = ok(run(slipway(&cache)
+        .args(["pkg", "show-tag", "--json"])
+        .arg(&dir)));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["reference"], tag.as_str());
+    assert_eq!(shown["repository"], "docker.io/test/demo");
+    assert_eq!(
+        format!("docker.io/test/demo:{}", shown["tag"].as_str().unwrap()),
+        tag
+    );
+    assert_eq!(shown["platform"], "linux/amd64");
+}

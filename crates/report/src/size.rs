@@ -601,6 +601,67 @@ pub fn diff(a: &SizeReport, b: &SizeReport) -> String {
     s
 }
 
+/// [`diff`] as JSON: `from` and `to` (the reports' names), then `totals`,
+/// `units` (stored bytes), `images` and `directories` (four levels), each a
+/// list of `{name, from, to, change}`; the totals all, the other lists
+/// every row that changed, largest change first.
+pub fn diff_json(a: &SizeReport, b: &SizeReport) -> serde_json::Value {
+    let rows = |changes: Vec<(String, u64, u64, i128)>| -> Vec<serde_json::Value> {
+        changes
+            .into_iter()
+            .map(|(name, x, y, d)| {
+                // Sizes beyond 8 EiB apart do not occur; clamped, not wrapped.
+                let change = i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX });
+                serde_json::json!({ "name": name, "from": x, "to": y, "change": change })
+            })
+            .collect()
+    };
+    let totals = [
+        ("files", a.total_files(), b.total_files()),
+        ("bytes", a.total_bytes(), b.total_bytes()),
+        (
+            "uncompressed",
+            a.total_uncompressed(),
+            b.total_uncompressed(),
+        ),
+        ("stored", a.total_stored(), b.total_stored()),
+        (
+            "initrd",
+            a.initrd_bytes.unwrap_or(0),
+            b.initrd_bytes.unwrap_or(0),
+        ),
+    ];
+    let totals = rows(
+        totals
+            .into_iter()
+            .map(|(n, x, y)| (n.to_string(), x, y, i128::from(y) - i128::from(x)))
+            .collect(),
+    );
+    let units = |r: &SizeReport| -> BTreeMap<String, u64> {
+        r.units
+            .iter()
+            .map(|u| (format!("{} {}", u.location, u.title), u.stored))
+            .collect()
+    };
+    let images = |r: &SizeReport| -> BTreeMap<String, u64> {
+        r.images
+            .iter()
+            .map(|i| (i.image.clone(), i.bytes))
+            .collect()
+    };
+    let dirs = |r: &SizeReport| -> BTreeMap<String, u64> {
+        r.dirs_at(4).into_iter().map(|(p, b, _)| (p, b)).collect()
+    };
+    serde_json::json!({
+        "from": a.name,
+        "to": b.name,
+        "totals": totals,
+        "units": rows(changes(&units(a), &units(b))),
+        "images": rows(changes(&images(a), &images(b))),
+        "directories": rows(changes(&dirs(a), &dirs(b))),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]

@@ -39,7 +39,7 @@ use kernel::KernelUnit;
 
 /// Bumped whenever the bytes a unit produces change for the same inputs:
 /// part of every unit key, so cached segments of older versions are not used.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// An image the build uses, as the cache holds it.
 #[derive(Clone, Debug)]

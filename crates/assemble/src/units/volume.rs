@@ -10,6 +10,9 @@ use crate::flatten::{Filters, Plan, RESOLV_SYMLINK};
 use super::oci_layout::write_oci_layout;
 use super::{ImageInput, dir, prefix_dirs};
 
+/// `LINUXKIT.source` of the directories a volume adds of its own.
+const VOLUMES: &str = "linuxkit.volumes";
+
 /// Volume `name`: `lower/` with its image (flattened, or an OCI layout
 /// with `oci`), `tmp/` and `merged/`.
 pub(super) fn write_volume(
@@ -20,9 +23,9 @@ pub(super) fn write_volume(
     store: &dyn BlobSource,
     sink: &mut dyn EntrySink,
 ) -> Result<()> {
-    let source = image
-        .as_ref()
-        .map_or("linuxkit.volumes", |i| i.name.as_str());
+    // As LinuxKit tags them: `lower/` and the directories above it come with
+    // the image (`empty` without one), `tmp/` and `merged/` from the volume.
+    let source = image.as_ref().map_or("empty", |i| i.name.as_str());
     let lower = bundle::volume_lower_dir(name);
     prefix_dirs(&lower, source, location, sink)?;
     if let Some(image) = image {
@@ -42,6 +45,6 @@ pub(super) fn write_volume(
             )?;
         }
     }
-    dir(&bundle::volume_tmp_dir(name), source, location, sink)?;
-    dir(&bundle::volume_merged_dir(name), source, location, sink)
+    dir(&bundle::volume_tmp_dir(name), VOLUMES, location, sink)?;
+    dir(&bundle::volume_merged_dir(name), VOLUMES, location, sink)
 }

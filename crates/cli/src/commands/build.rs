@@ -42,6 +42,7 @@ pub struct BuildArgs {
 
     /// Print the build's summary as JSON on standard output: the images
     /// with their digests, each unit, and each file written with its size
+    /// (with --resolve-only: the images alone)
     #[arg(long)]
     pub json: bool,
 
@@ -272,6 +273,17 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `REFERENCE DIGEST` lines as `[{reference, digest}]`.
+fn images_json(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|line| {
+            let (reference, digest) = line.rsplit_once(' ').unwrap_or((line, ""));
+            serde_json::json!({ "reference": reference, "digest": digest })
+        })
+        .collect()
+}
+
 /// `build --json`: what was built, without the timings (which vary), so
 /// the same build prints the same document.
 fn json_summary(
@@ -281,13 +293,7 @@ fn json_summary(
     reports: &[slipway_formats::UnitReport],
     files: &[slipway_formats::OutputFile],
 ) -> serde_json::Value {
-    let images: Vec<serde_json::Value> = images
-        .iter()
-        .map(|line| {
-            let (reference, digest) = line.rsplit_once(' ').unwrap_or((line, ""));
-            serde_json::json!({ "reference": reference, "digest": digest })
-        })
-        .collect();
+    let images = images_json(images);
     let units: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
@@ -367,6 +373,44 @@ fn loader_choice(
     }
 }
 
+/// How `files[].metadata` names images: as LinuxKit, the references it
+/// resolved (a package's tag for `@pkg:`), and volume images as written.
+struct MetadataNames<'a> {
+    entries: &'a [resolve::ResolvedEntry],
+    sources: &'a slipway_config::SourceMap,
+}
+
+impl slipway_config::metadata::ImageNames for MetadataNames<'_> {
+    fn resolved(&self, name: &slipway_config::Sp<slipway_config::ImageName>) -> String {
+        self.entries
+            .iter()
+            .find(|e| e.name == name.value)
+            .map_or_else(|| name.value.to_string(), |e| e.reference.clone())
+    }
+
+    fn volume(&self, name: &slipway_config::Sp<slipway_config::ImageName>) -> String {
+        if matches!(name.value, slipway_config::ImageName::Package(_)) {
+            return self.resolved(name);
+        }
+        let span = name.span;
+        let written = self
+            .sources
+            .get(span.file)
+            .and_then(|f| f.text.get(span.offset..span.offset + span.len))
+            .map(|t| t.trim().trim_matches(['"', '\'']));
+        match written {
+            // The span is the scalar's; make sure it is the same image.
+            Some(t)
+                if slipway_reference::Reference::parse(t)
+                    .is_ok_and(|r| slipway_config::ImageName::Reference(r) == name.value) =>
+            {
+                t.to_string()
+            }
+            _ => name.value.to_string(),
+        }
+    }
+}
+
 /// Resolves, plans, writes; then the summary on standard error.
 #[allow(
     clippy::disallowed_methods,
@@ -404,7 +448,10 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         Some((reference, image)) => Some(bootloader::read(reference, image, &store)?),
         None => None,
     };
-    let to_out = slipway_config::print::ToOut::to_out(&loaded.config);
+    let image_names = MetadataNames {
+        entries: &resolution.entries,
+        sources: &loaded.sources,
+    };
     let inputs = Inputs {
         images: resolution
             .entries
@@ -421,9 +468,8 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
             .collect(),
         decompress_kernel: args.decompress_kernel,
         source_dir: std::env::current_dir().context("finding the working directory")?,
-        metadata_yaml: slipway_config::print::to_yaml(&to_out),
-        metadata_json: serde_json::to_string(&to_out)
-            .context("writing the configuration as JSON")?,
+        metadata_yaml: slipway_config::metadata::to_yaml(&loaded.config, &image_names),
+        metadata_json: slipway_config::metadata::to_json(&loaded.config, &image_names),
         source_date_epoch: source_date_epoch()?,
     };
     let mut units = plan_units(&loaded.config, &inputs, &store)?;

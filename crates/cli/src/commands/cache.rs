@@ -32,6 +32,9 @@ pub enum CacheCommand {
     Pull {
         #[arg(required = true, value_name = "REF")]
         refs: Vec<String>,
+        /// Print the images pulled (and the references that failed) as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Push a cached image to its registry, or to --remote-name
     Push {
@@ -50,6 +53,9 @@ pub enum CacheCommand {
     Import {
         #[arg(value_name = "FILE")]
         file: String,
+        /// Print the images imported as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Write a cached image as a tar: an OCI image layout, or for `docker load`
     Export {
@@ -76,10 +82,17 @@ pub enum CacheCommand {
         /// Empty the cache completely
         #[arg(long)]
         all: bool,
+        /// Print what was removed as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash every blob; delete the corrupt ones and report damaged images
     /// (exit status 1 if anything was wrong)
-    Verify,
+    Verify {
+        /// Print every image's state, the corrupt blobs and a summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -113,7 +126,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        CacheCommand::Pull { refs } => {
+        CacheCommand::Pull { refs, json } => {
             let platform = platform(global)?;
             let client = client(global)?;
             let progress = ProgressDisplay::new(global);
@@ -136,18 +149,35 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             });
             progress.clear();
             let mut outcome = Outcome::Success;
-            for result in results {
+            let mut pulled = Vec::new();
+            let mut failed = Vec::new();
+            for (reference, result) in references.iter().zip(results) {
                 match result {
                     Ok(images) => {
                         for image in images {
-                            outln!("{} {}", image.reference, image.digest())?;
+                            if *json {
+                                pulled.push(serde_json::json!({
+                                    "reference": image.reference.to_string(),
+                                    "digest": image.digest().to_string(),
+                                }));
+                            } else {
+                                outln!("{} {}", image.reference, image.digest())?;
+                            }
                         }
                     }
                     Err(e) => {
                         eprintln!("slipway: error: {}", chain(&e));
+                        failed.push(serde_json::json!({
+                            "reference": reference.to_string(),
+                            "error": chain(&e),
+                        }));
                         outcome = Outcome::Failure;
                     }
                 }
+            }
+            if *json {
+                let doc = serde_json::json!({ "pulled": pulled, "failed": failed });
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
             }
             return Ok(outcome);
         }
@@ -183,7 +213,7 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
             return Ok(outcome);
         }
-        CacheCommand::Import { file } => import(&store, file)?,
+        CacheCommand::Import { file, json } => import(&store, file, *json)?,
         CacheCommand::Export {
             reference,
             output,
@@ -197,13 +227,13 @@ pub fn run(args: &CacheArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             *format,
             platform.as_ref(),
         )?,
-        CacheCommand::Clean { all } => clean(&store, *all)?,
-        CacheCommand::Verify => return verify(&store),
+        CacheCommand::Clean { all, json } => clean(&store, *all, *json)?,
+        CacheCommand::Verify { json } => return verify(&store, *json),
     }
     Ok(Outcome::Success)
 }
 
-fn import(store: &Store, file: &str) -> anyhow::Result<()> {
+fn import(store: &Store, file: &str, json: bool) -> anyhow::Result<()> {
     let report = if file == "-" {
         slipway_oci::import(store, std::io::stdin().lock())
     } else {
@@ -213,6 +243,16 @@ fn import(store: &Store, file: &str) -> anyhow::Result<()> {
     .with_context(|| format!("importing {file}"))?;
     if report.images.is_empty() {
         eprintln!("slipway: warning: {file} holds no image");
+    }
+    if json {
+        let images: Vec<serde_json::Value> = report
+            .images
+            .iter()
+            .map(|(name, d)| serde_json::json!({ "name": name, "digest": d.digest.to_string() }))
+            .collect();
+        let doc = serde_json::json!({ "imported": images });
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
     }
     for (name, d) in &report.images {
         outln!("{name} {}", d.digest)?;
@@ -321,7 +361,7 @@ fn export_filesystem(
     Ok(())
 }
 
-fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
+fn clean(store: &Store, all: bool, json: bool) -> anyhow::Result<()> {
     let report = match store.try_clean(all)? {
         Some(report) => report,
         None => {
@@ -329,6 +369,27 @@ fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
             store.clean(all)?
         }
     };
+    if json {
+        let blobs: Vec<String> = report
+            .removed_blobs
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let temp: Vec<String> = report
+            .removed_temp_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let doc = serde_json::json!({
+            "removedImages": report.removed_refs,
+            "removedBlobs": blobs,
+            "removedTempFiles": temp,
+            "removedSegments": report.removed_segments,
+            "freedBytes": report.freed_bytes,
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
+    }
     for name in &report.removed_refs {
         outln!("removed image {name}")?;
     }
@@ -351,8 +412,18 @@ fn clean(store: &Store, all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify(store: &Store) -> anyhow::Result<Outcome> {
+fn verify(store: &Store, json: bool) -> anyhow::Result<Outcome> {
     let report = store.verify()?;
+    let outcome = if report.is_sound() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    if json {
+        let doc = verify_json(&report, &store.refs()?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(outcome);
+    }
     for digest in &report.corrupt {
         outln!("corrupt blob {digest}: deleted")?;
     }
@@ -375,9 +446,52 @@ fn verify(store: &Store) -> anyhow::Result<Outcome> {
         report.checked,
         BinaryBytes(report.checked_bytes)
     );
-    Ok(if report.is_sound() {
-        Outcome::Success
-    } else {
-        Outcome::Failure
+    Ok(outcome)
+}
+
+/// `cache verify --json`: every image named in the cache with its state
+/// (`ok`, `incomplete` with the blobs it lacks, `partial` with the platforms
+/// not cached, `removed` when its manifest was gone), the corrupt blobs
+/// (deleted) and the totals.
+fn verify_json(
+    report: &slipway_oci::VerifyReport,
+    refs: &[(String, slipway_oci::Descriptor)],
+) -> serde_json::Value {
+    let mut images: Vec<serde_json::Value> = refs
+        .iter()
+        .map(|(name, d)| {
+            let mut image = serde_json::json!({
+                "name": name,
+                "digest": d.digest.to_string(),
+                "status": "ok",
+            });
+            if let Some(damaged) = report.incomplete.iter().find(|x| &x.name == name) {
+                image["status"] = "incomplete".into();
+                image["missing"] = damaged
+                    .missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .into();
+            } else if let Some((_, absent)) = report.partial.iter().find(|(n, _)| n == name) {
+                image["status"] = "partial".into();
+                image["absentPlatforms"] = absent.clone().into();
+            }
+            image
+        })
+        .collect();
+    images.extend(
+        report
+            .dropped_refs
+            .iter()
+            .map(|name| serde_json::json!({ "name": name, "status": "removed" })),
+    );
+    let corrupt: Vec<String> = report.corrupt.iter().map(ToString::to_string).collect();
+    serde_json::json!({
+        "images": images,
+        "corruptBlobs": corrupt,
+        "checkedBlobs": report.checked,
+        "checkedBytes": report.checked_bytes,
+        "sound": report.is_sound(),
     })
 }

@@ -46,11 +46,18 @@ pub enum PkgCommand {
         /// Where downloaded .debs are kept [default: $XDG_CACHE_HOME/slipway/debs]
         #[arg(long, env = "SLIPWAY_DEBS_CACHE", value_name = "DIR")]
         debs_cache: Option<PathBuf>,
+        /// Print the packages built as JSON: each image's reference, digest,
+        /// platforms, and whether it was built or already cached
+        #[arg(long)]
+        json: bool,
     },
     /// Print the image reference a package builds for --arch (its tag is a hash of its inputs)
     ShowTag {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Print the reference, its parts and the architecture as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -80,9 +87,21 @@ fn render(err: PkgError) -> anyhow::Error {
 
 pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     match &args.command {
-        PkgCommand::ShowTag { dir } => {
-            let reference = slipway_pkg::show_tag(dir, arch(global)?).map_err(render)?;
-            outln!("{reference}")?;
+        PkgCommand::ShowTag { dir, json } => {
+            let arch = arch(global)?;
+            let reference = slipway_pkg::show_tag(dir, arch).map_err(render)?;
+            if *json {
+                let doc = serde_json::json!({
+                    "package": dir.display().to_string(),
+                    "reference": reference.to_string(),
+                    "repository": format!("{}/{}", reference.domain(), reference.repository()),
+                    "tag": reference.tag(),
+                    "platform": format!("linux/{}", arch.as_oci()),
+                });
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            } else {
+                outln!("{reference}")?;
+            }
             if let Some(epoch) = slipway_pkg::tag::epoch_in_tags()
                 && global.level() > 0
             {
@@ -101,6 +120,7 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             platforms,
             push,
             debs_cache,
+            json,
         } => {
             let targets = push_targets(push.as_deref(), dirs.len())?;
             let store = Store::open(cache_dir(global)?)?;
@@ -120,6 +140,7 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             if let Some(d) = debs_cache {
                 opts.debs_cache = d.clone();
             }
+            let mut listed = Vec::new();
             for dir in dirs {
                 let built = slipway_pkg::build(dir, &store, &opts)
                     .map_err(render)
@@ -131,7 +152,11 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     if image.cached {
                         eprintln!("slipway: {} is up to date in the cache", image.reference);
                     }
-                    outln!("{} {}", image.reference, image.index.digest)?;
+                    if *json {
+                        listed.push(built_json(dir, image));
+                    } else {
+                        outln!("{} {}", image.reference, image.index.digest)?;
+                    }
                 }
                 if let Some(target) = &targets {
                     for image in &built.images {
@@ -147,9 +172,29 @@ pub fn run(args: &PkgArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     }
                 }
             }
+            if *json {
+                let doc = serde_json::json!({ "images": listed });
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            }
             Ok(Outcome::Success)
         }
     }
+}
+
+/// One image of `pkg build --json`.
+fn built_json(dir: &std::path::Path, image: &slipway_pkg::BuiltImage) -> serde_json::Value {
+    let platforms: Vec<String> = image
+        .arches
+        .iter()
+        .map(|a| format!("linux/{}", a.as_oci()))
+        .collect();
+    serde_json::json!({
+        "package": dir.display().to_string(),
+        "reference": image.reference.to_string(),
+        "digest": image.index.digest.to_string(),
+        "platforms": platforms,
+        "cached": image.cached,
+    })
 }
 
 /// Where `--push` sends the built images.

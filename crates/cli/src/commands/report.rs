@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use slipway_report::size::{SizeReport, diff};
+use slipway_report::size::{SizeReport, diff, diff_json};
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
@@ -26,6 +26,9 @@ pub enum ReportCommand {
         /// The later report
         #[arg(value_name = "B")]
         b: PathBuf,
+        /// Print every change as JSON: totals, units, images and directories
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -37,9 +40,14 @@ fn load(path: &PathBuf) -> anyhow::Result<SizeReport> {
 
 pub fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Outcome> {
     match &args.command {
-        ReportCommand::Diff { a, b } => {
+        ReportCommand::Diff { a, b, json } => {
             let (a, b) = (load(a)?, load(b)?);
-            crate::output::write_str(&diff(&a, &b))?;
+            if *json {
+                let doc = diff_json(&a, &b);
+                crate::output::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+            } else {
+                crate::output::write_str(&diff(&a, &b))?;
+            }
             Ok(Outcome::Success)
         }
     }

@@ -421,7 +421,13 @@ pub fn print_resolved(
     loaded: &Loaded,
     bootloader: Option<&bootloader::Choice>,
 ) -> anyhow::Result<Outcome> {
-    for line in resolve_config(args, global, loaded, bootloader)?.lines {
+    let lines = resolve_config(args, global, loaded, bootloader)?.lines;
+    if args.json {
+        let doc = serde_json::json!({ "images": super::images_json(&lines) });
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(Outcome::Success);
+    }
+    for line in lines {
         outln!("{line}")?;
     }
     Ok(Outcome::Success)
