@@ -4,6 +4,7 @@
 //! config's spans like its own diagnostics. A configuration fetched by URL
 //! has no directory, so `@pkg:` in one is refused here too.
 
+pub use slipway_contract::errors::io_reason;
 use std::path::Path;
 
 use slipway_config::{Diagnostic, Diagnostics, Loaded};
@@ -91,13 +92,4 @@ pub fn check(loaded: &Loaded, source_dir: &Path) -> Diagnostics {
         }
     }
     out.sorted()
-}
-
-/// The reason alone, without Rust's `(os error N)` suffix.
-pub fn io_reason(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
 }

@@ -35,3 +35,20 @@ pub fn chain(error: &dyn Error) -> String {
     }
     text
 }
+
+/// The operating system's reason for an I/O error without Rust's
+/// ` (os error N)` suffix, for messages that already say what was done
+/// ("cannot read x.conf: Permission denied"). A wrapper around an I/O
+/// error (as `tempfile` makes) gives the reason of the error it wraps.
+pub fn io_reason(err: &std::io::Error) -> String {
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.source())
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .unwrap_or(err);
+    let text = inner.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}

@@ -1,6 +1,7 @@
 //! Output files written to a temporary name beside their final one and
 //! renamed together when every one is complete.
 
+use slipway_contract::errors::io_reason;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,21 +14,6 @@ pub(crate) use crate::error::io_at;
 pub struct OutputFile {
     pub path: PathBuf,
     pub bytes: u64,
-}
-
-/// The OS's reason for an I/O error, without Rust's `(os error N)` or a
-/// wrapper's own additions.
-fn os_reason(err: &io::Error) -> String {
-    let inner = err
-        .get_ref()
-        .and_then(|e| e.source())
-        .and_then(|e| e.downcast_ref::<io::Error>())
-        .unwrap_or(err);
-    let text = inner.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
 }
 
 /// An output written in full to a temporary file beside its final name,
@@ -76,7 +62,7 @@ pub(crate) fn stage_file(
         .tempfile_in(dir)
         // tempfile's error names the temporary file, which means nothing
         // to the user; the directory and the reason are what matter.
-        .map_err(|e| io::Error::new(e.kind(), os_reason(&e)))
+        .map_err(|e| io::Error::new(e.kind(), io_reason(&e)))
         .map_err(io_at("cannot write in", dir))?;
     f(tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(io_at("syncing", path))?;
