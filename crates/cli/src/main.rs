@@ -8,6 +8,7 @@ mod local_checks;
 mod output;
 mod progress;
 mod report;
+mod timeline_files;
 
 use std::process::ExitCode;
 

@@ -237,7 +237,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    crate::commands::timeline::save(
+    crate::timeline_files::save(
         &outcome.timeline(),
         args.timeline.as_deref(),
         args.boot_chart.as_deref(),
