@@ -19,6 +19,10 @@ fn cases() -> PathBuf {
 struct Row {
     path: String,
     expected: String,
+    /// Files merged before this one, relative to its directory
+    /// (`after=../../common.yml`): LinuxKit's tests build some cases as
+    /// `linuxkit build common.yml test.yml`.
+    before: Vec<String>,
 }
 
 fn manifest() -> Vec<Row> {
@@ -33,8 +37,18 @@ fn manifest() -> Vec<Row> {
                 matches!(expected.as_str(), "build" | "fail" | "not-a-config"),
                 "{l}"
             );
-            assert!(words.next().is_some(), "{l}: says what it exercises");
-            Row { path, expected }
+            let mut before = Vec::new();
+            let mut next = words.next();
+            while let Some(first) = next.and_then(|w| w.strip_prefix("after=")) {
+                before.push(first.to_owned());
+                next = words.next();
+            }
+            assert!(next.is_some(), "{l}: says what it exercises");
+            Row {
+                path,
+                expected,
+                before,
+            }
         })
         .collect()
 }
@@ -82,7 +96,12 @@ fn what_linuxkit_builds_validates_and_dry_runs() {
         let file = cases().join(&row.path);
         let dir = file.parent().unwrap();
         let name = file.file_name().unwrap();
-        let out = slipway(dir).arg("validate").arg(name).output().unwrap();
+        let out = slipway(dir)
+            .arg("validate")
+            .args(&row.before)
+            .arg(name)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
@@ -92,6 +111,7 @@ fn what_linuxkit_builds_validates_and_dry_runs() {
         let out = slipway(dir)
             .args(["build", "--dry-run", "--offline", "--cache"])
             .arg(cache.path())
+            .args(&row.before)
             .arg(name)
             .output()
             .unwrap();
@@ -123,7 +143,12 @@ fn what_linuxkit_refuses_fails_with_a_position() {
         let dir = file.parent().unwrap();
         let name = file.file_name().unwrap().to_str().unwrap();
         for args in [&["validate"][..], &["build", "--dry-run", "--offline"][..]] {
-            let out = slipway(dir).args(args).arg(name).output().unwrap();
+            let out = slipway(dir)
+                .args(args)
+                .args(&row.before)
+                .arg(name)
+                .output()
+                .unwrap();
             assert_eq!(out.status.code(), Some(1), "{} {args:?}", row.path);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+test -d /usr/share/bcc/tools && echo "bcc: tools present"

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+bpftrace --version && echo "bpftrace: present"

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+test -s /etc/ssl/certs/ca-certificates.crt && echo "ca-certificates: present"

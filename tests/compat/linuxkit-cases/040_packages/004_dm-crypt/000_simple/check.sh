@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+test -b /dev/mapper/crypt_dev && echo "dm-crypt: mapped"

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+logread -F | grep -q kmsg && echo "kmsg: logged"; poweroff -f

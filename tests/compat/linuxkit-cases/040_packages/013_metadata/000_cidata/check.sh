@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+test -f /run/config/userdata && echo "metadata: read from cidata"
