@@ -26,6 +26,22 @@ pub fn write_str(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// A file written whole, all or nothing (a temporary file renamed into
+/// place), as every output is: a timeline, a chart, a report.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    slipway_formats::write_file(path, |w| {
+        w.write_all(bytes)
+            .map_err(|source| slipway_formats::FormatError::Io {
+                what: "writing",
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// Whether the error, or any error it wraps, is a write to a closed pipe,
 /// and standard output is that pipe (the reader of `slipway build -o - |
 /// head` has had enough). A broken pipe to anything else stays an error.

@@ -30,19 +30,6 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    slipway_formats::write_file(path, |w| {
-        w.write_all(bytes)
-            .map_err(|source| slipway_formats::FormatError::Io {
-                what: "writing",
-                path: path.to_path_buf(),
-                source,
-            })
-    })
-    .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// Saves `entries` as JSON and/or as a boot chart titled after `what`.
 pub fn save(
     entries: &[Entry],
@@ -54,11 +41,11 @@ pub fn save(
         let mut bytes =
             serde_json::to_vec_pretty(entries).context("writing the timeline as JSON")?;
         bytes.push(b'\n');
-        write(path, &bytes)?;
+        crate::output::write_file(path, &bytes)?;
     }
     if let Some(path) = svg {
         let chart = slipway_report::chart::svg(entries, &format!("boot of {what}"));
-        write(path, chart.as_bytes())?;
+        crate::output::write_file(path, chart.as_bytes())?;
     }
     Ok(())
 }

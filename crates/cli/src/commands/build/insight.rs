@@ -3,7 +3,7 @@
 //! (`--report FILE.html`, `--report FILE.json`, `--report -` as text).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use slipway_assemble::{BlobSource, EntrySink, Header, PAX_SOURCE, Unit};
@@ -367,23 +367,10 @@ pub fn size_report(b: &Built<'_>) -> anyhow::Result<SizeReport> {
     ))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    slipway_formats::write_file(path, |w| {
-        w.write_all(bytes)
-            .map_err(|source| slipway_formats::FormatError::Io {
-                what: "writing",
-                path: path.to_path_buf(),
-                source,
-            })
-    })
-    .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// After the outputs: `--sbom-file` and `--report`.
 pub fn finish(args: &BuildArgs, sbom: Option<&[u8]>, built: &Built<'_>) -> anyhow::Result<()> {
     if let (Some(path), Some(bytes)) = (&args.sbom_file, sbom) {
-        write(path, bytes)?;
+        crate::output::write_file(path, bytes)?;
     }
     let Some(target) = args.report.as_deref() else {
         return Ok(());
@@ -399,5 +386,5 @@ pub fn finish(args: &BuildArgs, sbom: Option<&[u8]>, built: &Built<'_>) -> anyho
     } else {
         slipway_report::html::render(&report).context("writing the report")?
     };
-    write(&path, bytes.as_bytes())
+    crate::output::write_file(&path, bytes.as_bytes())
 }
