@@ -16,7 +16,7 @@ use slipway_config::mounts::{parse_bind, parse_tmpfs};
 use slipway_config::source::Sp;
 use slipway_config::validate::parse_mode;
 
-use crate::json::Json;
+use slipway_config::gojson::Json;
 
 /// The runtime-spec version written into `config.json`. LinuxKit writes
 /// 1.2.1, but older crun releases (Debian 12's 1.8.1, which `pkg/crun` ships)

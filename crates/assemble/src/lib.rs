@@ -15,7 +15,6 @@ pub mod bundle_json;
 pub mod entry;
 pub mod error;
 pub mod flatten;
-pub mod json;
 pub mod layer;
 pub mod path;
 pub mod root_initrd;

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod diag;
+pub mod gojson;
 pub mod metadata;
 pub mod model;
 pub mod print;

@@ -10,6 +10,7 @@
 //! each field present. `trust` is not part of the struct, so it is dropped.
 
 use crate::decode::{Id, StringMap};
+use crate::gojson::Json;
 use crate::model::{
     BlockIo, Config, Cpu, Device, DeviceCgroup, File, HugepageLimit, IdMapping, Image, ImageName,
     ImageSpec, Interface, InterfacePriority, Memory, Mount, Network, Resources, Runtime,
@@ -17,24 +18,11 @@ use crate::model::{
 };
 use crate::source::Sp;
 
-mod json;
 mod spec;
 mod yaml;
 
-use json::json;
 use spec::{id_mappings, mounts, resources};
 use yaml::{yaml_map, yaml_scalar_line};
-
-/// A value as Go marshals it, keys in struct order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum GoValue {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Str(String),
-    Seq(Vec<GoValue>),
-    Map(Vec<(String, GoValue)>),
-}
 
 /// Which marshaller: the two disagree on names and on what is left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +42,7 @@ pub trait ImageNames {
 
 /// `files[].metadata: json`: the bytes LinuxKit writes.
 pub fn to_json(config: &Config, names: &dyn ImageNames) -> String {
-    let mut out = String::new();
-    json(&moby(config, names, Marshal::Json), 0, &mut out);
-    out
+    moby(config, names, Marshal::Json).to_go_indent()
 }
 
 /// `files[].metadata: yaml`: what LinuxKit writes, as yaml.v2 lays it out
@@ -64,19 +50,19 @@ pub fn to_json(config: &Config, names: &dyn ImageNames) -> String {
 pub fn to_yaml(config: &Config, names: &dyn ImageNames) -> String {
     let mut out = String::new();
     match moby(config, names, Marshal::Yaml) {
-        GoValue::Map(entries) => yaml_map(&entries, 0, &mut out),
+        Json::Obj(entries) => yaml_map(&entries, 0, &mut out),
         other => yaml_scalar_line(&other, 0, &mut out),
     }
     out
 }
 
 /// The `Moby` struct of a configuration.
-pub fn moby(config: &Config, names: &dyn ImageNames, m: Marshal) -> GoValue {
+pub fn moby(config: &Config, names: &dyn ImageNames, m: Marshal) -> Json {
     let mut out = Vec::new();
     let kernel = config.kernel.as_ref().map(|k| &k.value);
     let mut k = vec![(
         "image".to_string(),
-        GoValue::Str(
+        Json::Str(
             kernel
                 .and_then(|k| k.image.as_ref())
                 .map(|i| names.resolved(i))
@@ -87,16 +73,16 @@ pub fn moby(config: &Config, names: &dyn ImageNames, m: Marshal) -> GoValue {
         non_empty(&mut k, "cmdline", &kernel.cmdline);
         non_empty(&mut k, "binary", &kernel.binary);
         if let Some(t) = &kernel.tar {
-            k.push(("tar".into(), GoValue::Str(t.value.clone())));
+            k.push(("tar".into(), Json::Str(t.value.clone())));
         }
         if let Some(u) = &kernel.ucode {
-            k.push(("ucode".into(), GoValue::Str(u.value.clone())));
+            k.push(("ucode".into(), Json::Str(u.value.clone())));
         }
     }
-    out.push(("kernel".into(), GoValue::Map(k)));
+    out.push(("kernel".into(), Json::Obj(k)));
     out.push((
         "init".into(),
-        list(m, config.init(), |i| GoValue::Str(names.resolved(i))),
+        list(m, config.init(), |i| Json::Str(names.resolved(i))),
     ));
     for (key, section) in [
         ("onboot", &config.onboot),
@@ -111,33 +97,33 @@ pub fn moby(config: &Config, names: &dyn ImageNames, m: Marshal) -> GoValue {
         "volumes".into(),
         list(m, config.volumes(), |v| volume(v, names)),
     ));
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
 /// A top-level list: LinuxKit appends each file's list to an empty one, so
 /// an empty list is a nil slice: `null` in JSON, `[]` in YAML.
-pub(super) fn list<T>(m: Marshal, items: &[T], f: impl Fn(&T) -> GoValue) -> GoValue {
+pub(super) fn list<T>(m: Marshal, items: &[T], f: impl Fn(&T) -> Json) -> Json {
     if items.is_empty() && m == Marshal::Json {
-        return GoValue::Null;
+        return Json::Null;
     }
-    GoValue::Seq(items.iter().map(f).collect())
+    Json::Arr(items.iter().map(f).collect())
 }
 
 /// A Go `string` with `omitempty`.
-pub(super) fn non_empty(out: &mut Vec<(String, GoValue)>, key: &str, v: &Option<Sp<String>>) {
+pub(super) fn non_empty(out: &mut Vec<(String, Json)>, key: &str, v: &Option<Sp<String>>) {
     if let Some(v) = v
         && !v.value.is_empty()
     {
-        out.push((key.into(), GoValue::Str(v.value.clone())));
+        out.push((key.into(), Json::Str(v.value.clone())));
     }
 }
 
 /// A Go pointer with `omitempty`: present when written.
 pub(super) fn some<T>(
-    out: &mut Vec<(String, GoValue)>,
+    out: &mut Vec<(String, Json)>,
     key: &str,
     v: &Option<Sp<T>>,
-    f: impl Fn(&T) -> GoValue,
+    f: impl Fn(&T) -> Json,
 ) {
     if let Some(v) = v {
         out.push((key.into(), f(&v.value)));
@@ -145,45 +131,45 @@ pub(super) fn some<T>(
 }
 
 #[allow(clippy::ptr_arg, reason = "passed to `some` for fields of this type")]
-pub(super) fn s(v: &String) -> GoValue {
-    GoValue::Str(v.clone())
+pub(super) fn s(v: &String) -> Json {
+    Json::Str(v.clone())
 }
 
 #[allow(clippy::ptr_arg, reason = "passed to `some` for fields of this type")]
-pub(super) fn strings(v: &Vec<Sp<String>>) -> GoValue {
-    GoValue::Seq(v.iter().map(|s| GoValue::Str(s.value.clone())).collect())
+pub(super) fn strings(v: &Vec<Sp<String>>) -> Json {
+    Json::Arr(v.iter().map(|s| Json::Str(s.value.clone())).collect())
 }
 
-pub(super) fn id(v: &Id) -> GoValue {
+pub(super) fn id(v: &Id) -> Json {
     match v {
-        Id::Number(n) => GoValue::Int(i128::from(*n)),
-        Id::Name(s) => GoValue::Str(s.clone()),
+        Id::Number(n) => Json::int(i128::from(*n)),
+        Id::Name(s) => Json::Str(s.clone()),
     }
 }
 
-pub(super) fn string_map(v: &StringMap) -> GoValue {
+pub(super) fn string_map(v: &StringMap) -> Json {
     // Both marshallers sort map keys; a key written twice keeps its last value.
     let mut sorted: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
     for (k, v) in &v.0 {
         sorted.insert(&k.value, &v.value);
     }
-    GoValue::Map(
+    Json::Obj(
         sorted
             .into_iter()
-            .map(|(k, v)| (k.to_string(), GoValue::Str(v.to_string())))
+            .map(|(k, v)| (k.to_string(), Json::Str(v.to_string())))
             .collect(),
     )
 }
 
-pub(super) fn file(f: &Sp<File>) -> GoValue {
+pub(super) fn file(f: &Sp<File>) -> Json {
     let f = &f.value;
     let mut out = vec![(
         "path".to_string(),
-        GoValue::Str(f.path.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
+        Json::Str(f.path.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
     )];
     out.push((
         "directory".into(),
-        GoValue::Bool(f.directory.as_ref().is_some_and(|d| d.value)),
+        Json::Bool(f.directory.as_ref().is_some_and(|d| d.value)),
     ));
     non_empty(&mut out, "symlink", &f.symlink);
     some(&mut out, "contents", &f.contents, s);
@@ -191,28 +177,28 @@ pub(super) fn file(f: &Sp<File>) -> GoValue {
     non_empty(&mut out, "metadata", &f.metadata);
     out.push((
         "optional".into(),
-        GoValue::Bool(f.optional.as_ref().is_some_and(|o| o.value)),
+        Json::Bool(f.optional.as_ref().is_some_and(|o| o.value)),
     ));
     non_empty(&mut out, "mode", &f.mode);
     some(&mut out, "uid", &f.uid, id);
     some(&mut out, "gid", &f.gid, id);
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
-pub(super) fn volume(v: &Sp<Volume>, names: &dyn ImageNames) -> GoValue {
+pub(super) fn volume(v: &Sp<Volume>, names: &dyn ImageNames) -> Json {
     let v = &v.value;
     let mut out = vec![(
         "name".to_string(),
-        GoValue::Str(v.name.as_ref().map(|n| n.value.clone()).unwrap_or_default()),
+        Json::Str(v.name.as_ref().map(|n| n.value.clone()).unwrap_or_default()),
     )];
     if let Some(i) = &v.image {
         let written = names.volume(i);
         if !written.is_empty() {
-            out.push(("image".into(), GoValue::Str(written)));
+            out.push(("image".into(), Json::Str(written)));
         }
     }
     if v.readonly.as_ref().is_some_and(|r| r.value) {
-        out.push(("readonly".into(), GoValue::Bool(true)));
+        out.push(("readonly".into(), Json::Bool(true)));
     }
     non_empty(&mut out, "format", &v.format);
     if let Some(p) = &v.platforms
@@ -220,20 +206,20 @@ pub(super) fn volume(v: &Sp<Volume>, names: &dyn ImageNames) -> GoValue {
     {
         out.push(("platforms".into(), strings(&p.value)));
     }
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
-pub(super) fn image(i: &Image, names: &dyn ImageNames, m: Marshal) -> GoValue {
+pub(super) fn image(i: &Image, names: &dyn ImageNames, m: Marshal) -> Json {
     let mut out = vec![
-        ("name".to_string(), GoValue::Str(i.name.value.clone())),
-        ("image".to_string(), GoValue::Str(names.resolved(&i.image))),
+        ("name".to_string(), Json::Str(i.name.value.clone())),
+        ("image".to_string(), Json::Str(names.resolved(&i.image))),
     ];
     image_spec(&i.spec, m, &mut out);
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
 /// `ImageConfig`, in its field order (which is not the schema's).
-pub(super) fn image_spec(c: &ImageSpec, m: Marshal, out: &mut Vec<(String, GoValue)>) {
+pub(super) fn image_spec(c: &ImageSpec, m: Marshal, out: &mut Vec<(String, Json)>) {
     some(out, "capabilities", &c.capabilities, strings);
     some(out, "capabilities.add", &c.capabilities_add, strings);
     some(out, "ambient", &c.ambient, strings);
@@ -241,7 +227,7 @@ pub(super) fn image_spec(c: &ImageSpec, m: Marshal, out: &mut Vec<(String, GoVal
     some(out, "binds", &c.binds, strings);
     some(out, "binds.add", &c.binds_add, strings);
     some(out, "devices", &c.devices, |v| {
-        GoValue::Seq(v.iter().map(device).collect())
+        Json::Arr(v.iter().map(device).collect())
     });
     some(out, "tmpfs", &c.tmpfs, strings);
     some(out, "command", &c.command, strings);
@@ -253,19 +239,19 @@ pub(super) fn image_spec(c: &ImageSpec, m: Marshal, out: &mut Vec<(String, GoVal
     non_empty(out, "uts", &c.uts);
     non_empty(out, "userns", &c.userns);
     non_empty(out, "hostname", &c.hostname);
-    some(out, "readonly", &c.readonly, |b| GoValue::Bool(*b));
+    some(out, "readonly", &c.readonly, |b| Json::Bool(*b));
     some(out, "maskedPaths", &c.masked_paths, strings);
     some(out, "readonlyPaths", &c.readonly_paths, strings);
     some(out, "uid", &c.uid, id);
     some(out, "gid", &c.gid, id);
     some(out, "additionalGids", &c.additional_gids, |v| {
-        GoValue::Seq(v.iter().map(|i| id(&i.value)).collect())
+        Json::Arr(v.iter().map(|i| id(&i.value)).collect())
     });
     some(out, "noNewPrivileges", &c.no_new_privileges, |b| {
-        GoValue::Bool(*b)
+        Json::Bool(*b)
     });
     some(out, "oomScoreAdj", &c.oom_score_adj, |n| {
-        GoValue::Int(i128::from(*n))
+        Json::int(i128::from(*n))
     });
     some(out, "rootfsPropagation", &c.rootfs_propagation, s);
     some(out, "cgroupsPath", &c.cgroups_path, s);
@@ -278,7 +264,7 @@ pub(super) fn image_spec(c: &ImageSpec, m: Marshal, out: &mut Vec<(String, GoVal
     some(out, "runtime", &c.runtime, |r| runtime(r, m));
 }
 
-pub(super) fn device(d: &Device) -> GoValue {
+pub(super) fn device(d: &Device) -> Json {
     let mut out = vec![
         ("path".to_string(), str_or_empty(&d.path)),
         ("type".to_string(), str_or_empty(&d.kind)),
@@ -286,24 +272,24 @@ pub(super) fn device(d: &Device) -> GoValue {
         ("minor".to_string(), int_or_zero(&d.minor)),
     ];
     non_empty(&mut out, "mode", &d.mode);
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
-pub(super) fn str_or_empty(v: &Option<Sp<String>>) -> GoValue {
-    GoValue::Str(v.as_ref().map(|v| v.value.clone()).unwrap_or_default())
+pub(super) fn str_or_empty(v: &Option<Sp<String>>) -> Json {
+    Json::Str(v.as_ref().map(|v| v.value.clone()).unwrap_or_default())
 }
 
-pub(super) fn int_or_zero<T: Copy + Into<i128>>(v: &Option<Sp<T>>) -> GoValue {
-    GoValue::Int(v.as_ref().map_or(0, |v| v.value.into()))
+pub(super) fn int_or_zero<T: Copy + Into<i128>>(v: &Option<Sp<T>>) -> Json {
+    Json::int(v.as_ref().map_or(0, |v| v.value.into()))
 }
 
-pub(super) fn runtime(r: &Runtime, m: Marshal) -> GoValue {
+pub(super) fn runtime(r: &Runtime, m: Marshal) -> Json {
     let mut out = Vec::new();
     some(&mut out, "cgroups", &r.cgroups, strings);
     some(&mut out, "mounts", &r.mounts, |v| mounts(v, m));
     some(&mut out, "mkdir", &r.mkdir, strings);
     some(&mut out, "interfaces", &r.interfaces, |v| {
-        GoValue::Seq(v.iter().map(interface).collect())
+        Json::Arr(v.iter().map(interface).collect())
     });
     // A struct, not a pointer: encoding/json writes it even when empty,
     // yaml.v2 leaves it out when every field is nil.
@@ -323,27 +309,26 @@ pub(super) fn runtime(r: &Runtime, m: Marshal) -> GoValue {
         }
     }
     if m == Marshal::Json || !ns.is_empty() {
-        out.push(("bindNS".into(), GoValue::Map(ns)));
+        out.push(("bindNS".into(), Json::Obj(ns)));
     }
     some(&mut out, "namespace", &r.namespace, s);
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
-pub(super) fn interface(i: &Interface) -> GoValue {
+pub(super) fn interface(i: &Interface) -> Json {
     let mut out = Vec::new();
     non_empty(&mut out, "name", &i.name);
     non_empty(&mut out, "add", &i.add);
     non_empty(&mut out, "peer", &i.peer);
     out.push((
         "createInRoot".into(),
-        GoValue::Bool(i.create_in_root.as_ref().is_some_and(|c| c.value)),
+        Json::Bool(i.create_in_root.as_ref().is_some_and(|c| c.value)),
     ));
-    GoValue::Map(out)
+    Json::Obj(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::json::*;
     use super::yaml::*;
     use super::*;
 
@@ -514,12 +499,5 @@ volumes:
 - name: v
 ";
         assert_eq!(to_yaml(&loaded.config, &AsWritten), expected);
-    }
-
-    #[test]
-    fn json_escapes_html_as_go_does() {
-        let mut out = String::new();
-        json_string("a<b>&\"c\"\n", &mut out);
-        assert_eq!(out, "\"a\\u003cb\\u003e\\u0026\\\"c\\\"\\n\"");
     }
 }

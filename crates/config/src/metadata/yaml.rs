@@ -6,9 +6,9 @@
 
 use std::fmt::Write as _;
 
-use super::GoValue;
+use super::Json;
 
-pub(super) fn yaml_map(entries: &[(String, GoValue)], indent: usize, out: &mut String) {
+pub(super) fn yaml_map(entries: &[(String, Json)], indent: usize, out: &mut String) {
     for (i, (k, v)) in entries.iter().enumerate() {
         // The first key of a mapping inside a sequence shares the `- ` line.
         if i > 0 || !out.ends_with("- ") {
@@ -20,13 +20,13 @@ pub(super) fn yaml_map(entries: &[(String, GoValue)], indent: usize, out: &mut S
     }
 }
 
-pub(super) fn yaml_value_after_key(v: &GoValue, indent: usize, out: &mut String) {
+pub(super) fn yaml_value_after_key(v: &Json, indent: usize, out: &mut String) {
     match v {
-        GoValue::Map(m) if !m.is_empty() => {
+        Json::Obj(m) if !m.is_empty() => {
             out.push('\n');
             yaml_map(m, indent + 2, out);
         }
-        GoValue::Seq(s) if !s.is_empty() => {
+        Json::Arr(s) if !s.is_empty() => {
             out.push('\n');
             // yaml.v2 does not indent a sequence under its mapping key.
             yaml_seq(s, indent, out);
@@ -38,13 +38,13 @@ pub(super) fn yaml_value_after_key(v: &GoValue, indent: usize, out: &mut String)
     }
 }
 
-pub(super) fn yaml_seq(items: &[GoValue], indent: usize, out: &mut String) {
+pub(super) fn yaml_seq(items: &[Json], indent: usize, out: &mut String) {
     for item in items {
         pad(out, indent);
         out.push_str("- ");
         match item {
-            GoValue::Map(m) if !m.is_empty() => yaml_map(m, indent + 2, out),
-            GoValue::Seq(s) if !s.is_empty() => {
+            Json::Obj(m) if !m.is_empty() => yaml_map(m, indent + 2, out),
+            Json::Arr(s) if !s.is_empty() => {
                 out.push('\n');
                 yaml_seq(s, indent + 2, out);
             }
@@ -55,20 +55,23 @@ pub(super) fn yaml_seq(items: &[GoValue], indent: usize, out: &mut String) {
 
 /// A scalar (or empty collection) and its line end; `indent` is where a
 /// literal block's lines start.
-pub(super) fn yaml_scalar_line(v: &GoValue, indent: usize, out: &mut String) {
+pub(super) fn yaml_scalar_line(v: &Json, indent: usize, out: &mut String) {
     match v {
-        GoValue::Null => out.push_str("null"),
-        GoValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        GoValue::Int(n) => {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Int(n) => {
             let _ = write!(out, "{n}");
         }
-        GoValue::Seq(_) => out.push_str("[]"),
-        GoValue::Map(_) => out.push_str("{}"),
-        GoValue::Str(s) if s.contains('\n') && literal_ok(s) => {
+        Json::UInt(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Json::Arr(_) => out.push_str("[]"),
+        Json::Obj(_) => out.push_str("{}"),
+        Json::Str(s) if s.contains('\n') && literal_ok(s) => {
             literal(s, indent, out);
             return;
         }
-        GoValue::Str(s) => out.push_str(&yaml_str(s)),
+        Json::Str(s) => out.push_str(&yaml_str(s)),
     }
     out.push('\n');
 }

@@ -1,6 +1,7 @@
 //! JSON exactly as Go's `json.MarshalIndent(v, "", "    ")` writes it:
 //! fields in declaration order, maps sorted by key, HTML-safe escaping
-//! (`<`, `>`, `&` as `\u003c`...), no trailing newline.
+//! (`<`, `>`, `&` as `\u003c`...), no trailing newline. LinuxKit writes a
+//! container's `config.json` and the `files[].metadata: json` file so.
 //!
 //! Hand-written because serde_json escapes differently and the output must
 //! match LinuxKit's byte for byte.
@@ -10,6 +11,7 @@ use std::fmt::Write as _;
 /// A JSON value with ordered objects.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Json {
+    Null,
     Bool(bool),
     Int(i64),
     UInt(u64),
@@ -25,6 +27,16 @@ impl Json {
 
     pub fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Json {
         Json::Arr(items.into_iter().map(|s| Json::str(s.as_ref())).collect())
+    }
+
+    /// A Go integer of any width.
+    pub fn int(n: i128) -> Json {
+        match (i64::try_from(n), u64::try_from(n)) {
+            (Ok(i), _) => Json::Int(i),
+            (_, Ok(u)) => Json::UInt(u),
+            // No configuration value is wider than 64 bits.
+            _ => Json::Str(n.to_string()),
+        }
     }
 
     /// A Go `map[string]string`: keys sorted.
@@ -51,6 +63,7 @@ impl Json {
 
     fn write(&self, out: &mut String, depth: usize) {
         match self {
+            Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Int(i) => {
                 let _ = write!(out, "{i}");
@@ -136,6 +149,20 @@ mod tests {
         assert_eq!(
             v.to_go_indent(),
             "{\n    \"a\": [],\n    \"b\": {},\n    \"c\": [\n        \"x\\u003cy\",\n        \"t\\tz\"\n    ],\n    \"d\": {\n        \"e\": 1\n    }\n}"
+        );
+    }
+
+    #[test]
+    fn null_html_escapes_and_every_integer_width() {
+        let v = Json::Arr(vec![
+            Json::Null,
+            Json::str("a<b>&\"c\"\n\u{8}"),
+            Json::int(-1),
+            Json::int(i128::from(u64::MAX)),
+        ]);
+        assert_eq!(
+            v.to_go_indent(),
+            "[\n    null,\n    \"a\\u003cb\\u003e\\u0026\\\"c\\\"\\n\\b\",\n    -1,\n    18446744073709551615\n]"
         );
     }
 }
