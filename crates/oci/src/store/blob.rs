@@ -85,6 +85,12 @@ impl BlobWriter {
                 });
             }
         }
+        // On disk before it has a name: after a power cut a blob is whole
+        // or absent, never named and empty.
+        self.temp
+            .as_file()
+            .sync_data()
+            .map_err(StoreError::io("writing", self.temp.path()))?;
         let target = self.dir.join(actual.hex());
         self.temp
             .persist(&target)

@@ -288,13 +288,15 @@ impl Store {
 }
 
 /// Writes `name` in `dir` through a temporary file and a rename, so readers
-/// see the old or the new content, never a mix.
+/// see the old or the new content, never a mix; the content reaches the
+/// disk before the rename, so a power cut cannot leave it named but empty.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempfile_in(dir)
         .map_err(StoreError::io("creating a temporary file in", dir))?;
     temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_data())
         .map_err(StoreError::io("writing", temp.path()))?;
     let target = dir.join(name);
     temp.persist(&target)
