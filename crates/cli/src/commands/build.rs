@@ -26,6 +26,7 @@ use crate::report::warn;
 mod bootloader;
 mod insight;
 mod resolve;
+mod root_modules;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -367,6 +368,23 @@ fn loader_choice(
     }
 }
 
+/// The kernel image as resolved (`NAME:TAG`, an `@pkg:` package's tag),
+/// for messages about it.
+fn kernel_reference(loaded: &Loaded, entries: &[resolve::ResolvedEntry]) -> String {
+    let Some(image) = loaded
+        .config
+        .kernel
+        .as_ref()
+        .and_then(|k| k.value.image.as_ref())
+    else {
+        return "(none)".into();
+    };
+    entries
+        .iter()
+        .find(|e| e.name == image.value)
+        .map_or_else(|| image.value.to_string(), |e| e.reference.clone())
+}
+
 /// Resolves, plans, writes; then the summary on standard error.
 #[allow(
     clippy::disallowed_methods,
@@ -438,6 +456,14 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
     )?;
     let planned_at = Instant::now();
     let unit_refs: Vec<&slipway_assemble::Unit> = units.iter().collect();
+    if matches!(destination, Destination::Files(_)) {
+        root_modules::check(
+            &outputs,
+            &unit_refs,
+            &store,
+            &kernel_reference(loaded, &resolution.entries),
+        )?;
+    }
     let cache = SegmentCache::in_store(store.root());
 
     let (files, reports) = match &destination {
