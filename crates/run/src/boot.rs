@@ -6,7 +6,9 @@
 //! `build` writes them: `<p>-kernel` with `<p>-squashfs.img`,
 //! `<p>-erofs.img` or `<p>.iso` (a root filesystem, attached read-only as
 //! the first virtio disk, `root=/dev/vda` appended unless the command line
-//! has a `root=`), or with `<p>-initrd.img`. A root-image prefix boots with
+//! has a `root=`; where that `root=` names a SATA disk or a CD, as a root
+//! format's own command line does, it is attached there: see
+//! `crate::qemu`), or with `<p>-initrd.img`. A root-image prefix boots with
 //! `<p>-initrd.img` too when it is there: a kernel whose block and
 //! filesystem drivers are modules needs one to mount the root.
 
@@ -37,7 +39,8 @@ pub enum Boot {
         initrd: Option<PathBuf>,
         /// The command line, with `root=/dev/vda` unless it named a root.
         cmdline: String,
-        /// The root filesystem image, the first virtio disk.
+        /// The root filesystem image: the first virtio disk, or the SATA
+        /// disk or CD `root=` names.
         root: PathBuf,
         /// `squashfs`, `erofs` or `iso9660`.
         fs: &'static str,
