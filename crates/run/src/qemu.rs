@@ -131,17 +131,19 @@ pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
             let line = cmdline(base);
             args.push(["-append", &line]);
             let interface = match root_device(&line) {
-                RootOn::Sata => ",if=ide,index=0,media=disk",
+                // qemu's IDE/SATA disk cannot be read-only: writes go to a
+                // temporary overlay instead, the image stays as it was.
+                RootOn::Sata => ",if=ide,index=0,media=disk,snapshot=on",
                 RootOn::Cd => {
                     // Where `-cdrom` goes: a `--data` CD takes the next unit.
                     iso_boot = true;
-                    ",if=ide,index=2,media=cdrom"
+                    ",if=ide,index=2,media=cdrom,readonly=on"
                 }
-                RootOn::Virtio => ",if=virtio",
+                RootOn::Virtio => ",if=virtio,readonly=on",
             };
             args.push([
                 "-drive",
-                &format!("file={},format=raw{interface},readonly=on", root.display()),
+                &format!("file={},format=raw{interface}", root.display()),
             ]);
         }
         Boot::Iso { path, .. } => {
@@ -338,7 +340,7 @@ mod tests {
         );
         // The root where the build's command line names it.
         for (root, drive) in [
-            ("root=/dev/sda", ",if=ide,index=0,media=disk,readonly=on"),
+            ("root=/dev/sda", ",if=ide,index=0,media=disk,snapshot=on"),
             ("root=/dev/sr0", ",if=ide,index=2,media=cdrom,readonly=on"),
             ("root=/dev/sda root=LABEL=x", ",if=virtio,readonly=on"),
         ] {
