@@ -902,6 +902,17 @@ fn persistent_cases(pkgs: &Packages, work: &Path) -> Vec<(String, Vec<String>, P
     .collect()
 }
 
+/// One boot of [`boot_matrix_slipway_run`].
+struct RunCase {
+    name: String,
+    /// `slipway run`'s arguments after the common ones, the path last.
+    args: Vec<String>,
+    /// A disk image the boot must leave as it was.
+    boot_disk: Option<PathBuf>,
+    /// Lines the console must show.
+    want: &'static [&'static str],
+}
+
 /// Every format booted by `slipway run`, which finds what each file is
 /// from its bytes and picks the firmware (OVMF for a UKI, an EFI-only ISO
 /// or a disk without BIOS boot code; `--uefi` for the hybrid ISO), and
@@ -915,7 +926,7 @@ fn boot_matrix_slipway_run() {
     let img = &m.img;
     let f = |suffix: &str| file(img, suffix).display().to_string();
     let uefi = |p: String| vec!["--uefi".to_owned(), p];
-    let mut cases: Vec<(String, Vec<String>, Option<PathBuf>, Vec<&str>)> = [
+    let mut cases: Vec<RunCase> = [
         ("kernel+initrd prefix", vec![img.display().to_string()]),
         ("iso-bios", vec![f(".iso")]),
         ("iso-bios, --uefi", uefi(f(".iso"))),
@@ -936,44 +947,49 @@ fn boot_matrix_slipway_run() {
         ("uki", vec![f(".efi")]),
     ]
     .into_iter()
-    .map(|(name, args)| (name.to_owned(), args, None, RAN.to_vec()))
+    .map(|(name, args)| RunCase {
+        name: name.to_owned(),
+        args,
+        boot_disk: None,
+        want: RAN,
+    })
     .collect();
     for (format, prefix) in &m.roots {
-        cases.push((
-            format!("{format} prefix"),
-            vec![prefix.display().to_string()],
-            None,
-            RAN.to_vec(),
-        ));
+        cases.push(RunCase {
+            name: format!("{format} prefix"),
+            args: vec![prefix.display().to_string()],
+            boot_disk: None,
+            want: RAN,
+        });
     }
     for (name, args, boot_disk) in persistent_cases(&pkgs, m.work.path()) {
-        cases.push((
+        cases.push(RunCase {
             name,
             args,
-            Some(boot_disk),
-            vec![
+            boot_disk: Some(boot_disk),
+            want: &[
                 "format: /dev/vdb as ext4, LABEL=slipway-data",
                 "mount: /dev/vdb on /var/lib/data",
                 "bootlog: 1 boot(s) on the disk:",
                 "reboot: Power down",
             ],
-        ));
+        });
     }
     let states = m.work.path().join("states");
     fs::create_dir(&states).unwrap();
     let count = std::cell::Cell::new(0);
     boot_all(
         cases,
-        |(name, ..)| name.clone(),
-        |(name, args, boot_disk, want)| {
+        |c| c.name.clone(),
+        |c| {
             count.set(count.get() + 1);
             let state = states.join(count.get().to_string());
-            let before = boot_disk.as_deref().map(sha256);
-            let took = run_boot(name, args, want, &state)?;
-            if let (Some(disk), Some(before)) = (boot_disk, before)
+            let before = c.boot_disk.as_deref().map(sha256);
+            let took = run_boot(&c.name, &c.args, c.want, &state)?;
+            if let (Some(disk), Some(before)) = (&c.boot_disk, before)
                 && sha256(disk) != before
             {
-                return Err(format!("{name}: the boot disk changed"));
+                return Err(format!("{}: the boot disk changed", c.name));
             }
             Ok(took)
         },

@@ -58,7 +58,8 @@ fn judge(output: Output, missing: &[String], kernel: &str) -> Verdict {
         return v;
     }
     let virtio = !lacks("virtio_blk");
-    let ata = !lacks(scsi) && !(lacks("ahci") && lacks("ata_piix"));
+    let ata_driver = !lacks("ahci") || !lacks("ata_piix");
+    let ata = ata_driver && !lacks(scsi);
     match (virtio, ata) {
         (true, true) => {}
         (false, false) => {
