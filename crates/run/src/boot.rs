@@ -375,6 +375,13 @@ fn directory_hint(dir: &Path) -> String {
     }
 }
 
+/// `<p>.iso` is also the name of `iso-bios`'s hybrid ISO, which one build
+/// writes beside its `kernel+initrd` files: an ISO with El Torito boot
+/// entries boots on its own and is not a `kernel+iso` root (a data CD).
+fn is_boot_iso(path: &Path) -> bool {
+    matches!(detect::detect(path), Ok(Kind::Iso(info)) if info.bios || info.efi)
+}
+
 /// A prefix boot: a root image or an initrd beside `<path>-kernel`.
 fn prefix_boot(path: &Path, hint: Hint) -> Result<Boot, RunError> {
     let kernel = with_suffix(path, "-kernel");
@@ -394,7 +401,7 @@ fn prefix_boot(path: &Path, hint: Hint) -> Result<Boot, RunError> {
                 continue;
             }
             let root = with_suffix(path, suffix);
-            if !root.is_file() {
+            if !root.is_file() || (fs == "iso9660" && is_boot_iso(&root)) {
                 continue;
             }
             check_part(&root, "a root filesystem", |k| match fs {
