@@ -853,7 +853,10 @@ fn run_boot(name: &str, args: &[String], want: &[&str], state: &Path) -> Result<
 const RAN: &[&str] = &["onboot-ran-42", "services-started", "reboot: Power down"];
 
 /// The persistent-disk example booted from a disk image with a blank
-/// second disk: `format` must take the blank disk, never the boot disk
+/// second disk (`qcow2-bios` and `raw-efi`: both are the first virtio
+/// disk under `slipway run`, the data disk the second; `raw-bios` would
+/// boot as the hybrid ISO it starts with, from a CD): `format` must take
+/// the blank disk, never the boot disk
 /// (it takes the first disk whose first 64 KiB are all zero, and a boot
 /// disk starts with its partition table), `mount` mounts it by label,
 /// the service writes its log there; the boot disk is left as it was.
@@ -880,12 +883,12 @@ fn persistent_cases(pkgs: &Packages, work: &Path) -> Vec<(String, Vec<String>, P
         .arg(&pkgs.cache)
         .args(["build", "--offline", "--name", "p", "--dir"])
         .arg(&dir)
-        .args(["-f", "raw-bios", "-f", "raw-efi"])
+        .args(["-f", "qcow2-bios", "-f", "raw-efi"])
         .arg(pkgs.example("persistent.yml"))
         .arg(&stop);
     run(&mut cmd);
     [
-        ("persistent.yml, raw-bios, --disk", "-bios.img"),
+        ("persistent.yml, qcow2-bios, --disk", ".qcow2"),
         ("persistent.yml, raw-efi, --disk", "-efi.img"),
     ]
     .into_iter()
