@@ -133,9 +133,9 @@ fn test(extra: &[String]) -> Result<()> {
     if extra.iter().any(|a| a == "--boot-matrix") {
         nextest.args(["nextest", "run", "-p", "slipway", "--test", "formats"]);
         // Both matrices, the plain qemu one then the one through
-        // `slipway run`, one boot at a time: TCG boots share the cores.
+        // `slipway run`, one boot at a time (--no-capture runs the tests
+        // one after the other): TCG boots share the cores.
         nextest.args(["--run-ignored", "only", "--no-capture", "--no-fail-fast"]);
-        nextest.args(["--test-threads", "1"]);
         nextest.arg("boot_matrix");
         return run_checked(nextest);
     }
