@@ -1,9 +1,12 @@
-//! `cargo xtask bench [pull|assemble|validate]`: every benchmark, or one.
+//! `cargo xtask bench [pull|assemble|formats|validate]`: every benchmark,
+//! or one.
 //!
 //! `pull` (this file): slipway's pulls against `skopeo copy` of the same
 //! images from the same loopback registry, in one command, as ratios.
 //! `assemble` ([`assemble`]): `slipway build --format kernel+initrd` of a
 //! large image, cold and warm, against `tar` + `cpio | gzip`.
+//! `formats` ([`formats`]): the hybrid ISO and `qcow2-bios` of that image,
+//! cold and warm, against its `kernel+initrd`.
 //! `validate` ([`validate`]): `slipway validate` of 1 to 4 MiB configs.
 //!
 //! It starts Debian's `docker-registry` on a free loopback port, seeds it
@@ -30,12 +33,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod assemble;
+mod formats;
 mod validate;
 
 const USAGE: &str = "\
-usage: cargo xtask bench [pull|assemble|validate] [OPTIONS]
+usage: cargo xtask bench [pull|assemble|formats|validate] [OPTIONS]
   pull [--large-mb N] [--small N] [--small-kb N]
   assemble [--runs N] [--keep]
+  formats [--runs N] [--keep]
   validate [--runs N]
   (no subcommand: all of them, with their default options)";
 
@@ -364,22 +369,25 @@ fn mib(kib: u64) -> String {
 }
 
 pub fn command(args: &[String]) -> Result<()> {
-    let (pull, assemble, validate) = match args.first().map(String::as_str) {
-        Some("pull") => (Some(options(&args[1..])?), None, None),
-        Some("assemble") => (None, Some(assemble::options(&args[1..])?), None),
-        Some("validate") => (None, None, Some(validate::options(&args[1..])?)),
+    let (mut pull, mut assemble, mut formats, mut validate) = (None, None, None, None);
+    match args.first().map(String::as_str) {
+        Some("pull") => pull = Some(options(&args[1..])?),
+        Some("assemble") => assemble = Some(assemble::options(&args[1..])?),
+        Some("formats") => formats = Some(formats::options(&args[1..])?),
+        Some("validate") => validate = Some(validate::options(&args[1..])?),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return Ok(());
         }
         // Bare options are the pull benchmark's, as before.
-        Some(_) => (Some(options(args)?), None, None),
-        None => (
-            Some(options(&[])?),
-            Some(assemble::options(&[])?),
-            Some(validate::options(&[])?),
-        ),
-    };
+        Some(_) => pull = Some(options(args)?),
+        None => {
+            pull = Some(options(&[])?);
+            assemble = Some(assemble::options(&[])?);
+            formats = Some(formats::options(&[])?);
+            validate = Some(validate::options(&[])?);
+        }
+    }
     super::deps::ensure()?;
     let mut build = super::cargo();
     build.args(["build", "--release", "--quiet", "--package", "slipway"]);
@@ -394,6 +402,9 @@ pub fn command(args: &[String]) -> Result<()> {
     }
     if let Some(o) = assemble {
         assemble::run(&o, &bin)?;
+    }
+    if let Some(o) = formats {
+        formats::run(&o, &bin)?;
     }
     if let Some(o) = validate {
         validate::run(&o, &bin)?;

@@ -27,17 +27,22 @@ commands:
                   (ARGS go to cargo nextest, e.g. a test name filter)
   test --boot-matrix
                   boot every output format under TCG, each with the firmware
-                  it is for, the plain qemu way (several minutes per format)
+                  it is for, the plain qemu way, then again through slipway
+                  run (with the persistent-disk example booted from a disk);
+                  about a minute per boot
   deps [--install]
                   list the Debian packages and cargo tools the checks and
                   tests need; install them (packages as root)
-  bench [pull|assemble|validate] [OPTIONS]
+  bench [pull|assemble|formats|validate] [OPTIONS]
                   benchmarks (release build); no subcommand runs all
   bench pull [--large-mb N] [--small N] [--small-kb N]
                   time slipway's pulls against skopeo's from a loopback registry
   bench assemble [--runs N] [--keep]
                   time kernel+initrd builds of a large image, cold and warm,
                   against tar + cpio | gzip -6, with peak memory
+  bench formats [--runs N] [--keep]
+                  time the hybrid ISO and qcow2-bios of that image, cold
+                  and warm, against its kernel+initrd, with peak memory
   bench validate [--runs N]
                   time slipway validate of 1, 2 and 4 MiB configurations
   packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
@@ -117,7 +122,8 @@ fn target_dir() -> PathBuf {
 }
 
 /// The whole test suite: every test of every crate, doc tests included;
-/// or, with `--boot-matrix`, every output format booted.
+/// or, with `--boot-matrix`, every output format booted, by plain qemu
+/// and by `slipway run`.
 fn test(extra: &[String]) -> Result<()> {
     deps::ensure_tools()?;
     deps::ensure()?;
@@ -126,7 +132,11 @@ fn test(extra: &[String]) -> Result<()> {
     nextest.env(deps::TEST_KERNEL_ENV, &kernel);
     if extra.iter().any(|a| a == "--boot-matrix") {
         nextest.args(["nextest", "run", "-p", "slipway", "--test", "formats"]);
-        nextest.args(["--run-ignored", "only", "--no-capture", "boot_matrix"]);
+        // Both matrices, the plain qemu one then the one through
+        // `slipway run`, one boot at a time (--no-capture runs the tests
+        // one after the other): TCG boots share the cores.
+        nextest.args(["--run-ignored", "only", "--no-capture", "--no-fail-fast"]);
+        nextest.arg("boot_matrix");
         return run_checked(nextest);
     }
     let python = deps::test_python(&target_dir())?;

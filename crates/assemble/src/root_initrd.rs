@@ -45,6 +45,8 @@
 //! [`RootInitrd::missing`] names root-device drivers or filesystems the
 //! kernel lacks: a root behind one of them cannot be mounted, so a build
 //! should say so (the image may still boot from another device).
+//! [`missing_root_modules`] gives that list from the kernel unit alone,
+//! for a check before any output is written.
 //! [`root_initrd_of`] does the same over any two replayable entry streams
 //! (an image's `tar` output, say). The kernel is booted with
 //! `root=/dev/vda`, `root=LABEL=…` or `root=UUID=…` (see slipway-init), the
@@ -147,6 +149,17 @@ pub fn root_initrd_of(
         modules: kept_modules.into_iter().collect(),
         missing,
     })
+}
+
+/// The root-device modules (of [`root_device::wanted`]: drivers by name,
+/// filesystems by their `fs-<type>` alias) that `kernel` has neither as
+/// a module nor built in, from one read of its unit: what
+/// [`RootInitrd::missing`] will say, known before anything is written.
+/// Empty for a kernel without `lib/modules/<release>/` (nothing to go by).
+pub fn missing_root_modules(kernel: &Unit, store: &dyn BlobSource) -> Result<Vec<String>> {
+    let mut index = IndexScan::default();
+    kernel.write(store, &mut index)?;
+    Ok(index.select().1)
 }
 
 /// A path as the entries' paths compare: no `./` or `/` in front, no `/`

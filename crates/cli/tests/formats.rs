@@ -18,9 +18,12 @@
 //! Boots (TCG, the plain qemu command a user would type, each with a
 //! deadline): the BIOS ISO from a CD under SeaBIOS, the EFI disk under
 //! OVMF and the squashfs root from a disk in the default suite; every
-//! format in the ignored `boot_matrix` (`cargo xtask test --boot-matrix`).
-//! A boot passes when the onboot task's line is on the console and the
-//! service powered the guest off.
+//! format in the ignored `boot_matrix`, and every format again through
+//! `slipway run` in `boot_matrix_slipway_run` with the persistent-disk
+//! example booted from a raw disk beside a blank data disk
+//! (`cargo xtask test --boot-matrix` runs both). A boot passes when the
+//! onboot task's line is on the console and the service powered the
+//! guest off.
 #![allow(clippy::disallowed_methods, reason = "boot deadlines read the clock")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -604,30 +607,27 @@ fn kernel_squashfs_boots_its_root_from_a_disk() {
     });
 }
 
-/// Every format booted the plain way a user would, with the firmware it is
-/// for. `cargo xtask test --boot-matrix` runs it; each boot is printed with
-/// the time it took.
-#[test]
-#[ignore = "the boot matrix: many TCG boots (cargo xtask test --boot-matrix)"]
-fn boot_matrix() {
-    let pkgs = packages();
+/// The images the boot matrices boot: one build of [`ONE_BUILD`], the
+/// dynamic VHD, the GCP tar's disk unpacked, and each root format.
+struct Matrix {
+    work: tempfile::TempDir,
+    /// `DIR/img` of the one build.
+    img: PathBuf,
+    /// The dynamic VHD's prefix.
+    dynamic: PathBuf,
+    /// Where the GCP tar's `disk.raw` was unpacked.
+    gcp: PathBuf,
+    /// `(format, prefix)` of `kernel+squashfs`, `kernel+erofs`, `kernel+iso`.
+    roots: Vec<(&'static str, PathBuf)>,
+}
+
+fn matrix_images(pkgs: &Packages) -> Matrix {
     let work = tempfile::tempdir().unwrap();
-    let img = build(
-        &pkgs.cache,
-        &boot_config(&pkgs),
-        work.path(),
-        ONE_BUILD,
-        "022",
-    );
-    let dynamic = work.path().join("dynamic");
-    fs::create_dir(&dynamic).unwrap();
-    let d = build(
-        &pkgs.cache,
-        &boot_config(&pkgs),
-        &dynamic,
-        &["dynamic-vhd"],
-        "022",
-    );
+    let config = boot_config(pkgs);
+    let img = build(&pkgs.cache, &config, work.path(), ONE_BUILD, "022");
+    let dir = work.path().join("dynamic");
+    fs::create_dir(&dir).unwrap();
+    let dynamic = build(&pkgs.cache, &config, &dir, &["dynamic-vhd"], "022");
     let gcp = work.path().join("gcp");
     fs::create_dir(&gcp).unwrap();
     run(Command::new("tar")
@@ -635,7 +635,61 @@ fn boot_matrix() {
         .arg(file(&img, ".img.tar.gz"))
         .arg("-C")
         .arg(&gcp));
-    let f = |suffix: &str| file(&img, suffix);
+    let roots = ["kernel+squashfs", "kernel+erofs", "kernel+iso"]
+        .into_iter()
+        .map(|format| {
+            let dir = work.path().join(format);
+            fs::create_dir(&dir).unwrap();
+            (format, build(&pkgs.cache, &config, &dir, &[format], "022"))
+        })
+        .collect();
+    Matrix {
+        work,
+        img,
+        dynamic,
+        gcp,
+        roots,
+    }
+}
+
+/// Boots each case with `boot`, printing each result and its time; fails
+/// with every failure at the end.
+fn boot_all<C>(
+    cases: Vec<C>,
+    name: impl Fn(&C) -> String,
+    boot: impl Fn(&C) -> Result<Duration, String>,
+) {
+    let mut failed = Vec::new();
+    let started = Instant::now();
+    let total = cases.len();
+    for case in &cases {
+        let name = name(case);
+        match boot(case) {
+            Ok(took) => eprintln!("BOOT {name}: ok in {:.0} s", took.as_secs_f64()),
+            Err(e) => {
+                eprintln!("BOOT {name}: FAILED");
+                failed.push(e);
+            }
+        }
+    }
+    eprintln!(
+        "BOOTS: {} of {total} passed in {:.0} s",
+        total - failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// Every format booted the plain way a user would, with the firmware it is
+/// for. `cargo xtask test --boot-matrix` runs it; each boot is printed with
+/// the time it took.
+#[test]
+#[ignore = "the boot matrix: many TCG boots (cargo xtask test --boot-matrix)"]
+fn boot_matrix() {
+    let pkgs = packages();
+    let m = matrix_images(&pkgs);
+    let img = &m.img;
+    let f = |suffix: &str| file(img, suffix);
     let s = |p: PathBuf| p.display().to_string();
     let with_ovmf = |rest: Vec<String>| {
         let mut a = ovmf();
@@ -643,7 +697,7 @@ fn boot_matrix() {
         a
     };
     let cmdline = fs::read_to_string(f("-cmdline")).unwrap();
-    let cases = vec![
+    let mut cases = vec![
         (
             "kernel+initrd, -kernel",
             vec![
@@ -684,7 +738,10 @@ fn boot_matrix() {
             with_ovmf(drive(&f("-efi.qcow2"), "qcow2")),
         ),
         ("vhd, SeaBIOS", drive(&f(".vhd"), "vpc")),
-        ("dynamic-vhd, SeaBIOS", drive(&file(&d, ".vhd"), "vpc")),
+        (
+            "dynamic-vhd, SeaBIOS",
+            drive(&file(&m.dynamic, ".vhd"), "vpc"),
+        ),
         (
             "vmdk, SeaBIOS",
             vec![
@@ -692,7 +749,10 @@ fn boot_matrix() {
                 format!("file={},format=vmdk,snapshot=on", f(".vmdk").display()),
             ],
         ),
-        ("gcp disk.raw, SeaBIOS", drive(&gcp.join("disk.raw"), "raw")),
+        (
+            "gcp disk.raw, SeaBIOS",
+            drive(&m.gcp.join("disk.raw"), "raw"),
+        ),
         ("aws, SeaBIOS", drive(&f(".raw"), "raw")),
         (
             "uki, OVMF, -kernel",
@@ -701,47 +761,242 @@ fn boot_matrix() {
     ];
     // The root formats: the kernel and the small initrd by -kernel, the
     // root image as the first disk or CD, as the command line names it.
-    let mut cases = cases;
-    for (format, suffix, media) in [
-        ("kernel+squashfs", "-squashfs.img", "disk"),
-        ("kernel+erofs", "-erofs.img", "disk"),
-        ("kernel+iso", ".iso", "cdrom"),
-    ] {
-        let dir = work.path().join(format);
-        fs::create_dir(&dir).unwrap();
-        let r = build(&pkgs.cache, &boot_config(&pkgs), &dir, &[format], "022");
-        let cmdline = fs::read_to_string(file(&r, "-cmdline")).unwrap();
-        let root = file(&r, suffix).display().to_string();
+    for (format, r) in &m.roots {
+        let (suffix, cdrom) = match *format {
+            "kernel+squashfs" => ("-squashfs.img", false),
+            "kernel+erofs" => ("-erofs.img", false),
+            _ => (".iso", true),
+        };
+        let cmdline = fs::read_to_string(file(r, "-cmdline")).unwrap();
+        let root = file(r, suffix).display().to_string();
         let mut args = vec![
             "-kernel".into(),
-            s(file(&r, "-kernel")),
+            s(file(r, "-kernel")),
             "-initrd".into(),
-            s(file(&r, "-initrd.img")),
+            s(file(r, "-initrd.img")),
             "-append".into(),
             cmdline,
         ];
-        if media == "cdrom" {
+        if cdrom {
             args.extend(["-cdrom".into(), root]);
         } else {
             args.extend(drive(Path::new(&root), "raw"));
         }
-        cases.push((format, args));
+        cases.push((*format, args));
     }
-    let mut failed = Vec::new();
-    for (name, args) in cases {
-        let case = Case {
-            name: name.into(),
-            args,
-        };
-        match boot(&case) {
-            Ok(took) => eprintln!("BOOT {name}: ok in {:.0} s", took.as_secs_f64()),
-            Err(e) => {
-                eprintln!("BOOT {name}: FAILED");
-                failed.push(e);
-            }
+    boot_all(
+        cases,
+        |(name, _)| (*name).to_owned(),
+        |(name, args)| {
+            boot(&Case {
+                name: (*name).into(),
+                args: args.clone(),
+            })
+        },
+    );
+}
+
+/// `slipway run ARGS PATH` (TCG, 1 GiB, no network, its own state
+/// directory) until it exits or [`BOOT`] passes; `Err` with its output
+/// unless it exited 0 (a clean poweroff) with every line of `want` on the
+/// console.
+fn run_boot(name: &str, args: &[String], want: &[&str], state: &Path) -> Result<Duration, String> {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(slipway())
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--mem",
+            "1024",
+            "--networking",
+            "none",
+        ])
+        .arg("--timeout")
+        .arg(BOOT.as_secs().to_string())
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    // slipway run kills the machine at its --timeout; this is the backstop.
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
         }
+        if started.elapsed() > BOOT + Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let took = started.elapsed();
+    let console = String::from_utf8_lossy(&fs::read(log.path()).unwrap()).into_owned();
+    let missing: Vec<&&str> = want.iter().filter(|l| !console.contains(**l)).collect();
+    match exited {
+        Some(status) if status.success() && missing.is_empty() => Ok(took),
+        Some(status) => Err(format!(
+            "{name}: slipway run exited ({status}); missing {missing:?}:\n{console}"
+        )),
+        None => Err(format!(
+            "{name}: slipway run still running after {BOOT:?}:\n{console}"
+        )),
     }
-    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// The lines of a boot of [`boot_config`] that powered itself off.
+const RAN: &[&str] = &["onboot-ran-42", "services-started", "reboot: Power down"];
+
+/// The persistent-disk example booted from a disk image with a blank
+/// second disk (`qcow2-bios` and `raw-efi`: both are the first virtio
+/// disk under `slipway run`, the data disk the second; `raw-bios` would
+/// boot as the hybrid ISO it starts with, from a CD): `format` must take
+/// the blank disk, never the boot disk
+/// (it takes the first disk whose first 64 KiB are all zero, and a boot
+/// disk starts with its partition table), `mount` mounts it by label,
+/// the service writes its log there; the boot disk is left as it was.
+/// A second config adds a service that powers the machine off once the
+/// log is on the disk.
+fn persistent_cases(pkgs: &Packages, work: &Path) -> Vec<(String, Vec<String>, PathBuf)> {
+    let stop = pkgs.example("persistent-stop.yml");
+    fs::write(
+        &stop,
+        r#"services:
+  - name: stop
+    image: "@pkg:../pkg/busybox"
+    command: ["/bin/sh", "-c", "until [ -s /data/boots ]; do sleep 1; done; sleep 2; kill -USR2 1"]
+    pid: host
+    binds:
+      - /var/lib/data:/data
+"#,
+    )
+    .unwrap();
+    let dir = work.join("persistent");
+    fs::create_dir(&dir).unwrap();
+    let mut cmd = Command::new(slipway());
+    cmd.arg("--cache")
+        .arg(&pkgs.cache)
+        .args(["build", "--offline", "--name", "p", "--dir"])
+        .arg(&dir)
+        .args(["-f", "qcow2-bios", "-f", "raw-efi"])
+        .arg(pkgs.example("persistent.yml"))
+        .arg(&stop);
+    run(&mut cmd);
+    [
+        ("persistent.yml, qcow2-bios, --disk", ".qcow2"),
+        ("persistent.yml, raw-efi, --disk", "-efi.img"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, suffix))| {
+        let disk = dir.join(format!("data{i}.qcow2"));
+        let args = vec![
+            "--disk".into(),
+            format!("file={},size=256M", disk.display()),
+            file(&dir.join("p"), suffix).display().to_string(),
+        ];
+        (name.to_owned(), args, file(&dir.join("p"), suffix))
+    })
+    .collect()
+}
+
+/// One boot of [`boot_matrix_slipway_run`].
+struct RunCase {
+    name: String,
+    /// `slipway run`'s arguments after the common ones, the path last.
+    args: Vec<String>,
+    /// A disk image the boot must leave as it was.
+    boot_disk: Option<PathBuf>,
+    /// Lines the console must show.
+    want: &'static [&'static str],
+}
+
+/// Every format booted by `slipway run`, which finds what each file is
+/// from its bytes and picks the firmware (OVMF for a UKI, an EFI-only ISO
+/// or a disk without BIOS boot code; `--uefi` for the hybrid ISO), and
+/// the persistent-disk example booted from a disk with a data disk beside
+/// it. `cargo xtask test --boot-matrix` runs it after [`boot_matrix`].
+#[test]
+#[ignore = "the boot matrix through slipway run: many TCG boots (cargo xtask test --boot-matrix)"]
+fn boot_matrix_slipway_run() {
+    let pkgs = packages();
+    let m = matrix_images(&pkgs);
+    let img = &m.img;
+    let f = |suffix: &str| file(img, suffix).display().to_string();
+    let uefi = |p: String| vec!["--uefi".to_owned(), p];
+    let mut cases: Vec<RunCase> = [
+        ("kernel+initrd prefix", vec![img.display().to_string()]),
+        ("iso-bios", vec![f(".iso")]),
+        ("iso-bios, --uefi", uefi(f(".iso"))),
+        ("iso-efi, --uefi", uefi(f("-efi.iso"))),
+        ("iso-efi-initrd", vec![f("-efi-initrd.iso")]),
+        ("raw-bios", vec![f("-bios.img")]),
+        ("raw-efi", vec![f("-efi.img")]),
+        ("qcow2-bios", vec![f(".qcow2")]),
+        ("qcow2-efi", vec![f("-efi.qcow2")]),
+        ("vhd", vec![f(".vhd")]),
+        (
+            "dynamic-vhd",
+            vec![file(&m.dynamic, ".vhd").display().to_string()],
+        ),
+        ("vmdk", vec![f(".vmdk")]),
+        ("gcp", vec![f(".img.tar.gz")]),
+        ("aws", vec![f(".raw")]),
+        ("uki", vec![f(".efi")]),
+    ]
+    .into_iter()
+    .map(|(name, args)| RunCase {
+        name: name.to_owned(),
+        args,
+        boot_disk: None,
+        want: RAN,
+    })
+    .collect();
+    for (format, prefix) in &m.roots {
+        cases.push(RunCase {
+            name: format!("{format} prefix"),
+            args: vec![prefix.display().to_string()],
+            boot_disk: None,
+            want: RAN,
+        });
+    }
+    for (name, args, boot_disk) in persistent_cases(&pkgs, m.work.path()) {
+        cases.push(RunCase {
+            name,
+            args,
+            boot_disk: Some(boot_disk),
+            want: &[
+                "format: /dev/vdb as ext4, LABEL=slipway-data",
+                "mount: /dev/vdb on /var/lib/data",
+                "bootlog: 1 boot(s) on the disk:",
+                "reboot: Power down",
+            ],
+        });
+    }
+    let states = m.work.path().join("states");
+    fs::create_dir(&states).unwrap();
+    let count = std::cell::Cell::new(0);
+    boot_all(
+        cases,
+        |c| c.name.clone(),
+        |c| {
+            count.set(count.get() + 1);
+            let state = states.join(count.get().to_string());
+            let before = c.boot_disk.as_deref().map(sha256);
+            let took = run_boot(&c.name, &c.args, c.want, &state)?;
+            if let (Some(disk), Some(before)) = (&c.boot_disk, before)
+                && sha256(disk) != before
+            {
+                return Err(format!("{}: the boot disk changed", c.name));
+            }
+            Ok(took)
+        },
+    );
 }
 
 /// What a path is, as the `tar` output lists it or an extracted root image

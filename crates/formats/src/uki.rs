@@ -504,23 +504,24 @@ fn copy(r: &mut dyn Read, w: &mut dyn Write, limit: u64, buf: &mut [u8]) -> io::
 /// The PE checksum: 16-bit little-endian words added with end-around
 /// carry, then the file's length added (the checksum field itself counts
 /// as zero, which it is while the file is written).
+///
+/// The words are added into 64 bits and the carries folded in at the end:
+/// the same 16-bit result (a sum modulo 0xFFFF, zero only when every word
+/// is), but without a fold after each word the compiler can add many
+/// words at once; folding each word made this a third of the CPU time of
+/// rewriting a hybrid ISO from cached segments.
 #[derive(Debug, Default)]
 struct PeChecksum {
-    sum: u32,
+    sum: u64,
     odd: Option<u8>,
 }
 
 impl PeChecksum {
-    fn add(&mut self, word: u16) {
-        let s = self.sum + u32::from(word);
-        self.sum = (s & 0xFFFF) + (s >> 16);
-    }
-
     fn update(&mut self, mut data: &[u8]) {
         if let Some(low) = self.odd.take() {
             match data.split_first() {
                 Some((&high, rest)) => {
-                    self.add(u16::from_le_bytes([low, high]));
+                    self.sum += u64::from(u16::from_le_bytes([low, high]));
                     data = rest;
                 }
                 None => {
@@ -530,9 +531,10 @@ impl PeChecksum {
             }
         }
         let mut words = data.chunks_exact(2);
-        for w in &mut words {
-            self.add(u16::from_le_bytes([w[0], w[1]]));
-        }
+        // At most 2^16 per word: 64 bits hold the sum of any file.
+        self.sum += (&mut words)
+            .map(|w| u64::from(u16::from_le_bytes([w[0], w[1]])))
+            .sum::<u64>();
         if let [b] = words.remainder() {
             self.odd = Some(*b);
         }
@@ -540,9 +542,13 @@ impl PeChecksum {
 
     fn finish(mut self, len: u64) -> u32 {
         if let Some(low) = self.odd.take() {
-            self.add(u16::from(low));
+            self.sum += u64::from(low);
         }
-        (self.sum & 0xFFFF).wrapping_add(len as u32)
+        let mut s = self.sum;
+        while s > 0xFFFF {
+            s = (s & 0xFFFF) + (s >> 16);
+        }
+        (s as u32).wrapping_add(len as u32)
     }
 }
 
@@ -652,6 +658,31 @@ mod tests {
             sum.update(piece);
         }
         assert_eq!(sum.finish(copy.len() as u64), whole);
+    }
+
+    /// The checksum word by word, folding each carry in as it comes.
+    fn folded_each_word(data: &[u8]) -> u32 {
+        let mut sum = 0u32;
+        for w in data.chunks(2) {
+            let word = u32::from(w[0]) | w.get(1).map_or(0, |h| u32::from(*h) << 8);
+            let s = sum + word;
+            sum = (s & 0xFFFF) + (s >> 16);
+        }
+        sum.wrapping_add(data.len() as u32)
+    }
+
+    /// Folding once at the end is the same as folding after each word:
+    /// all zeros, all ones (a carry on every word), odd lengths, pieces.
+    #[test]
+    fn checksum_folded_at_the_end_is_folded_each_word() {
+        let mixed: Vec<u8> = (0..70_001u32).map(|i| (i * 131 % 251) as u8).collect();
+        for data in [vec![0u8; 4097], vec![0xFF; 100_000], vec![0xFF; 3], mixed] {
+            let mut sum = PeChecksum::default();
+            for piece in data.chunks(4095) {
+                sum.update(piece);
+            }
+            assert_eq!(sum.finish(data.len() as u64), folded_each_word(&data));
+        }
     }
 
     const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";

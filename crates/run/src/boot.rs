@@ -6,7 +6,9 @@
 //! `build` writes them: `<p>-kernel` with `<p>-squashfs.img`,
 //! `<p>-erofs.img` or `<p>.iso` (a root filesystem, attached read-only as
 //! the first virtio disk, `root=/dev/vda` appended unless the command line
-//! has a `root=`), or with `<p>-initrd.img`. A root-image prefix boots with
+//! has a `root=`; where that `root=` names a SATA disk or a CD, as a root
+//! format's own command line does, it is attached there: see
+//! `crate::qemu`), or with `<p>-initrd.img`. A root-image prefix boots with
 //! `<p>-initrd.img` too when it is there: a kernel whose block and
 //! filesystem drivers are modules needs one to mount the root.
 
@@ -37,7 +39,8 @@ pub enum Boot {
         initrd: Option<PathBuf>,
         /// The command line, with `root=/dev/vda` unless it named a root.
         cmdline: String,
-        /// The root filesystem image, the first virtio disk.
+        /// The root filesystem image: the first virtio disk, or the SATA
+        /// disk or CD `root=` names.
         root: PathBuf,
         /// `squashfs`, `erofs` or `iso9660`.
         fs: &'static str,
@@ -372,6 +375,13 @@ fn directory_hint(dir: &Path) -> String {
     }
 }
 
+/// `<p>.iso` is also the name of `iso-bios`'s hybrid ISO, which one build
+/// writes beside its `kernel+initrd` files: an ISO with El Torito boot
+/// entries boots on its own and is not a `kernel+iso` root (a data CD).
+fn is_boot_iso(path: &Path) -> bool {
+    matches!(detect::detect(path), Ok(Kind::Iso(info)) if info.bios || info.efi)
+}
+
 /// A prefix boot: a root image or an initrd beside `<path>-kernel`.
 fn prefix_boot(path: &Path, hint: Hint) -> Result<Boot, RunError> {
     let kernel = with_suffix(path, "-kernel");
@@ -391,7 +401,7 @@ fn prefix_boot(path: &Path, hint: Hint) -> Result<Boot, RunError> {
                 continue;
             }
             let root = with_suffix(path, suffix);
-            if !root.is_file() {
+            if !root.is_file() || (fs == "iso9660" && is_boot_iso(&root)) {
                 continue;
             }
             check_part(&root, "a root filesystem", |k| match fs {

@@ -7,6 +7,32 @@ use crate::detect::{self, Kind};
 use crate::options::{Accel, Networking, Options};
 use crate::state;
 
+/// Where a root image is attached, from the command line's `root=`.
+#[derive(Debug, PartialEq, Eq)]
+enum RootOn {
+    /// `root=/dev/sdX`: the first SATA disk (q35's AHCI port 0), as plain
+    /// qemu's `-drive` shows it; a root format's own command line says so.
+    Sata,
+    /// `root=/dev/srN`: a CD, as `-cdrom` shows it (`kernel+iso`).
+    Cd,
+    /// Anything else (`/dev/vda`, `LABEL=`, `UUID=`): the first virtio disk.
+    Virtio,
+}
+
+/// The device the last `root=` of `cmdline` names (the kernel takes the
+/// last one).
+fn root_device(cmdline: &str) -> RootOn {
+    match cmdline
+        .split_whitespace()
+        .filter_map(|p| p.strip_prefix("root="))
+        .next_back()
+    {
+        Some(dev) if dev.starts_with("/dev/sd") => RootOn::Sata,
+        Some(dev) if dev.starts_with("/dev/sr") => RootOn::Cd,
+        _ => RootOn::Virtio,
+    }
+}
+
 /// The qemu command line (without the program).
 pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
     let mut args = Args::default();
@@ -102,10 +128,22 @@ pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
             if let Some(initrd) = initrd {
                 args.push(["-initrd", &initrd.to_string_lossy()]);
             }
-            args.push(["-append", &cmdline(base)]);
+            let line = cmdline(base);
+            args.push(["-append", &line]);
+            let interface = match root_device(&line) {
+                // qemu's IDE/SATA disk cannot be read-only: writes go to a
+                // temporary overlay instead, the image stays as it was.
+                RootOn::Sata => ",if=ide,index=0,media=disk,snapshot=on",
+                RootOn::Cd => {
+                    // Where `-cdrom` goes: a `--data` CD takes the next unit.
+                    iso_boot = true;
+                    ",if=ide,index=2,media=cdrom,readonly=on"
+                }
+                RootOn::Virtio => ",if=virtio,readonly=on",
+            };
             args.push([
                 "-drive",
-                &format!("file={},format=raw,if=virtio,readonly=on", root.display()),
+                &format!("file={},format=raw{interface}", root.display()),
             ]);
         }
         Boot::Iso { path, .. } => {
@@ -300,6 +338,25 @@ mod tests {
             ),
             "{args}"
         );
+        // The root where the build's command line names it.
+        for (root, drive) in [
+            ("root=/dev/sda", ",if=ide,index=0,media=disk,snapshot=on"),
+            ("root=/dev/sr0", ",if=ide,index=2,media=cdrom,readonly=on"),
+            ("root=/dev/sda root=LABEL=x", ",if=virtio,readonly=on"),
+        ] {
+            let boot = Boot::KernelRoot {
+                kernel: "/p-kernel".into(),
+                initrd: None,
+                cmdline: format!("console=ttyS0 {root}"),
+                root: "/p.img".into(),
+                fs: "squashfs",
+            };
+            let args = qemu_args(&boot, &options).join(" ");
+            assert!(
+                args.contains(&format!("-drive file=/p.img,format=raw{drive}")),
+                "{root}: {args}"
+            );
+        }
         let iso = Boot::Iso {
             path: "/x.iso".into(),
             info: IsoInfo {

@@ -32,14 +32,14 @@ use serde_json::Value;
 const USAGE: &str = "usage: cargo xtask bench assemble [--runs N] [--keep]";
 
 /// The bench's own kernel package; the rest come from the standard `pkg/`.
-const PACKAGES: &[&str] = &[
+pub(super) const PACKAGES: &[&str] = &[
     "xtask/bench/kernel-6.1",
     "pkg/runc",
     "pkg/containerd",
     "pkg/busybox",
     "pkg/getty",
 ];
-const CONFIG: &str = "xtask/bench/bench.yml";
+pub(super) const CONFIG: &str = "xtask/bench/bench.yml";
 
 /// Goals on a 2-core machine.
 const COLD_GOAL: f64 = 0.25;
@@ -79,13 +79,13 @@ pub fn options(args: &[String]) -> Result<Options> {
 /// A measured run: wall time and the peak resident memory of the largest
 /// process (GNU time's `%M`, from `wait4`).
 #[derive(Clone, Copy)]
-struct Run {
-    time: Duration,
-    peak_kib: u64,
+pub(super) struct Run {
+    pub(super) time: Duration,
+    pub(super) peak_kib: u64,
 }
 
 /// Runs `program args` under `/usr/bin/time`; fails if it fails.
-fn measure(program: &Path, args: &[&std::ffi::OsStr], report: &Path) -> Result<Run> {
+pub(super) fn measure(program: &Path, args: &[&std::ffi::OsStr], report: &Path) -> Result<Run> {
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f").arg("%M").arg("-o").arg(report).arg(program);
     cmd.args(args);
@@ -112,14 +112,14 @@ fn measure(program: &Path, args: &[&std::ffi::OsStr], report: &Path) -> Result<R
     Ok(Run { time, peak_kib })
 }
 
-fn median(mut runs: Vec<Run>) -> Run {
+pub(super) fn median(mut runs: Vec<Run>) -> Run {
     runs.sort_by_key(|r| r.time);
     let time = runs[runs.len() / 2].time;
     let peak_kib = runs.iter().map(|r| r.peak_kib).max().unwrap_or(0);
     Run { time, peak_kib }
 }
 
-fn slipway(bin: &Path, cache: &Path) -> Command {
+pub(super) fn slipway(bin: &Path, cache: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.current_dir(crate::workspace_root())
         .arg("--cache")
@@ -129,7 +129,7 @@ fn slipway(bin: &Path, cache: &Path) -> Command {
     cmd
 }
 
-fn output_of(mut cmd: Command) -> Result<String> {
+pub(super) fn output_of(mut cmd: Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("could not start {:?}", cmd.get_program()))?;
@@ -250,7 +250,7 @@ fn baseline_script(cache: &Path, resolved: &[(String, String)], work: &Path) -> 
     Ok(s)
 }
 
-fn sha256(path: &Path) -> Result<String> {
+pub(super) fn sha256(path: &Path) -> Result<String> {
     let out = output_of({
         let mut c = Command::new("sha256sum");
         c.arg(path);
@@ -263,21 +263,21 @@ fn sha256(path: &Path) -> Result<String> {
         .to_string())
 }
 
-fn size(path: &Path) -> Result<u64> {
+pub(super) fn size(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len())
 }
 
-fn mib_bytes(bytes: u64) -> String {
+pub(super) fn mib_bytes(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
-fn mib(kib: u64) -> f64 {
+pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn yes(met: bool) -> &'static str {
+pub(super) fn yes(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 

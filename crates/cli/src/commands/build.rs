@@ -26,6 +26,7 @@ use crate::report::warn;
 mod bootloader;
 mod insight;
 mod resolve;
+mod root_modules;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -382,10 +383,7 @@ struct MetadataNames<'a> {
 
 impl slipway_config::metadata::ImageNames for MetadataNames<'_> {
     fn resolved(&self, name: &slipway_config::Sp<slipway_config::ImageName>) -> String {
-        self.entries
-            .iter()
-            .find(|e| e.name == name.value)
-            .map_or_else(|| name.value.to_string(), |e| e.reference.clone())
+        resolved_name(self.entries, &name.value)
     }
 
     fn volume(&self, name: &slipway_config::Sp<slipway_config::ImageName>) -> String {
@@ -409,6 +407,29 @@ impl slipway_config::metadata::ImageNames for MetadataNames<'_> {
             _ => name.value.to_string(),
         }
     }
+}
+
+/// The kernel image as resolved (`NAME:TAG`, an `@pkg:` package's tag),
+/// for messages about it.
+fn kernel_reference(loaded: &Loaded, entries: &[resolve::ResolvedEntry]) -> String {
+    let Some(image) = loaded
+        .config
+        .kernel
+        .as_ref()
+        .and_then(|k| k.value.image.as_ref())
+    else {
+        return "(none)".into();
+    };
+    resolved_name(entries, &image.value)
+}
+
+/// An image as it was resolved (`@pkg:` as its package's tag), or as
+/// written when it was not.
+fn resolved_name(entries: &[resolve::ResolvedEntry], name: &slipway_config::ImageName) -> String {
+    entries
+        .iter()
+        .find(|e| e.name == *name)
+        .map_or_else(|| name.to_string(), |e| e.reference.clone())
 }
 
 /// Resolves, plans, writes; then the summary on standard error.
@@ -484,6 +505,14 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
     )?;
     let planned_at = Instant::now();
     let unit_refs: Vec<&slipway_assemble::Unit> = units.iter().collect();
+    if matches!(destination, Destination::Files(_)) {
+        root_modules::check(
+            &outputs,
+            &unit_refs,
+            &store,
+            &kernel_reference(loaded, &resolution.entries),
+        )?;
+    }
     let cache = SegmentCache::in_store(store.root());
 
     let (files, reports) = match &destination {
