@@ -372,8 +372,8 @@ pub fn command(args: &[String]) -> Result<()> {
     let (mut pull, mut assemble, mut formats, mut validate) = (None, None, None, None);
     match args.first().map(String::as_str) {
         Some("pull") => pull = Some(options(&args[1..])?),
-        Some("assemble") => assemble = Some(assemble::options(&args[1..])?),
-        Some("formats") => formats = Some(formats::options(&args[1..])?),
+        Some("assemble") => assemble = Some(assemble::options(&args[1..], assemble::USAGE)?),
+        Some("formats") => formats = Some(assemble::options(&args[1..], formats::USAGE)?),
         Some("validate") => validate = Some(validate::options(&args[1..])?),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -383,8 +383,8 @@ pub fn command(args: &[String]) -> Result<()> {
         Some(_) => pull = Some(options(args)?),
         None => {
             pull = Some(options(&[])?);
-            assemble = Some(assemble::options(&[])?);
-            formats = Some(formats::options(&[])?);
+            assemble = Some(assemble::options(&[], assemble::USAGE)?);
+            formats = Some(assemble::options(&[], formats::USAGE)?);
             validate = Some(validate::options(&[])?);
         }
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-const USAGE: &str = "usage: cargo xtask bench assemble [--runs N] [--keep]";
+pub const USAGE: &str = "usage: cargo xtask bench assemble [--runs N] [--keep]";
 
 /// The bench's own kernel package; the rest come from the standard `pkg/`.
 pub(super) const PACKAGES: &[&str] = &[
@@ -46,12 +46,13 @@ const COLD_GOAL: f64 = 0.25;
 const WARM_GOAL: f64 = 0.05;
 const PEAK_GOAL_MIB: f64 = 150.0;
 
+/// `--runs N` and `--keep`, for `bench assemble` and `bench formats`.
 pub struct Options {
-    runs: usize,
-    keep: bool,
+    pub(super) runs: usize,
+    pub(super) keep: bool,
 }
 
-pub fn options(args: &[String]) -> Result<Options> {
+pub fn options(args: &[String], usage: &str) -> Result<Options> {
     let mut o = Options {
         runs: 3,
         keep: false,
@@ -62,16 +63,16 @@ pub fn options(args: &[String]) -> Result<Options> {
             "--runs" => {
                 o.runs = it
                     .next()
-                    .with_context(|| format!("--runs needs a value\n{USAGE}"))?
+                    .with_context(|| format!("--runs needs a value\n{usage}"))?
                     .parse()
-                    .with_context(|| format!("--runs needs a number\n{USAGE}"))?;
+                    .with_context(|| format!("--runs needs a number\n{usage}"))?;
             }
             "--keep" => o.keep = true,
-            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+            _ => bail!("unknown option {arg:?}\n{usage}"),
         }
     }
     if o.runs < 1 {
-        bail!("--runs must be at least 1\n{USAGE}");
+        bail!("--runs must be at least 1\n{usage}");
     }
     Ok(o)
 }

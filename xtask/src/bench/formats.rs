@@ -23,10 +23,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::assemble::{
-    CONFIG, PACKAGES, Run, measure, median, mib, mib_bytes, sha256, size, slipway, yes,
+    CONFIG, Options, PACKAGES, Run, measure, median, mib, mib_bytes, sha256, size, slipway, yes,
 };
 
-const USAGE: &str = "usage: cargo xtask bench formats [--runs N] [--keep]";
+pub const USAGE: &str = "usage: cargo xtask bench formats [--runs N] [--keep]";
 
 /// Each format against the `kernel+initrd` build of the same image.
 const COLD_GOAL: f64 = 1.2;
@@ -39,36 +39,6 @@ const FORMATS: &[(&str, &str)] = &[
     ("iso-bios", ".iso"),
     ("qcow2-bios", ".qcow2"),
 ];
-
-pub struct Options {
-    runs: usize,
-    keep: bool,
-}
-
-pub fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        runs: 3,
-        keep: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--runs" => {
-                o.runs = it
-                    .next()
-                    .ok_or_else(|| anyhow::anyhow!("--runs needs a value\n{USAGE}"))?
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("--runs needs a number\n{USAGE}"))?;
-            }
-            "--keep" => o.keep = true,
-            _ => anyhow::bail!("unknown option {arg:?}\n{USAGE}"),
-        }
-    }
-    if o.runs < 1 {
-        anyhow::bail!("--runs must be at least 1\n{USAGE}");
-    }
-    Ok(o)
-}
 
 pub fn run(o: &Options, bin: &Path) -> Result<()> {
     let target = crate::target_dir();
