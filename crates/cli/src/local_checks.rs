@@ -4,7 +4,7 @@
 //! config's spans like its own diagnostics. A configuration fetched by URL
 //! has no directory, so `@pkg:` in one is refused here too.
 
-pub use slipway_contract::errors::io_reason;
+use slipway_contract::errors::io_reason;
 use std::path::Path;
 
 use slipway_config::{Diagnostic, Diagnostics, Loaded};

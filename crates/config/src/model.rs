@@ -415,6 +415,21 @@ pub struct Image {
 }
 
 /// Equal when they say the same, wherever they say it.
+impl BindNs {
+    /// Each namespace with its path, in the struct's order.
+    pub fn namespaces(&self) -> [(&'static str, &Option<Sp<String>>); 7] {
+        [
+            ("cgroup", &self.cgroup),
+            ("ipc", &self.ipc),
+            ("mnt", &self.mnt),
+            ("net", &self.net),
+            ("pid", &self.pid),
+            ("user", &self.user),
+            ("uts", &self.uts),
+        ]
+    }
+}
+
 impl PartialEq for Image {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name && self.image == other.image && self.spec == other.spec

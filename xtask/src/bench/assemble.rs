@@ -283,12 +283,24 @@ pub(super) fn yes(met: bool) -> &'static str {
 }
 
 pub fn run(o: &Options, bin: &Path) -> Result<()> {
+    in_work_dir(o, "bench-assemble", |cache, work| {
+        run_in(o, bin, cache, work)
+    })
+}
+
+/// Runs `bench` with the shared bench cache and a fresh `target/NAME` work
+/// directory, removed afterwards unless `--keep`.
+pub(super) fn in_work_dir(
+    o: &Options,
+    name: &str,
+    bench: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<()> {
     let target = crate::target_dir();
     let cache = target.join("bench-cache");
-    let work = target.join("bench-assemble");
+    let work = target.join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let result = run_in(o, bin, &cache, &work);
+    let result = bench(&cache, &work);
     if !o.keep {
         let _ = std::fs::remove_dir_all(&work);
     }

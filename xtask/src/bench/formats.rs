@@ -23,7 +23,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::assemble::{
-    CONFIG, Options, PACKAGES, Run, measure, median, mib, mib_bytes, sha256, size, slipway, yes,
+    CONFIG, Options, PACKAGES, Run, in_work_dir, measure, median, mib, mib_bytes, sha256, size,
+    slipway, yes,
 };
 
 pub const USAGE: &str = "usage: cargo xtask bench formats [--runs N] [--keep]";
@@ -41,16 +42,9 @@ const FORMATS: &[(&str, &str)] = &[
 ];
 
 pub fn run(o: &Options, bin: &Path) -> Result<()> {
-    let target = crate::target_dir();
-    let cache = target.join("bench-cache");
-    let work = target.join("bench-formats");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let result = run_in(o, bin, &cache, &work);
-    if !o.keep {
-        let _ = std::fs::remove_dir_all(&work);
-    }
-    result
+    in_work_dir(o, "bench-formats", |cache, work| {
+        run_in(o, bin, cache, work)
+    })
 }
 
 /// What one format measured: medians and its output's size.

@@ -264,7 +264,7 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
             .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
         {
             Some(file) => format!("{} is not a directory", file.display()),
-            None => crate::local_checks::io_reason(&err),
+            None => slipway_contract::errors::io_reason(&err),
         };
         anyhow::bail!(
             "cannot create the output directory {}: {reason}",

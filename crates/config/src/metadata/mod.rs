@@ -296,15 +296,7 @@ pub(super) fn runtime(r: &Runtime, m: Marshal) -> Json {
     let mut ns = Vec::new();
     if let Some(b) = &r.bind_ns {
         let b = &b.value;
-        for (key, v) in [
-            ("cgroup", &b.cgroup),
-            ("ipc", &b.ipc),
-            ("mnt", &b.mnt),
-            ("net", &b.net),
-            ("pid", &b.pid),
-            ("user", &b.user),
-            ("uts", &b.uts),
-        ] {
+        for (key, v) in b.namespaces() {
             some(&mut ns, key, v, s);
         }
     }

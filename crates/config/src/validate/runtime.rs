@@ -35,15 +35,7 @@ pub(super) fn check_runtime(r: &Runtime, path: &str, cx: &Context, diags: &mut D
     }
     if let Some(ns) = &r.bind_ns {
         let b = &ns.value;
-        for (key, v) in [
-            ("cgroup", &b.cgroup),
-            ("ipc", &b.ipc),
-            ("mnt", &b.mnt),
-            ("net", &b.net),
-            ("pid", &b.pid),
-            ("user", &b.user),
-            ("uts", &b.uts),
-        ] {
+        for (key, v) in b.namespaces() {
             if let Some(v) = v
                 && !v.value.is_empty()
             {
