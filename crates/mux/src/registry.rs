@@ -230,6 +230,10 @@ impl Registry {
         };
         if due {
             self.rescan();
+        } else {
+            // A rescan under way (the watcher's, or another call's) may be
+            // adding it: wait for that one rather than answer from the old table.
+            drop(self.scans.lock());
         }
         self.table().route(service).cloned()
     }
