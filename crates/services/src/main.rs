@@ -1,0 +1,3 @@
+//! `slipway-services`: see the library's documentation.
+
+fn main() {}
