@@ -6,9 +6,9 @@
 //! a pinned version: a vanished pin is re-resolved (with a warning) in the
 //! copy's `debs.lock`, never in the tree, and every copy re-resolves the same
 //! way, so they share one tag and the shared cache builds each package once.
-//! `pkg/init` is linked, not copied: its `cargo:` step needs the workspace
-//! around it (found through the link's real path), and it has no
-//! `debs.lock`.
+//! Packages without a `debs.lock` (`pkg/init` and the other packages of
+//! slipway's own binaries) are linked, not copied: their `cargo:` steps need
+//! the workspace around them (found through the link's real path).
 //!
 //! Building is serialised across test processes by a lock file; a package
 //! whose tag is already in the cache is not rebuilt. Like the rest of the
@@ -84,7 +84,7 @@ pub fn standard(slipway: &Path) -> Packages {
         }
         let name = src.file_name().unwrap().to_owned();
         let dst = pkg.join(&name);
-        if src.join("debs.lock").exists() || name != "init" {
+        if src.join("debs.lock").exists() {
             copy_dir(&src, &dst);
         } else {
             symlink(&src, &dst).unwrap();
