@@ -82,13 +82,16 @@ impl Drop for Daemon {
         // A failed test can leave tasks: their processes and shims outlive
         // containerd. End them by their pids: the tasks' from the shims'
         // bundles, the shims' as the processes started for this socket.
-        let bundles = self
-            .dir
-            .join("state/io.containerd.runtime.v2.task")
-            .join(SERVICES_NAMESPACE);
-        for id in fs::read_dir(&bundles).into_iter().flatten().flatten() {
-            let pid = fs::read_to_string(id.path().join("init.pid")).ok();
-            kill(pid.and_then(|p| p.trim().parse().ok()));
+        let tasks = self.dir.join("state/io.containerd.runtime.v2.task");
+        for namespace in fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            for id in fs::read_dir(namespace.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let pid = fs::read_to_string(id.path().join("init.pid")).ok();
+                kill(pid.and_then(|p| p.trim().parse().ok()));
+            }
         }
         let socket = self.socket.to_string_lossy().into_owned();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -218,11 +221,15 @@ async fn fixture(tmp: TempDir) -> Fixture {
 impl Fixture {
     /// The tasks containerd has in `services.linuxkit`: id → (pid, status).
     async fn tasks(&self) -> HashMap<String, (u32, i32)> {
+        self.tasks_in(SERVICES_NAMESPACE).await
+    }
+
+    async fn tasks_in(&self, namespace: &str) -> HashMap<String, (u32, i32)> {
         let channel = connect_unix(&self.daemon.socket).await.unwrap();
         let mut request = Request::new(ListTasksRequest::default());
         request
             .metadata_mut()
-            .insert("containerd-namespace", SERVICES_NAMESPACE.parse().unwrap());
+            .insert("containerd-namespace", namespace.parse().unwrap());
         let tasks = TasksClient::new(channel)
             .list(request)
             .await
@@ -523,13 +530,19 @@ async fn after_waits_for_readiness_and_runtime_json_is_honoured() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_stale_container_is_replaced_and_a_failed_create_fails_the_service() {
+async fn stale_containers_namespaces_and_failed_creates() {
     if !root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let ok = bundle(&dir, "ok", "exec sleep 600", json!({}), true);
+    let elsewhere = bundle(&dir, "elsewhere", "exec sleep 600", json!({}), true);
+    fs::write(
+        elsewhere.join("runtime.json"),
+        r#"{"namespace": "slipway.other"}"#,
+    )
+    .unwrap();
     let missing = bundle(&dir, "missing", "true", json!({}), true);
     // The command is not in the image: the runtime refuses it.
     let config = fs::read_to_string(missing.join("config.json"))
@@ -564,7 +577,7 @@ async fn a_stale_container_is_replaced_and_a_failed_create_fails_the_service() {
     client.start_task("ok").await.unwrap();
     assert_eq!(f.tasks().await.get("ok"), Some(&(stale, RUNNING)));
 
-    f.containerd.start_all(&[missing, ok]).await;
+    f.containerd.start_all(&[elsewhere, missing, ok]).await;
     let replaced = f.status("ok");
     assert_eq!(state(&replaced), State::Ready);
     assert_ne!(replaced.pid, stale);
@@ -581,6 +594,17 @@ async fn a_stale_container_is_replaced_and_a_failed_create_fails_the_service() {
             .any(|(e, d)| *e == Event::ServiceFailed && d == &failed.detail)
     );
     assert!(!f.tasks().await.contains_key("missing"));
+
+    // runtime.json's namespace puts the service's task there.
+    let elsewhere = f.status("elsewhere");
+    assert_eq!(state(&elsewhere), State::Ready);
+    assert_eq!(
+        f.tasks_in("slipway.other").await,
+        HashMap::from([("elsewhere".to_owned(), (elsewhere.pid, RUNNING))])
+    );
+    assert!(!f.tasks().await.contains_key("elsewhere"));
+
     f.containerd.stop_all(Duration::from_millis(500)).await;
     assert_eq!(f.tasks().await, HashMap::new());
+    assert_eq!(f.tasks_in("slipway.other").await, HashMap::new());
 }

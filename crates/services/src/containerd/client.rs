@@ -117,6 +117,19 @@ impl Client {
         Ok((channel, version.version))
     }
 
+    /// The same connection, for calls in `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Client {
+        Client {
+            namespace: namespace.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The namespace of the calls.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     /// A request carrying the namespace header.
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
@@ -134,7 +147,8 @@ impl Client {
         ContainersClient::new(self.channel.clone())
     }
 
-    async fn ensure_namespace(&self) -> Result<(), CallError> {
+    /// Create the namespace unless it exists.
+    pub async fn ensure_namespace(&self) -> Result<(), CallError> {
         let mut namespaces = NamespacesClient::new(self.channel.clone());
         let name = self.namespace.clone();
         let what = || format!("containerd namespace {name}");

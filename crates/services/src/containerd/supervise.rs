@@ -47,6 +47,9 @@ pub(super) struct Svc {
     fifos: Option<Fifos>,
     /// The container exists in containerd (made at the first launch).
     container: bool,
+    /// The connection, in the service's namespace (`runtime.json`'s
+    /// `namespace`, else the default).
+    client: Client,
 }
 
 /// What `start` refuses.
@@ -136,6 +139,13 @@ impl Inner {
         self.notify();
     }
 
+    /// The connection in the service's namespace.
+    fn client_of(&self, name: &str) -> Client {
+        self.lock()
+            .get(name)
+            .map_or_else(|| self.client.clone(), |s| s.client.clone())
+    }
+
     fn stopping(&self, name: &str) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
             || self.lock().get(name).is_some_and(|s| s.stop_requested)
@@ -183,6 +193,10 @@ impl Inner {
             if bundle.is_some() {
                 names.push(name.clone());
             }
+            let client = match bundle.as_ref().map(|b| b.runtime.namespace.as_str()) {
+                Some(namespace) if !namespace.is_empty() => self.client.in_namespace(namespace),
+                _ => self.client.clone(),
+            };
             self.lock().insert(
                 name,
                 Svc {
@@ -196,6 +210,7 @@ impl Inner {
                     generation: 0,
                     fifos: None,
                     container: false,
+                    client,
                 },
             );
         }
@@ -271,6 +286,7 @@ impl Inner {
     /// Launch, probe readiness, wait for the end; None when it could not start.
     async fn run_once(&self, name: &str, bundle: &Bundle) -> Option<(Exit, Duration)> {
         let sys = self.opts.sys.as_ref();
+        let client = self.client_of(name);
         let (pid, mounted) = match self.launch(name, bundle).await {
             Ok(started) => started,
             Err(why) => {
@@ -284,7 +300,7 @@ impl Inner {
             svc.pid = Some(pid);
         }
         self.event(Event::ServiceStart, Some(name), Some(&format!("pid {pid}")));
-        let wait = self.client.wait(name);
+        let wait = client.wait(name);
         tokio::pin!(wait);
         let mut ended = None;
         match &bundle.annotations.ready {
@@ -318,7 +334,7 @@ impl Inner {
         let uptime = started.elapsed();
         self.event(Event::ServiceExit, Some(name), Some(&exit.to_string()));
         // A failed delete leaves the task behind; the next create reports it.
-        let _ = self.client.delete_task(name).await;
+        let _ = client.delete_task(name).await;
         cleanup_mounts(sys, &mounted);
         // Cleared once the task is gone, so that whoever waits for the pid to
         // go (a stop, the shutdown) finds nothing left of the run.
@@ -346,10 +362,10 @@ impl Inner {
 
     async fn create_and_start(&self, name: &str, bundle: &Bundle) -> Result<u32, String> {
         let fifos = self.fifos(name, bundle)?;
+        let client = self.client_of(name);
         self.ensure_container(name, bundle).await?;
         let options = Some(self.opts.shim.to_any());
-        let pid = self
-            .client
+        let pid = client
             .create_task(name, &fifos.stdout, &fifos.stderr, options)
             .await
             .map_err(|e| chain(&e))?;
@@ -359,13 +375,13 @@ impl Inner {
                     .prepare_process(self.opts.sys.as_ref(), pid as i32)
                     .map_err(|e| chain(&e))?;
             }
-            self.client.start_task(name).await.map_err(|e| chain(&e))
+            client.start_task(name).await.map_err(|e| chain(&e))
         }
         .await;
         if let Err(why) = started {
-            let _ = self.client.kill(name, SIGKILL).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.client.wait(name)).await;
-            let _ = self.client.delete_task(name).await;
+            let _ = client.kill(name, SIGKILL).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.wait(name)).await;
+            let _ = client.delete_task(name).await;
             return Err(why);
         }
         Ok(pid)
@@ -394,6 +410,10 @@ impl Inner {
         if self.lock().get(name).is_some_and(|s| s.container) {
             return Ok(());
         }
+        let client = self.client_of(name);
+        if client.namespace() != self.client.namespace() {
+            client.ensure_namespace().await.map_err(|e| chain(&e))?;
+        }
         let config_path = bundle.dir.join(slipway_contract::bundle::CONFIG_JSON);
         let config = self
             .opts
@@ -401,9 +421,9 @@ impl Inner {
             .read(&config_path)
             .map_err(|e| format!("reading {}: {e}", config_path.display()))?;
         let spec = spec::spec_any(&bundle.dir, &config, &bundle.rootfs).map_err(|e| chain(&e))?;
-        self.client.remove(name).await.map_err(|e| chain(&e))?;
+        client.remove(name).await.map_err(|e| chain(&e))?;
         let container = spec::container(name, spec, &self.opts.shim);
-        self.client
+        client
             .create_container(container)
             .await
             .map_err(|e| chain(&e))?;
@@ -557,14 +577,14 @@ impl Inner {
         };
         let targets = running(&self.lock());
         for name in &targets {
-            let _ = self.client.kill(name, SIGTERM).await;
+            let _ = self.client_of(name).kill(name, SIGTERM).await;
         }
         let left = deadline.saturating_duration_since(now());
         self.wait_until(left, |services| running(services).is_empty())
             .await;
         let stubborn = running(&self.lock());
         for name in &stubborn {
-            let _ = self.client.kill(name, SIGKILL).await;
+            let _ = self.client_of(name).kill(name, SIGKILL).await;
         }
     }
 
@@ -584,7 +604,7 @@ impl Inner {
             .map(|(n, _)| n.clone())
             .collect();
         for name in containers {
-            if self.client.remove(&name).await.is_ok()
+            if self.client_of(&name).remove(&name).await.is_ok()
                 && let Some(svc) = self.lock().get_mut(&name)
             {
                 svc.container = false;
