@@ -50,7 +50,11 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(dir: &Path) -> Daemon {
+    /// containerd on a socket in `dir`. For crun, on a host with hybrid
+    /// cgroups (v1 controllers and the unified hierarchy beside them), which
+    /// crun refuses and the guest never has: containerd and its shims get a
+    /// mount namespace of their own without the unified hierarchy.
+    fn start(dir: &Path, runtime: &str) -> Daemon {
         let socket = dir.join("containerd.sock");
         let config = format!(
             "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
@@ -62,9 +66,19 @@ impl Daemon {
         );
         fs::write(dir.join("config.toml"), config).unwrap();
         let log = fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
+        let config = dir.join("config.toml");
+        let mut command = if runtime == "crun" && hybrid_cgroups() {
+            let mut unshare = Command::new("unshare");
+            unshare.args(["--mount", "--propagation", "private", "sh", "-c"]);
+            unshare.arg("umount /sys/fs/cgroup/unified && exec containerd --config \"$0\"");
+            unshare.arg(&config);
+            unshare
+        } else {
+            let mut containerd = Command::new("containerd");
+            containerd.arg("--config").arg(&config);
+            containerd
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -111,6 +125,13 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn hybrid_cgroups() -> bool {
+    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup/unified"))
+    })
 }
 
 fn kill(pid: Option<i64>) {
@@ -176,16 +197,21 @@ struct Fixture {
 }
 
 async fn fixture(tmp: TempDir) -> Fixture {
+    fixture_with(tmp, "runc").await
+}
+
+/// containerd, and the backend with `runtime` (crun or runc) as the shim's binary.
+async fn fixture_with(tmp: TempDir, runtime: &str) -> Fixture {
     let dir = tmp.path().to_owned();
-    let daemon = Daemon::start(&dir);
+    let daemon = Daemon::start(&dir, runtime);
     let sys: Arc<dyn Sys> = Arc::new(RealSys::start().unwrap());
     let events: Events = Arc::default();
     let seen = Arc::clone(&events);
     let console: Arc<Mutex<Vec<String>>> = Arc::default();
     let lines = Arc::clone(&console);
-    // crun refuses hybrid cgroup hierarchies, which CI hosts may have: runc.
-    let runc = OciRuntime::choose(sys.as_ref(), Some("runc"), false).expect("runc is installed");
-    assert_eq!(runc.name(), "runc");
+    let chosen =
+        OciRuntime::choose(sys.as_ref(), Some(runtime), false).expect("the runtime is installed");
+    assert_eq!(chosen.name(), runtime, "{runtime} is installed");
     let mut options = Options::new(
         daemon.socket.clone(),
         Arc::clone(&sys),
@@ -196,11 +222,12 @@ async fn fixture(tmp: TempDir) -> Fixture {
                 detail.unwrap_or_default().to_owned(),
             ));
         }),
-        Some("runc"),
+        Some(runtime),
         false,
     );
+    assert_eq!(options.shim.binary, chosen.program.to_string_lossy());
     options.shim = ShimOptions {
-        binary: runc.program.to_string_lossy().into_owned(),
+        binary: chosen.program.to_string_lossy().into_owned(),
         root: dir.join("runc").to_string_lossy().into_owned(),
         no_pivot: false,
     };
@@ -438,6 +465,10 @@ async fn services_run_as_containerd_tasks_and_are_supervised() {
             .iter()
             .all(|s| s.pid == 0 && state(s) != State::Ready)
     );
+    assert!(matches!(
+        f.containerd.start("web").await,
+        Err(ServiceError::Precondition { .. })
+    ));
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -607,4 +638,35 @@ async fn stale_containers_namespaces_and_failed_creates() {
     f.containerd.stop_all(Duration::from_millis(500)).await;
     assert_eq!(f.tasks().await, HashMap::new());
     assert_eq!(f.tasks_in("slipway.other").await, HashMap::new());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn crun_runs_the_services_too() {
+    if !root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let web = bundle(
+        &dir,
+        "web",
+        "echo served by crun; exec sleep 600",
+        json!({"org.slipway.console": "true"}),
+        true,
+    );
+    let f = fixture_with(tmp, "crun").await;
+    f.containerd.start_all(&[web]).await;
+    let web = f.status("web");
+    assert_eq!(state(&web), State::Ready, "{web:?}");
+    assert_eq!(f.tasks().await.get("web"), Some(&(web.pid, RUNNING)));
+    // crun's state (status), not runc's (state.json), in the shim's root.
+    let state_dir = f.dir.join("runc/services.linuxkit/web");
+    assert!(state_dir.join("status").exists());
+    assert!(!state_dir.join("state.json").exists());
+    f.eventually("web's console line", |f| {
+        f.console.lock().unwrap().as_slice() == ["web: served by crun"]
+    })
+    .await;
+    f.containerd.stop_all(Duration::from_millis(500)).await;
+    assert_eq!(f.tasks().await, HashMap::new());
 }

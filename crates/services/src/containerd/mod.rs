@@ -233,6 +233,10 @@ impl Containerd {
 fn refused(name: &str, refusal: Refusal) -> ServiceError {
     match refusal {
         Refusal::Unknown => ServiceError::Unknown(name.to_owned()),
+        Refusal::ShuttingDown => ServiceError::Precondition {
+            name: name.to_owned(),
+            why: "the machine is shutting down".into(),
+        },
         Refusal::CannotRun(status) => ServiceError::Precondition {
             name: name.to_owned(),
             why: format!("cannot run: {status}"),

@@ -55,6 +55,7 @@ pub(super) struct Svc {
 /// What `start` refuses.
 pub(super) enum Refusal {
     Unknown,
+    ShuttingDown,
     CannotRun(String),
     Already(String),
 }
@@ -517,6 +518,9 @@ impl Inner {
         {
             let mut services = self.lock();
             let svc = services.get_mut(name).ok_or(Refusal::Unknown)?;
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return Err(Refusal::ShuttingDown);
+            }
             if svc.bundle.is_none() {
                 return Err(Refusal::CannotRun(status_text(&svc.status)));
             }
