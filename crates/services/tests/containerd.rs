@@ -410,6 +410,15 @@ async fn services_run_as_containerd_tasks_and_are_supervised() {
     })
     .await;
 
+    // A crash-looping service stops for good, between two runs or in one.
+    let flaky = f
+        .containerd
+        .stop("flaky", Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!((state(&flaky), flaky.pid), (State::Stopped, 0));
+    assert!(!f.tasks().await.contains_key("flaky"));
+
     // stop: `sleep` as the container's PID 1 ignores SIGTERM, so this is
     // SIGKILL after the grace; the task is gone.
     let stopped = f
