@@ -23,6 +23,7 @@ const CONTAINERD_CLIENT: &[&str] = &[
     "services/version/v1/version.proto",
     "services/events/v1/events.proto",
     "events/task.proto",
+    "types/runc/options/oci.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

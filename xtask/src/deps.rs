@@ -54,6 +54,11 @@ pub const PACKAGES: &[Package] = &[
         why: "OCI runtime copied into test initramfs images",
     },
     Package {
+        name: "containerd",
+        suite: Suite::Main,
+        why: "the service manager's containerd backend tests run services in it",
+    },
+    Package {
         name: "kmod",
         suite: Suite::Main,
         why: "depmod for the test kernel's modules",

@@ -25,6 +25,11 @@ pub mod containerd {
     pub mod events {
         tonic::include_proto!("containerd.events");
     }
+    pub mod runc {
+        pub mod v1 {
+            tonic::include_proto!("containerd.runc.v1");
+        }
+    }
     pub mod services {
         pub mod containers {
             pub mod v1 {

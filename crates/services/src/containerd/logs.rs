@@ -1,0 +1,217 @@
+//! A service's stdout and stderr: FIFOs the shim writes to, copied into the
+//! same size-capped files the init writes (`<name>.out.log`, `<name>.log`)
+//! and, for `org.slipway.console` services, to the console line by line
+//! with the prefix `<name>: `, as the init does.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::sys::stat::Mode;
+use slipway_init::sys::LOG_CAP;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+
+/// Where console lines go (the process's stdout on the guest, which is the
+/// console the init gave it).
+pub type Console = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A log file rotated to `<path>.0` before it grows beyond its cap, like
+/// the init's.
+struct CappedLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    cap: u64,
+}
+
+impl CappedLog {
+    fn open(path: PathBuf, cap: u64) -> io::Result<CappedLog> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let file = Self::append(&path)?;
+        let size = file.metadata()?.len();
+        Ok(CappedLog {
+            path,
+            file,
+            size,
+            cap,
+        })
+    }
+
+    fn append(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.cap > 0 && self.size + data.len() as u64 > self.cap {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".0");
+            fs::rename(&self.path, &old)?;
+            self.file = Self::append(&self.path)?;
+            self.size = 0;
+        }
+        self.file.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+}
+
+/// The two FIFOs of one service, read for the life of the process: a
+/// restarted task writes to the same ones, so its output continues the
+/// same files.
+#[derive(Clone, Debug)]
+pub struct Fifos {
+    /// The task's stdout.
+    pub stdout: PathBuf,
+    /// The task's stderr.
+    pub stderr: PathBuf,
+}
+
+impl Fifos {
+    /// Make the FIFOs of `name` in `dir` and start copying them into
+    /// `log_dir`. Must run inside the tokio runtime.
+    pub fn open(
+        dir: &Path,
+        log_dir: &Path,
+        name: &str,
+        console: Option<Console>,
+    ) -> io::Result<Fifos> {
+        fs::create_dir_all(dir)?;
+        let fifos = Fifos {
+            stdout: dir.join(format!("{name}.stdout")),
+            stderr: dir.join(format!("{name}.stderr")),
+        };
+        for (fifo, suffix) in [(&fifos.stdout, ".out.log"), (&fifos.stderr, ".log")] {
+            let log = CappedLog::open(log_dir.join(format!("{name}{suffix}")), LOG_CAP)?;
+            let reader = open_fifo(fifo)?;
+            let prefix = format!("{name}: ");
+            tokio::spawn(copy(reader, log, console.clone().map(|c| (c, prefix))));
+        }
+        Ok(fifos)
+    }
+}
+
+/// A fresh FIFO at `path`, opened for reading. It is opened read-write so
+/// that it never reads end-of-file between two tasks: the shim opens and
+/// closes the write side with every task.
+fn open_fifo(path: &Path) -> io::Result<pipe::Receiver> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).map_err(io::Error::from)?;
+    pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(path)
+}
+
+async fn copy(mut reader: pipe::Receiver, mut log: CappedLog, console: Option<(Console, String)>) {
+    let mut buf = vec![0u8; 8192];
+    let mut pending = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // A full disk must not stop the service: the log is best effort.
+        let _ = log.write(&buf[..n]);
+        if let Some((console, prefix)) = &console {
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+                console(&format!("{prefix}{text}"));
+            }
+        }
+    }
+    if let Some((console, prefix)) = &console
+        && !pending.is_empty()
+    {
+        console(&format!("{prefix}{}", String::from_utf8_lossy(&pending)));
+    }
+}
+
+/// The console of the process: its stdout, one whole line at a time.
+pub fn stdout_console() -> Console {
+    Arc::new(|line: &str| {
+        let mut out = io::stdout().lock();
+        // The console is all there is: a failed write has nowhere to go.
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[test]
+    fn capped_log_rotates_once_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let mut log = CappedLog::open(path.clone(), 10).unwrap();
+        log.write(b"123456").unwrap();
+        log.write(b"7890").unwrap();
+        log.write(b"abc").unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("web.log.0")).unwrap(),
+            b"1234567890"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn fifo_output_reaches_the_logs_and_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lines);
+        let console: Console = Arc::new(move |l: &str| seen.lock().unwrap().push(l.to_owned()));
+        let fifos = Fifos::open(
+            &dir.path().join("fifo"),
+            &dir.path().join("log"),
+            "web",
+            Some(console),
+        )
+        .unwrap();
+        // Two writers one after the other, as two runs of a task.
+        for text in ["one\ntw", "o\n"] {
+            let mut w = OpenOptions::new().write(true).open(&fifos.stdout).unwrap();
+            w.write_all(text.as_bytes()).unwrap();
+        }
+        OpenOptions::new()
+            .write(true)
+            .open(&fifos.stderr)
+            .unwrap()
+            .write_all(b"err\n")
+            .unwrap();
+        let out = dir.path().join("log/web.out.log");
+        for _ in 0..200 {
+            if lines.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(fs::read_to_string(out).unwrap(), "one\ntwo\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("log/web.log")).unwrap(),
+            "err\n"
+        );
+        let mut got = lines.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, ["web: err", "web: one", "web: two"]);
+    }
+}
