@@ -10,6 +10,7 @@
 //! the outcome) and [`start_detached`] in the background.
 
 pub mod boot;
+pub mod control;
 pub mod data;
 pub mod detect;
 pub mod machine;
@@ -22,6 +23,7 @@ use std::process::ExitStatus;
 use slipway_reference::Arch;
 
 pub use boot::{Boot, Firmware, Hint};
+pub use control::BridgeThread;
 pub use machine::{
     Detached, Interrupt, Outcome, interrupt_on_signals, powerdown, run, start_detached,
 };
@@ -91,6 +93,12 @@ pub enum RunError {
     Detached {
         /// qemu's exit status.
         status: ExitStatus,
+    },
+    /// A detached machine's control bridge did not start.
+    #[error("the control bridge did not start: {reason}")]
+    Bridge {
+        /// Why.
+        reason: String,
     },
     /// The `--data` ISO could not be written.
     #[error("writing the --data ISO {path}: {reason}")]

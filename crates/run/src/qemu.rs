@@ -68,6 +68,10 @@ pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
         "-pidfile",
         &options.pid_file().to_string_lossy(),
     ]);
+    // The guest's control port (docs/control.md), on every machine: the
+    // guest's multiplexer finds it by name, and a guest without one
+    // ignores the device.
+    args.0.extend(crate::control::qemu_args(&options.state_dir));
     // A guest panic ends qemu with a failure status.
     args.push(["-device", "pvpanic-pci", "-action", "panic=exit-failure"]);
     args.push([
@@ -313,6 +317,9 @@ mod tests {
             "-qmp unix:/state/qmp.sock,server=on,wait=off",
             "-pidfile /state/qemu.pid",
             "panic=exit-failure",
+            "-device virtio-serial-pci \
+             -chardev socket,id=control,path=/state/control.chardev,server=on,wait=off \
+             -device virtserialport,chardev=control,name=org.slipway.control",
         ] {
             assert!(args.contains(want), "{want} not in {args}");
         }
@@ -429,6 +436,12 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("stdio"), "{args}");
+        assert!(
+            args.contains(
+                "-chardev socket,id=control,path=/state/control.chardev,server=on,wait=off"
+            ),
+            "{args}"
+        );
         assert!(
             args.contains("-netdev tap,id=net0,ifname=tap0,script=no,downscript=no"),
             "{args}"
