@@ -307,8 +307,6 @@ pub struct Detached {
     pub console: PathBuf,
     /// qemu's monitor (QMP): `system_powerdown` powers the guest off.
     pub qmp: PathBuf,
-    /// The state directory.
-    pub state_dir: PathBuf,
 }
 
 /// Start the machine in the background (`-daemonize`) and return once qemu
@@ -342,6 +340,5 @@ pub fn start_detached(boot: &Boot, options: &Options) -> Result<Detached, RunErr
         pid_file,
         console,
         qmp: options.qmp_socket(),
-        state_dir: options.state_dir.clone(),
     })
 }
