@@ -201,6 +201,16 @@ fn call_through_reflection() {
     assert_eq!(sshd["state"], "EXITED");
     assert_eq!(sshd["runtime"], "runc");
 
+    let out = ctl.ok(&[
+        "call",
+        "slipway.services.v1.Services/Status",
+        r#"{"name": "web"}"#,
+        "-H",
+        "X-Test-Header: forty two",
+    ]);
+    let web: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(web["detail"], "x-test-header: forty two");
+
     // A method that changes something, the JSON's field names as protobuf
     // writes them.
     let out = ctl.ok(&[

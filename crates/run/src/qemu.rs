@@ -420,6 +420,68 @@ mod tests {
     }
 
     #[test]
+    fn control_port_on_every_boot_kind() {
+        let boots = [
+            Boot::Kernel {
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+                cmdline: String::new(),
+            },
+            Boot::KernelRoot {
+                kernel: "/k".into(),
+                initrd: None,
+                cmdline: "root=/dev/sr0".into(),
+                root: "/r.iso".into(),
+                fs: "iso",
+            },
+            Boot::Iso {
+                path: "/x.iso".into(),
+                info: IsoInfo {
+                    bios: true,
+                    efi: false,
+                    hybrid: false,
+                },
+            },
+            Boot::Disk {
+                path: "/d.img".into(),
+                format: "raw",
+                snapshot: false,
+                firmware: None,
+            },
+            Boot::GcpTarball {
+                path: "/g.img.tar.gz".into(),
+            },
+            Boot::Efi {
+                path: "/u.efi".into(),
+            },
+        ];
+        for detached in [false, true] {
+            let mut options = options();
+            options.detached = detached;
+            options.devices.push("virtio-serial-pci".into());
+            for boot in &boots {
+                let args = qemu_args(boot, &options);
+                let at = args
+                    .windows(6)
+                    .position(|w| w[0] == "-device" && w[1] == "virtio-serial-pci")
+                    .unwrap_or_else(|| panic!("no control port: {args:?}"));
+                assert_eq!(
+                    args[at + 2..at + 6],
+                    [
+                        "-chardev",
+                        "socket,id=control,path=/state/control.chardev,server=on,wait=off",
+                        "-device",
+                        "virtserialport,chardev=control,name=org.slipway.control",
+                    ],
+                    "{boot:?}"
+                );
+                // A --device of the user's is its own, beside ours.
+                assert_eq!(args.iter().filter(|a| *a == "virtio-serial-pci").count(), 2);
+            }
+        }
+    }
+
+    #[test]
     fn detached_and_networks() {
         let mut options = options();
         options.detached = true;

@@ -118,7 +118,17 @@ impl Services for Component {
     }
 
     async fn status(&self, req: Request<ServiceRequest>) -> Result<Response<Service>, Status> {
-        self.0.get(&req.into_inner().name).map(Response::new)
+        // Shows a request header, for `call -H`.
+        let header = req
+            .metadata()
+            .get("x-test-header")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut service = self.0.get(&req.into_inner().name)?;
+        if let Some(header) = header {
+            service.detail = format!("x-test-header: {header}");
+        }
+        Ok(Response::new(service))
     }
 
     async fn start(&self, req: Request<ServiceRequest>) -> Result<Response<Service>, Status> {
