@@ -45,6 +45,25 @@ fn ps_status_restart_and_power() {
         ],
         "{table}"
     );
+    // The machine by the path run booted: its state is `<stem>-state`.
+    let image = m.dir.path().join("machine.qcow2");
+    let made = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg("1M")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let by_path = assert_cmd::Command::cargo_bin("slipway")
+        .unwrap()
+        .args(["ctl", "-m"])
+        .arg(&image)
+        .arg("ps")
+        .output()
+        .unwrap();
+    assert!(by_path.status.success(), "{by_path:?}");
+    assert_eq!(String::from_utf8_lossy(&by_path.stdout), table);
+
     let ps = ctl.ps();
     let names: Vec<&str> = ps.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["getty", "sshd", "web"]);

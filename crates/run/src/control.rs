@@ -150,16 +150,23 @@ impl Drop for BridgeThread {
     }
 }
 
-/// Whether process `pid` still exists.
-pub fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks the process exists (EPERM: it does, not ours).
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e == nix::errno::Errno::EPERM,
+/// Process `pid`'s start time (clock ticks after boot, field 22 of
+/// `/proc/<pid>/stat`), while it runs: `None` once it is gone or a zombie.
+/// A pid with another start time is another process that reused the pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
     }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether process `pid` still runs (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    start_time(pid).is_some()
 }
 
 /// How often a detached bridge checks that qemu still runs: qemu
@@ -177,8 +184,9 @@ pub fn serve_until_exit(state_dir: &Path, qemu_pid: u32) -> Result<(), RunError>
     let result = runtime()?.block_on(async move {
         let listener = UnixListener::from_std(listener)
             .map_err(io_err(format!("serving {}", socket.display())))?;
+        let started = start_time(qemu_pid);
         let qemu_gone = async {
-            while alive(qemu_pid) {
+            while started.is_some() && start_time(qemu_pid) == started {
                 tokio::time::sleep(QEMU_CHECK).await;
             }
         };
@@ -245,5 +253,40 @@ pub fn spawn_detached_bridge(
             });
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_runs_until_it_ends() {
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id();
+        assert!(start_time(pid).is_some());
+        assert_eq!(start_time(pid), start_time(pid));
+        assert!(alive(std::process::id()));
+        child.kill().unwrap();
+        // A zombie until reaped: not running.
+        let mut waited = 0;
+        while alive(pid) {
+            assert!(waited < 500, "sleep {pid} survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 1;
+        }
+        child.wait().unwrap();
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn qemu_args_name_the_port() {
+        let args = qemu_args(Path::new("/s"));
+        assert_eq!(
+            args.join(" "),
+            "-device virtio-serial-pci \
+             -chardev socket,id=control,path=/s/control.chardev,server=on,wait=off \
+             -device virtserialport,chardev=control,name=org.slipway.control"
+        );
     }
 }
