@@ -7,7 +7,9 @@
 //! and the [`Options`] into a qemu command line; [`run`] boots it in the
 //! foreground (the serial console is copied to the caller and scanned for
 //! the init's timeline, a guest panic and an init-reported failure decide
-//! the outcome) and [`start_detached`] in the background.
+//! the outcome) and [`start_detached`] in the background. Every machine
+//! gets the guest's control port; [`control`] has its files, its qemu
+//! arguments and the host's bridge to it (docs/control.md).
 
 pub mod boot;
 pub mod control;

@@ -10,9 +10,9 @@
 //! waits `--grace`, then kills the machine; a second one kills it at once.
 //! qemu never outlives `slipway run`, except with `--detached`. The
 //! machine's control channel is served on `<state>/control.sock` while it
-//! runs (by a process of its own for a detached machine), for `slipway ctl`. At the end
-//! the boot timeline's summary goes to standard error. The machine is
-//! `--arch`'s; run boots amd64 machines and refuses others.
+//! runs (by a process of its own for a detached machine), for `slipway
+//! ctl`. At the end the boot timeline's summary goes to standard error. The
+//! machine is `--arch`'s; run boots amd64 machines and refuses others.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -228,11 +228,16 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         let bridge = match bridge {
             Ok(pid) => pid,
             Err(e) => {
-                // No machine without its control channel: stop it.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(i32::try_from(machine.pid).unwrap_or(0)),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                // No machine without its control channel: stop it. (Never
+                // pid 0, which would be our own process group.)
+                if let Ok(pid) = i32::try_from(machine.pid)
+                    && pid > 0
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 return Err(e).context("starting the machine's control bridge");
             }
         };
