@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use slipway_reference::Arch;
 
 use crate::commands::{
-    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs, pkg::PkgArgs,
-    report::ReportArgs, run::RunArgs, schema::SchemaArgs, timeline::TimelineArgs,
-    validate::ValidateArgs,
+    build::BuildArgs, cache::CacheArgs, completions::CompletionsArgs,
+    control_bridge::ControlBridgeArgs, ctl::CtlArgs, pkg::PkgArgs, report::ReportArgs,
+    run::RunArgs, schema::SchemaArgs, timeline::TimelineArgs, validate::ValidateArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -93,6 +93,11 @@ pub enum Command {
     Pkg(PkgArgs),
     /// Boot an image under qemu: a kernel+initrd prefix, an ISO or a disk image
     Run(Box<RunArgs>),
+    /// Drive a running machine: its services, logs, containers, power, any gRPC call
+    Ctl(CtlArgs),
+    /// A detached machine's control bridge (started by `run --detached`)
+    #[command(name = "control-bridge", hide = true)]
+    ControlBridge(ControlBridgeArgs),
     /// Show a saved boot timeline as text, or draw it as an SVG boot chart
     Timeline(TimelineArgs),
     /// Compare the size reports of two builds

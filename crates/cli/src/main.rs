@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(args).map(|()| Outcome::Success),
         Command::Pkg(args) => commands::pkg::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Ctl(args) => commands::ctl::run(args, &cli.global),
+        Command::ControlBridge(args) => commands::control_bridge::run(args),
         Command::Timeline(args) => commands::timeline::run(args, &cli.global),
         Command::Report(args) => commands::report::run(args, &cli.global),
     };

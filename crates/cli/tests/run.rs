@@ -14,6 +14,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -98,6 +99,13 @@ fn boots_a_prefix_and_exits_zero_after_poweroff() {
     // The state directory is `<prefix>-state`; the MAC address stays.
     let mac = fs::read_to_string(dir.path().join("img-state/mac-addr")).unwrap();
     assert_eq!(mac.trim().len(), 17, "{mac}");
+    // Private; the control channel's sockets gone with the machine.
+    let state = dir.path().join("img-state");
+    let mode = fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    for socket in ["control.sock", "control.chardev"] {
+        assert!(!state.join(socket).exists(), "{socket} left behind");
+    }
 }
 
 #[test]
@@ -516,4 +524,51 @@ fn qemu_dies_with_a_killed_slipway_run() {
         wait_gone(qemu, Duration::from_secs(10)),
         "qemu {qemu} outlived slipway run"
     );
+}
+
+/// `--detached`: qemu and the control bridge (the hidden `control-bridge`
+/// command, in a session of its own) outlive `slipway run`; the bridge ends
+/// when the guest powers off and takes its sockets with it.
+#[test]
+fn a_detached_machine_keeps_its_control_bridge_until_qemu_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = image(dir.path(), Spec::default());
+    let output = slipway()
+        .arg("run")
+        .args(["--accel", "tcg", "--mem", "512", "--detached"])
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "slipway run: {stderr}");
+    assert!(stderr.contains("control bridge pid"), "{stderr}");
+    let state = dir.path().join("img-state");
+    let qemu = qemu_pid(&prefix);
+    let bridge: u32 = fs::read_to_string(state.join("control.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!gone(bridge), "the bridge outlives slipway run");
+    let stat = fs::read_to_string(format!("/proc/{bridge}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // Field 6 of stat, the session id: its own.
+    assert_eq!(fields[3], bridge.to_string(), "{stat}");
+    assert!(state.join("control.sock").exists());
+    // The guest powers off by itself; qemu, then the bridge, end.
+    assert!(wait_gone(qemu, Duration::from_secs(240)), "qemu still runs");
+    assert!(
+        wait_gone(bridge, Duration::from_secs(10)),
+        "the bridge still runs"
+    );
+    for file in ["control.sock", "control.pid", "control.chardev"] {
+        assert!(!state.join(file).exists(), "{file} left behind");
+    }
+    let console = fs::read_to_string(state.join("console.log")).unwrap();
+    assert!(console.contains("reboot: Power down"), "{console}");
 }

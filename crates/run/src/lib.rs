@@ -7,9 +7,12 @@
 //! and the [`Options`] into a qemu command line; [`run`] boots it in the
 //! foreground (the serial console is copied to the caller and scanned for
 //! the init's timeline, a guest panic and an init-reported failure decide
-//! the outcome) and [`start_detached`] in the background.
+//! the outcome) and [`start_detached`] in the background. Every machine
+//! gets the guest's control port; [`control`] has its files, its qemu
+//! arguments and the host's bridge to it (docs/control.md).
 
 pub mod boot;
+pub mod control;
 pub mod data;
 pub mod detect;
 pub mod machine;
@@ -22,6 +25,7 @@ use std::process::ExitStatus;
 use slipway_reference::Arch;
 
 pub use boot::{Boot, Firmware, Hint};
+pub use control::BridgeThread;
 pub use machine::{
     Detached, Interrupt, Outcome, interrupt_on_signals, powerdown, run, start_detached,
 };
@@ -91,6 +95,12 @@ pub enum RunError {
     Detached {
         /// qemu's exit status.
         status: ExitStatus,
+    },
+    /// A detached machine's control bridge did not start.
+    #[error("the control bridge did not start: {reason}")]
+    Bridge {
+        /// Why.
+        reason: String,
     },
     /// The `--data` ISO could not be written.
     #[error("writing the --data ISO {path}: {reason}")]

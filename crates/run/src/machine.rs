@@ -11,6 +11,10 @@
 //!   runs: its pid is in `<state>/qemu.pid`, its console in
 //!   `<state>/console.log`, and it outlives `slipway run`, which is the
 //!   point.
+//!
+//! Both attach the guest's control port; [`run`] serves its bridge on
+//! `<state>/control.sock` while the machine runs (a detached machine's
+//! bridge is a process of its own: [`control::spawn_detached_bridge`]).
 
 use std::fs;
 use std::io::{self as stdio, BufRead, BufReader, Write};
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use slipway_contract::timeline::{Entry, Event};
 
 use crate::boot::Boot;
+use crate::control::{self, BridgeThread};
 use crate::options::Options;
 use crate::qemu::qemu_args;
 use crate::state::prepare;
@@ -192,6 +197,10 @@ pub fn run(boot: &Boot, options: &Options, interrupt: &Interrupt) -> Result<Outc
         }
         None => None,
     };
+    // Bound before qemu starts, so `slipway ctl` finds the machine as soon
+    // as it runs; stopped, and its socket removed, when this returns.
+    let state = &options.state_dir;
+    let bridge = BridgeThread::start(&control::chardev_path(state), &control::socket_path(state))?;
     let mut command = Command::new(&options.qemu);
     command
         .args(qemu_args(boot, options))
@@ -237,6 +246,8 @@ pub fn run(boot: &Boot, options: &Options, interrupt: &Interrupt) -> Result<Outc
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    drop(bridge);
+    let _ = fs::remove_file(control::chardev_path(state));
     let transcript = reader.and_then(|r| r.join().ok()).unwrap_or_default();
     if let Some(file) = console_file.as_mut() {
         file.write_all(&transcript)

@@ -68,6 +68,10 @@ pub fn qemu_args(boot: &Boot, options: &Options) -> Vec<String> {
         "-pidfile",
         &options.pid_file().to_string_lossy(),
     ]);
+    // The guest's control port (docs/control.md), on every machine: the
+    // guest's multiplexer finds it by name, and a guest without one
+    // ignores the device.
+    args.0.extend(crate::control::qemu_args(&options.state_dir));
     // A guest panic ends qemu with a failure status.
     args.push(["-device", "pvpanic-pci", "-action", "panic=exit-failure"]);
     args.push([
@@ -313,6 +317,9 @@ mod tests {
             "-qmp unix:/state/qmp.sock,server=on,wait=off",
             "-pidfile /state/qemu.pid",
             "panic=exit-failure",
+            "-device virtio-serial-pci \
+             -chardev socket,id=control,path=/state/control.chardev,server=on,wait=off \
+             -device virtserialport,chardev=control,name=org.slipway.control",
         ] {
             assert!(args.contains(want), "{want} not in {args}");
         }
@@ -413,6 +420,68 @@ mod tests {
     }
 
     #[test]
+    fn control_port_on_every_boot_kind() {
+        let boots = [
+            Boot::Kernel {
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+                cmdline: String::new(),
+            },
+            Boot::KernelRoot {
+                kernel: "/k".into(),
+                initrd: None,
+                cmdline: "root=/dev/sr0".into(),
+                root: "/r.iso".into(),
+                fs: "iso",
+            },
+            Boot::Iso {
+                path: "/x.iso".into(),
+                info: IsoInfo {
+                    bios: true,
+                    efi: false,
+                    hybrid: false,
+                },
+            },
+            Boot::Disk {
+                path: "/d.img".into(),
+                format: "raw",
+                snapshot: false,
+                firmware: None,
+            },
+            Boot::GcpTarball {
+                path: "/g.img.tar.gz".into(),
+            },
+            Boot::Efi {
+                path: "/u.efi".into(),
+            },
+        ];
+        for detached in [false, true] {
+            let mut options = options();
+            options.detached = detached;
+            options.devices.push("virtio-serial-pci".into());
+            for boot in &boots {
+                let args = qemu_args(boot, &options);
+                let at = args
+                    .windows(6)
+                    .position(|w| w[0] == "-device" && w[1] == "virtio-serial-pci")
+                    .unwrap_or_else(|| panic!("no control port: {args:?}"));
+                assert_eq!(
+                    args[at + 2..at + 6],
+                    [
+                        "-chardev",
+                        "socket,id=control,path=/state/control.chardev,server=on,wait=off",
+                        "-device",
+                        "virtserialport,chardev=control,name=org.slipway.control",
+                    ],
+                    "{boot:?}"
+                );
+                // A --device of the user's is its own, beside ours.
+                assert_eq!(args.iter().filter(|a| *a == "virtio-serial-pci").count(), 2);
+            }
+        }
+    }
+
+    #[test]
     fn detached_and_networks() {
         let mut options = options();
         options.detached = true;
@@ -429,6 +498,12 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("stdio"), "{args}");
+        assert!(
+            args.contains(
+                "-chardev socket,id=control,path=/state/control.chardev,server=on,wait=off"
+            ),
+            "{args}"
+        );
         assert!(
             args.contains("-netdev tap,id=net0,ifname=tap0,script=no,downscript=no"),
             "{args}"

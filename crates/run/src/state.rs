@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `qemu.pid` | qemu's pid (qemu writes it) |
 //! | `qmp.sock` | qemu's monitor (QMP) |
+//! | `control.chardev`, `control.sock`, `control.pid`, `control.log` | the control channel ([`crate::control`]) |
 //! | `mac-addr` | the network card's address, kept across boots |
 //! | `console.log` | a detached machine's console |
 //! | `data.iso` | `--data`/`--data-file` as `config` on an ISO 9660 image |
@@ -15,7 +16,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -42,15 +43,26 @@ pub fn default_state_dir(boot: &Boot, path: &Path) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// Create the state directory, mode 0700 (it holds the monitor socket);
-/// its parents as the umask says. An existing directory is left as it is.
+/// Create the state directory, mode 0700 (it holds the monitor and the
+/// control sockets, through which anyone could drive the machine); its
+/// parents as the umask says. An existing directory is made 0700 too.
 pub fn create_state_dir(dir: &Path) -> Result<(), RunError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
     }
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            let mode = fs::metadata(dir)
+                .map_err(io(format!("reading {}", dir.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o777 != 0o700 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(io(format!("making {} private (mode 0700)", dir.display())))?;
+            }
+            Ok(())
+        }
         Err(e) => Err(RunError::Io {
             what: format!("creating {}", dir.display()),
             source: e,
@@ -95,7 +107,7 @@ pub(crate) fn valid_mac(mac: &str) -> bool {
             .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn write_atomic(file: &Path, bytes: &[u8]) -> Result<(), RunError> {
+pub(crate) fn write_atomic(file: &Path, bytes: &[u8]) -> Result<(), RunError> {
     let mut tmp = file.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -260,7 +272,6 @@ fn copy_sparse(src: &mut impl Read, dst: &mut File) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn state_dir_and_mac() {
@@ -301,6 +312,12 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_ne!(mode(&dir.path().join("a/b")), 0o700);
+        // One made before, with the umask's permissions, is made private.
+        let old = dir.path().join("old-state");
+        fs::create_dir(&old).unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o755)).unwrap();
+        create_state_dir(&old).unwrap();
+        assert_eq!(mode(&old), 0o700);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 pub mod build;
 pub mod cache;
 pub mod completions;
+pub mod control_bridge;
+pub mod ctl;
 pub mod pkg;
 pub mod report;
 pub mod run;

@@ -8,9 +8,11 @@
 //! failure, qemu failed, the timeout passed or the machine was stopped.
 //! Ctrl-C or SIGTERM asks the guest to power off (the ACPI power button),
 //! waits `--grace`, then kills the machine; a second one kills it at once.
-//! qemu never outlives `slipway run`, except with `--detached`. At the end
-//! the boot timeline's summary goes to standard error. The machine is
-//! `--arch`'s; run boots amd64 machines and refuses others.
+//! qemu never outlives `slipway run`, except with `--detached`. The
+//! machine's control channel is served on `<state>/control.sock` while it
+//! runs (by a process of its own for a detached machine), for `slipway
+//! ctl`. At the end the boot timeline's summary goes to standard error. The
+//! machine is `--arch`'s; run boots amd64 machines and refuses others.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -213,6 +215,32 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     if args.detached {
         let machine = slipway_run::start_detached(&boot, &options)
             .with_context(|| format!("starting {}", path.display()))?;
+        // The control bridge outlives this process, as qemu does.
+        let program = std::env::current_exe().context("finding the slipway binary")?;
+        let bridge_args = [
+            "control-bridge".to_owned(),
+            "--state".to_owned(),
+            state.display().to_string(),
+            "--qemu-pid".to_owned(),
+            machine.pid.to_string(),
+        ];
+        let bridge = slipway_run::control::spawn_detached_bridge(&program, &bridge_args, &state);
+        let bridge = match bridge {
+            Ok(pid) => pid,
+            Err(e) => {
+                // No machine without its control channel: stop it. (Never
+                // pid 0, which would be our own process group.)
+                if let Ok(pid) = i32::try_from(machine.pid)
+                    && pid > 0
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                return Err(e).context("starting the machine's control bridge");
+            }
+        };
         if !global.quiet {
             eprintln!(
                 "slipway: run: {} runs in the background: qemu pid {} ({}), console in {}",
@@ -222,9 +250,14 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 machine.console.display()
             );
             eprintln!(
-                "slipway: run: stop it with `kill $(cat {})`; QMP {} takes system_powerdown",
+                "slipway: run: stop it with `slipway ctl --state {} poweroff` or `kill $(cat {})`; QMP {} takes system_powerdown",
+                state.display(),
                 machine.pid_file.display(),
                 machine.qmp.display()
+            );
+            eprintln!(
+                "slipway: run: control bridge pid {bridge} on {}",
+                slipway_run::control::socket_path(&state).display()
             );
         }
         return Ok(Outcome::Success);
