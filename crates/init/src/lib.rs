@@ -13,6 +13,7 @@
 pub mod boot;
 pub mod bundle;
 pub mod control;
+pub mod daemons;
 pub mod machine;
 pub mod modules;
 pub mod mounts;

@@ -103,6 +103,29 @@ impl Status {
         }
     }
 
+    /// The state's name, without its detail (`exited`, `ready`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Ready => "ready",
+            Status::BackingOff => "backing-off",
+            Status::Exited(_) => "exited",
+            Status::Failed(_) => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// What an exited or failed state refers to (the exit status, the
+    /// error); empty for the others.
+    pub fn detail(&self) -> &str {
+        match self {
+            Status::Exited(why) | Status::Failed(why) => why,
+            _ => "",
+        }
+    }
+
     /// Whether a service that waits for this one may go ahead: it is ready,
     /// or it will not become ready in this boot without a request.
     fn releases_dependents(&self, was_ready: bool) -> bool {
@@ -189,6 +212,13 @@ pub struct ServiceInfo {
     pub pid: Option<i32>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// The state's name ([`Status::name`]).
+    pub state: &'static str,
+    /// What the state refers to: [`Status::detail`], or for a waiting
+    /// service the services it waits for.
+    pub detail: String,
+    /// Its `org.slipway.restart` policy (`never` when it has no bundle).
+    pub restart: &'static str,
 }
 
 impl Supervisor {
@@ -503,13 +533,30 @@ impl Supervisor {
     pub fn list(&self) -> Vec<ServiceInfo> {
         self.lock()
             .iter()
-            .map(|(name, svc)| ServiceInfo {
-                name: name.clone(),
-                status: svc.status.text(),
-                pid: svc.pid,
-                restarts: svc.restarts,
+            .map(|(name, svc)| {
+                let detail = match (&svc.status, &svc.bundle) {
+                    (Status::Waiting, Some(bundle)) => bundle.annotations.after.names().join(","),
+                    (status, _) => status.detail().to_owned(),
+                };
+                ServiceInfo {
+                    name: name.clone(),
+                    status: svc.status.text(),
+                    pid: svc.pid,
+                    restarts: svc.restarts,
+                    state: svc.status.name(),
+                    detail,
+                    restart: svc
+                        .bundle
+                        .as_ref()
+                        .map_or("never", |b| b.annotations.restart.as_str()),
+                }
             })
             .collect()
+    }
+
+    /// The OCI runtime's name (`crun`, `runc`).
+    pub fn runtime_name(&self) -> String {
+        self.runtime.name()
     }
 
     /// `service start NAME`: start a service that is not running.

@@ -136,16 +136,25 @@ impl RealSys {
         match output {
             Output::Inherit => Ok(Stdio::inherit()),
             Output::Null => Ok(Stdio::null()),
-            Output::Log { path, console, cap } => {
+            Output::Log { .. } => {
                 let (reader, writer) = io::pipe()?;
-                let log = CappedLog::open(path.clone(), *cap)?;
-                let console = console.clone();
-                std::thread::Builder::new()
-                    .name(format!("log-{name}"))
-                    .spawn(move || copy_log(reader, log, console.as_deref()))?;
+                self.log_thread(reader, output, name)?;
                 Ok(Stdio::from(writer))
             }
         }
+    }
+
+    /// Copy what `reader` gets into the log `output` names, on a thread.
+    fn log_thread(&self, reader: io::PipeReader, output: &Output, name: &str) -> io::Result<()> {
+        let Output::Log { path, console, cap } = output else {
+            return Ok(());
+        };
+        let log = CappedLog::open(path.clone(), *cap)?;
+        let console = console.clone();
+        std::thread::Builder::new()
+            .name(format!("log-{name}"))
+            .spawn(move || copy_log(reader, log, console.as_deref()))?;
+        Ok(())
     }
 }
 
@@ -416,11 +425,24 @@ impl Sys for RealSys {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let (stdout, stderr) = match &cmd.stdout {
+            // One log for both: one pipe, so that one writer keeps the file
+            // (and its rotation) and the lines stay in the order written.
+            Output::Log { .. } if cmd.stdout == cmd.stderr => {
+                let (reader, writer) = io::pipe()?;
+                self.log_thread(reader, &cmd.stdout, &name)?;
+                (Stdio::from(writer.try_clone()?), Stdio::from(writer))
+            }
+            _ => (
+                self.stdio(&cmd.stdout, &name)?,
+                self.stdio(&cmd.stderr, &name)?,
+            ),
+        };
         let child = Command::new(&cmd.program)
             .args(&cmd.args)
             .stdin(Stdio::null())
-            .stdout(self.stdio(&cmd.stdout, &name)?)
-            .stderr(self.stdio(&cmd.stderr, &name)?)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()?;
         // The reaper collects the status; the Child handle is not waited on.
         let pid = child.id() as i32;
