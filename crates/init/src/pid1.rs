@@ -58,8 +58,8 @@ pub fn run() -> ExitCode {
     ] {
         signals.add(s);
     }
-    // Blocked in every thread (they inherit the mask); children get a clean
-    // mask from std's spawn.
+    // Blocked in every thread (they inherit the mask); RealSys::spawn
+    // gives children an empty one.
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None);
     // Ctrl-Alt-Del becomes SIGINT instead of an immediate reboot.
     let _ = nix::sys::reboot::set_cad_enabled(false);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slipway_control::services::LogChunk;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -41,11 +41,22 @@ pub fn log_path(dir: &Path, name: &str) -> Result<PathBuf, Status> {
 
 /// Stream `path`: its last `tail` lines (all when 0), then with `follow`
 /// whatever is appended, until the receiver is dropped (the call is
-/// cancelled).
-pub fn stream(path: PathBuf, tail: u32, follow: bool) -> LogStream {
+/// cancelled) or `stopping` turns true (the manager is stopping: the
+/// call ends, so that the server's graceful shutdown does not wait for
+/// it).
+pub fn stream(
+    path: PathBuf,
+    tail: u32,
+    follow: bool,
+    mut stopping: watch::Receiver<bool>,
+) -> LogStream {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
-        if let Err(Failed::Io(e)) = run(&path, tail, follow, &tx).await {
+        let result = tokio::select! {
+            r = run(&path, tail, follow, &tx) => r,
+            _ = stopping.wait_for(|s| *s) => Ok(()),
+        };
+        if let Err(Failed::Io(e)) = result {
             let _ = tx
                 .send(Err(Status::internal(format!("{}: {e}", path.display()))))
                 .await;

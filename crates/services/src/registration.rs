@@ -45,12 +45,21 @@ impl Component<'_> {
             }
             write_atomic(path, data)?;
         }
-        let json = serde_json::json!({
-            "name": self.name,
-            "socket": self.socket,
-            "services": self.services,
-            "descriptors": self.descriptors.map(|(path, _)| path),
-        });
+        // A struct, for the fields in the documented order.
+        #[derive(serde::Serialize)]
+        struct Registration<'a> {
+            name: &'a str,
+            socket: &'a Path,
+            services: &'a [&'a str],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            descriptors: Option<&'a Path>,
+        }
+        let json = Registration {
+            name: self.name,
+            socket: self.socket,
+            services: self.services,
+            descriptors: self.descriptors.map(|(path, _)| path),
+        };
         let file = components.join(format!("{}.json", self.name));
         let mut text = serde_json::to_vec_pretty(&json).map_err(io::Error::other)?;
         text.push(b'\n');

@@ -11,6 +11,7 @@ use slipway_control::services::services_server::ServicesServer;
 use slipway_control::{CONTAINERD_DESCRIPTORS, CONTAINERD_SERVICES, DESCRIPTORS};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::backend::Backend;
@@ -73,18 +74,23 @@ pub async fn run(args: Args) -> Result<(), String> {
             log_dir: args.log_dir.clone(),
             timeline: args.timeline.clone(),
         };
-        let stopping = Arc::clone(&backend);
+        let (stopping, stopping_rx) = watch::channel(false);
+        let stopping_backend = Arc::clone(&backend);
         let shutdown = async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
             }
-            stopping.stop_all(STOP_GRACE).await;
+            // The services this process runs (containerd mode) first.
+            stopping_backend.stop_all(STOP_GRACE).await;
+            // Followed logs end, so that the graceful shutdown ends.
+            let _ = stopping.send(true);
         };
         tonic::transport::Server::builder()
             .add_service(ServicesServer::new(ServicesApi::new(
                 Arc::clone(&backend),
                 files,
+                stopping_rx,
             )))
             .add_service(PowerServer::new(PowerApi::new(args.init_pid)))
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

@@ -11,6 +11,7 @@ use slipway_control::services::{
     ListRequest, ListResponse, LogsRequest, PowerRequest, PowerResponse, Service, ServiceRequest,
     StopRequest, TimelineRequest, TimelineResponse,
 };
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::backend::Backend;
@@ -32,12 +33,22 @@ pub struct Files {
 pub struct ServicesApi {
     backend: Arc<Backend>,
     files: Files,
+    stopping: watch::Receiver<bool>,
 }
 
 impl ServicesApi {
-    /// Serve `backend`'s services, and the logs and timeline in `files`.
-    pub fn new(backend: Arc<Backend>, files: Files) -> ServicesApi {
-        ServicesApi { backend, files }
+    /// Serve `backend`'s services, and the logs and timeline in `files`;
+    /// followed logs end when `stopping` turns true.
+    pub fn new(
+        backend: Arc<Backend>,
+        files: Files,
+        stopping: watch::Receiver<bool>,
+    ) -> ServicesApi {
+        ServicesApi {
+            backend,
+            files,
+            stopping,
+        }
     }
 }
 
@@ -75,7 +86,12 @@ impl Services for ServicesApi {
     async fn logs(&self, r: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
         let r = r.get_ref();
         let path = logs::log_path(&self.files.log_dir, &r.name)?;
-        Ok(Response::new(logs::stream(path, r.tail, r.follow)))
+        Ok(Response::new(logs::stream(
+            path,
+            r.tail,
+            r.follow,
+            self.stopping.clone(),
+        )))
     }
 
     async fn timeline(

@@ -520,8 +520,23 @@ async fn timeline_power_events_and_exit() {
         Some(12)
     );
 
-    // SIGTERM: the manager stops, and takes its registration with it.
+    // SIGTERM: the manager stops, ending a followed log (through the
+    // multiplexer) rather than waiting for it, and takes its registration
+    // with it.
+    let mut follow = c
+        .logs(LogsRequest {
+            name: "web".into(),
+            follow: true,
+            tail: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     nix_kill(m.services.id(), 15);
+    let ended = tokio::time::timeout(Duration::from_secs(10), follow.message())
+        .await
+        .expect("the followed log ended");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
     let status = m.services.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!registration.exists());

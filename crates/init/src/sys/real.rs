@@ -1,4 +1,5 @@
-//! The real system calls, through `nix` (no `unsafe` here).
+//! The real system calls, through `nix` (`unsafe` once: resetting a
+//! child's signal mask between fork and exec, see [`unblock_signals`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
@@ -155,6 +156,28 @@ impl RealSys {
             .name(format!("log-{name}"))
             .spawn(move || copy_log(reader, log, console.as_deref()))?;
         Ok(())
+    }
+}
+
+/// Give the child an empty signal mask. PID 1 blocks the signals it waits
+/// for in every thread, and a child inherits the mask across `exec`:
+/// std's `Command` does not reset it, so without this a daemon would never
+/// see the SIGTERM that stops it (nor a container runtime its signals).
+#[allow(unsafe_code)]
+fn unblock_signals(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before `exec`, touches
+    // no memory of the parent's and makes one async-signal-safe system
+    // call (`sigprocmask`).
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(io::Error::from)
+        });
     }
 }
 
@@ -438,12 +461,14 @@ impl Sys for RealSys {
                 self.stdio(&cmd.stderr, &name)?,
             ),
         };
-        let child = Command::new(&cmd.program)
+        let mut command = Command::new(&cmd.program);
+        command
             .args(&cmd.args)
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr)
-            .spawn()?;
+            .stderr(stderr);
+        unblock_signals(&mut command);
+        let child = command.spawn()?;
         // The reaper collects the status; the Child handle is not waited on.
         let pid = child.id() as i32;
         drop(child);
