@@ -551,3 +551,56 @@ fn nix_kill(pid: u32, signal: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// The multiplexer describes the manager from the descriptor set it
+/// registered (the manager serves no reflection of its own).
+#[tokio::test]
+async fn reflection_through_the_multiplexer() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let m = Machine::start().await;
+    let mut client = ServerReflectionClient::new(m.channel().await);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("slipway.services.v1.Services.Logs".into()),
+        MessageRequest::FileContainingSymbol("slipway.services.v1.Power".into()),
+    ]
+    .map(|r| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r),
+    });
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answers = Vec::new();
+    while let Some(reply) = replies.message().await.unwrap() {
+        answers.push(reply.message_response.unwrap());
+    }
+    assert_eq!(answers.len(), 3);
+    let MessageResponse::ListServicesResponse(list) = &answers[0] else {
+        panic!("{:?}", answers[0]);
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for service in ["slipway.services.v1.Power", "slipway.services.v1.Services"] {
+        assert!(names.contains(&service), "{names:?}");
+    }
+    for answer in &answers[1..] {
+        let MessageResponse::FileDescriptorResponse(files) = answer else {
+            panic!("{answer:?}");
+        };
+        // The serialized FileDescriptorProto holds its file name verbatim.
+        let needle = b"slipway/services/v1/services.proto";
+        assert!(
+            files
+                .file_descriptor_proto
+                .iter()
+                .any(|f| f.windows(needle.len()).any(|w| w == needle)),
+            "{answer:?}"
+        );
+    }
+}
