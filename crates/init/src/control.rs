@@ -220,8 +220,14 @@ fn answer(control: &Control, stream: UnixStream) {
 
 /// The `service` command: send one request, print the reply; exit status 0
 /// for `ok`, 1 for an error, 2 for a usage error. When the init does not
-/// hold the services, it becomes `slipway-services service ARGS`.
+/// hold the services, it runs `slipway-services service ARGS` and exits
+/// with its status.
 pub fn client(args: &[String], socket: &Path) -> i32 {
+    client_with(args, socket, Path::new(SERVICES))
+}
+
+/// [`client`], with the service manager at `services`.
+pub fn client_with(args: &[String], socket: &Path, services: &Path) -> i32 {
     let request = match args {
         [verb] if verb == "list" => "list".to_owned(),
         [verb, name] if ["start", "stop", "restart"].contains(&verb.as_str()) => {
@@ -253,13 +259,20 @@ pub fn client(args: &[String], socket: &Path) -> i32 {
     }
     let (status, rest) = reply.split_once('\n').unwrap_or((reply.as_str(), ""));
     if status == REDIRECT {
-        use std::os::unix::process::CommandExt;
-        let e = std::process::Command::new(SERVICES)
+        return match std::process::Command::new(services)
             .arg("service")
             .args(args)
-            .exec();
-        eprintln!("service: the services run in containerd, and {SERVICES}: {e}");
-        return 1;
+            .status()
+        {
+            Ok(status) => status.code().unwrap_or(1),
+            Err(e) => {
+                eprintln!(
+                    "service: the services run in containerd, and {}: {e}",
+                    services.display()
+                );
+                1
+            }
+        };
     }
     print!("{rest}");
     if status == "ok" {
@@ -348,6 +361,32 @@ mod tests {
                 "slipway: 1000 ms services-started"
             ]
         );
+    }
+
+    #[test]
+    fn the_client_hands_over_to_the_service_manager() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("slipway-init-redirect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("init.sock");
+        serve(Arc::new(control(|_| Held::Elsewhere)), &path).unwrap();
+        let manager = dir.join("slipway-services");
+        let seen = dir.join("args");
+        std::fs::write(
+            &manager,
+            format!("#!/bin/sh\necho \"$@\" > {}\nexit 3\n", seen.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&manager, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args = ["restart".to_owned(), "web".to_owned()];
+        assert_eq!(client_with(&args, &path, &manager), 3);
+        assert_eq!(
+            std::fs::read_to_string(&seen).unwrap(),
+            "service restart web\n"
+        );
+        assert_eq!(client_with(&args, &path, &dir.join("missing")), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
