@@ -477,6 +477,25 @@ fn control_plane_daemons() {
     ] {
         boot.expect_printed(text);
     }
+    // The service manager's API through the multiplexer, from a container:
+    // the init stopped sleeper on request, and lists it so.
+    boot.expect_printed("registrations: CHECK stopped=sleeper");
+    boot.check(
+        boot.index(Event::ServiceExit, Some("sleeper")) < boot.index(Event::Shutdown, None)
+            && boot.all(Event::ServiceRestart, Some("sleeper")).is_empty(),
+        "sleeper exited before the shutdown, and was not restarted",
+    );
+    let listed = |name: &str, status: &str| {
+        boot.console.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() >= 6 && words[1..5] == ["CHECK", "list:", name, status]
+        })
+    };
+    boot.check(
+        listed("registrations", "ready") && listed("sleeper", "stopped"),
+        "the manager lists registrations ready and sleeper stopped",
+    );
+    boot.expect_printed("registrations: CHECK unknown=1");
     let descriptors: u64 = boot
         .console
         .lines()
