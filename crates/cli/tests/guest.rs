@@ -9,7 +9,10 @@
 //!   namespace;
 //! * `linuxkit.yml` + `broken.yml`: a LinuxKit-style image (the onboot hook
 //!   comes with the runc package, the runtime is runc), with broken bundles
-//!   that are reported while the boot goes on.
+//!   that are reported while the boot goes on;
+//! * `base.yml` + `control.yml`: the control plane's daemons, the
+//!   multiplexer and the service manager, started by the init in order,
+//!   registered, and stopped at shutdown.
 //!
 //! The configs are in `tests/guest/`; each test copies them beside its copy
 //! of `pkg/` so that their `@pkg:../pkg/...` references resolve there.
@@ -422,4 +425,85 @@ fn linuxkit_style_image_and_broken_bundles() {
     ] {
         boot.expect_printed(text);
     }
+}
+
+#[test]
+fn control_plane_daemons() {
+    let packages = standard(slipway());
+    let boot = boot(&packages, &["base.yml", "control.yml"]);
+
+    // The multiplexer after the onboot phase, the service manager once the
+    // init's services are started and its socket is up.
+    let order = [
+        boot.index(Event::OnbootDone, None),
+        boot.index(Event::DaemonStart, Some("mux")),
+        boot.index(Event::ServiceStart, Some("registrations")),
+        boot.index(Event::ServicesStarted, None),
+        boot.index(Event::DaemonStart, Some("services")),
+        boot.index(Event::Shutdown, None),
+        boot.index(Event::DaemonExit, Some("services")),
+        boot.index(Event::DaemonExit, Some("mux")),
+        boot.index(Event::Poweroff, None),
+    ];
+    boot.check(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "onboot, mux, the services, the manager; at shutdown the manager, then the mux, stop",
+    );
+    boot.check(
+        boot.all(Event::DaemonRestart, None).is_empty()
+            && boot.all(Event::DaemonFailed, None).is_empty(),
+        "no daemon failed or was restarted",
+    );
+    // The manager handles its TERM (and removes its registration); the
+    // multiplexer takes the signal's default action.
+    for (name, status) in [
+        ("services", "exit status 0"),
+        ("mux", "killed by signal 15"),
+    ] {
+        let exit = boot.one(Event::DaemonExit, name);
+        boot.check(
+            boot.detail(exit) == status,
+            &format!("{name} ended by its TERM: {}", boot.detail(exit)),
+        );
+    }
+    for text in [
+        "registrations: CHECK components=services.json ",
+        concat!(
+            r#"registrations: CHECK registration={"name":"services","socket":"/run/slipway/services.sock","#,
+            r#""services":["slipway.services.v1.Power","slipway.services.v1.Services"],"#,
+            r#""descriptors":"/run/slipway/services.binpb"}"#
+        ),
+        "registrations: CHECK sockets=/run/slipway/init.sock /run/slipway/mux.sock /run/slipway/services.sock ",
+    ] {
+        boot.expect_printed(text);
+    }
+    // The service manager's API through the multiplexer, from a container:
+    // the init stopped sleeper on request, and lists it so.
+    boot.expect_printed("registrations: CHECK stopped=sleeper");
+    boot.check(
+        boot.index(Event::ServiceExit, Some("sleeper")) < boot.index(Event::Shutdown, None)
+            && boot.all(Event::ServiceRestart, Some("sleeper")).is_empty(),
+        "sleeper exited before the shutdown, and was not restarted",
+    );
+    let listed = |name: &str, status: &str| {
+        boot.console.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() >= 6 && words[1..5] == ["CHECK", "list:", name, status]
+        })
+    };
+    boot.check(
+        listed("registrations", "ready") && listed("sleeper", "stopped"),
+        "the manager lists registrations ready and sleeper stopped",
+    );
+    boot.expect_printed("registrations: CHECK unknown=1");
+    let descriptors: u64 = boot
+        .console
+        .lines()
+        .find_map(|l| l.split("registrations: CHECK descriptors=").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    boot.check(
+        descriptors > 1000,
+        "the manager's descriptor set is beside its socket",
+    );
 }

@@ -97,6 +97,16 @@ events! {
     ServiceFailed => "service-failed",
     /// Every service with nothing to wait for has been started.
     ServicesStarted => "services-started",
+    /// A daemon (a host process the init supervises: the multiplexer, the
+    /// service manager, containerd) was started (name: the daemon; detail:
+    /// the pid).
+    DaemonStart => "daemon-start",
+    /// A daemon's process exited (detail: its status).
+    DaemonExit => "daemon-exit",
+    /// A daemon will be started again (detail: the back-off delay).
+    DaemonRestart => "daemon-restart",
+    /// A daemon could not be started (detail: why).
+    DaemonFailed => "daemon-failed",
     /// Shutdown began (detail: poweroff, reboot or halt, and why).
     Shutdown => "shutdown",
     /// A script in `/etc/shutdown.d` ran (name: the script; detail: its status).

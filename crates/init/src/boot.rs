@@ -11,6 +11,8 @@ use slipway_contract::bundle::{LOWER, MERGED, ONBOOT_DIR, SERVICES_DIR, TMP, VOL
 use slipway_contract::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
+use crate::control::{self, Control, Held};
+use crate::daemons::{self, Daemons};
 use crate::mounts::{self, RootStrategy};
 use crate::root::{self, RootParams};
 use crate::services::Supervisor;
@@ -46,6 +48,9 @@ pub fn hook_phase(name: &str, link: Option<&Path>) -> Option<Phase> {
 
 const PHASES: &[Phase] = &[Phase::Volumes, Phase::Onboot, Phase::Services];
 
+/// Where the services and the daemons log.
+const LOG_DIR: &str = "/var/log";
+
 /// Boot settings from the kernel command line (`slipway.*=` parameters,
 /// which the kernel hands to init as environment variables).
 #[derive(Clone, Debug)]
@@ -60,6 +65,9 @@ pub struct Options {
     /// A root device (`root=` and the other `root*` parameters), which
     /// replaces the initramfs (and `root`).
     pub root_device: Option<RootParams>,
+    /// Where to serve the control socket once the services phase begins
+    /// (PID 1: [`CONTROL_SOCKET`]; not from the command line).
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Options {
@@ -81,6 +89,7 @@ impl Options {
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0),
             root_device: RootParams::from_cmdline(cmdline),
+            control_socket: None,
         }
     }
 
@@ -107,8 +116,12 @@ impl Options {
 pub struct Booted {
     /// The OCI runtime, if the image has one.
     pub runtime: Option<OciRuntime>,
-    /// The services' supervisor, once started.
+    /// The services' supervisor, once started (not when the service
+    /// manager runs them in containerd).
     pub supervisor: Option<Arc<Supervisor>>,
+    /// The daemons started so far.
+    pub daemons: Arc<Daemons>,
+    control_socket: Option<PathBuf>,
 }
 
 /// Everything from the first instruction to the services started. An error
@@ -145,6 +158,12 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
     let mut booted = Booted {
         runtime,
         supervisor: None,
+        daemons: Daemons::new(
+            Arc::clone(sys),
+            Arc::clone(timeline),
+            PathBuf::from(LOG_DIR),
+        ),
+        control_socket: options.control_socket.clone(),
     };
     let mut done = Vec::new();
     let mut scripts: Vec<(String, Option<PathBuf>)> = s
@@ -263,35 +282,85 @@ fn run_phase(
                 }
             }
             timeline.event(s, Event::OnbootDone, None, Some(&bundles.len().to_string()));
+            if s.exists(Path::new(daemons::MUX)) {
+                start_daemon(booted, "mux", daemons::MUX, &[]);
+            }
         }
         Phase::Services => {
             let dirs = list(s, &Path::new("/").join(SERVICES_DIR));
-            if dirs.is_empty() {
+            let manager = s.exists(Path::new(daemons::SERVICES));
+            if !dirs.is_empty() && manager && s.exists(Path::new(daemons::CONTAINERD)) {
+                // The service manager runs the services in containerd; the
+                // init serves its socket first, for the manager's events.
+                serve_control(sys, timeline, booted, Held::Elsewhere);
+                start_daemon(booted, "containerd", daemons::CONTAINERD, &[]);
+                start_daemon(
+                    booted,
+                    "services",
+                    daemons::SERVICES,
+                    &["--containerd", daemons::CONTAINERD_SOCKET],
+                );
                 return Ok(());
             }
-            let rt = booted
-                .runtime
-                .clone()
-                .ok_or_else(|| no_runtime("services"))?;
-            let supervisor = Supervisor::new(
-                Arc::clone(sys),
-                Arc::clone(timeline),
-                rt,
-                PathBuf::from("/var/log"),
-            );
-            // The threads run for the life of the machine.
-            drop(supervisor.start_all(&dirs));
-            supervisor.wait_started(Duration::from_secs(120));
-            timeline.event(
-                s,
-                Event::ServicesStarted,
-                None,
-                Some(&dirs.len().to_string()),
-            );
-            booted.supervisor = Some(supervisor);
+            let held = if dirs.is_empty() {
+                Held::Nothing
+            } else {
+                let rt = booted
+                    .runtime
+                    .clone()
+                    .ok_or_else(|| no_runtime("services"))?;
+                let supervisor = Supervisor::new(
+                    Arc::clone(sys),
+                    Arc::clone(timeline),
+                    rt,
+                    PathBuf::from(LOG_DIR),
+                );
+                // The threads run for the life of the machine.
+                drop(supervisor.start_all(&dirs));
+                supervisor.wait_started(Duration::from_secs(120));
+                timeline.event(
+                    s,
+                    Event::ServicesStarted,
+                    None,
+                    Some(&dirs.len().to_string()),
+                );
+                booted.supervisor = Some(Arc::clone(&supervisor));
+                Held::Init(supervisor)
+            };
+            serve_control(sys, timeline, booted, held);
+            // The service manager serves the init's services (and the
+            // timeline, logs and power) to the multiplexer's clients.
+            if manager && s.exists(Path::new(daemons::MUX)) {
+                start_daemon(booted, "services", daemons::SERVICES, &[]);
+            }
         }
     }
     Ok(())
+}
+
+/// Start a daemon; its thread runs for the life of the machine.
+fn start_daemon(booted: &Booted, name: &str, program: &str, args: &[&str]) {
+    drop(booted.daemons.start(name, Path::new(program), args));
+}
+
+/// Serve the control socket, when there is one to serve; a failure is
+/// reported, and the machine goes on without it.
+fn serve_control(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, booted: &Booted, held: Held) {
+    let Some(path) = &booted.control_socket else {
+        return;
+    };
+    let control = Control {
+        held,
+        sys: Arc::clone(sys),
+        timeline: Arc::clone(timeline),
+    };
+    if let Err(e) = control::serve(Arc::new(control), path) {
+        sys.console(&format!(
+            "slipway-init: control socket {}: {}",
+            path.display(),
+            chain(&e)
+        ));
+    }
 }
 
 fn no_runtime(what: &str) -> Error {
@@ -427,6 +496,7 @@ mod tests {
             runtime: None,
             module_threads: None,
             root_device: None,
+            control_socket: None,
         };
         let booted = boot(&sys, &timeline, &options).unwrap();
         assert_eq!(booted.runtime.unwrap().name(), "crun");
@@ -462,6 +532,159 @@ mod tests {
         assert_eq!(overlay.len(), 1);
         // Left on the initramfs root: nothing unmounts Options::read's /proc.
         assert!(fake.calls_starting("umount /proc").is_empty());
+    }
+
+    fn named_events(timeline: &Timeline) -> Vec<String> {
+        timeline
+            .entries()
+            .iter()
+            .map(|e| {
+                format!("{} {}", e.event, e.name.clone().unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// A machine with one service ("web", running until signalled) and the
+    /// given programs in /usr/bin.
+    fn with_service(programs: &[&str]) -> Arc<FakeSys> {
+        let fake = Arc::new(FakeSys::new());
+        fake.add_file("/usr/bin/crun", "");
+        fake.add_file(
+            "/containers/services/web/config.json",
+            r#"{"root": {"path": "rootfs"}}"#,
+        );
+        fake.add_file("/run/slipway/web.pid", "700");
+        fake.hold("pid700");
+        for program in programs {
+            fake.add_file(&format!("/usr/bin/{program}"), "");
+            fake.hold(program);
+        }
+        fake
+    }
+
+    fn boot_and_stop(
+        fake: &Arc<FakeSys>,
+        control_socket: Option<PathBuf>,
+    ) -> (Booted, Arc<Timeline>) {
+        let sys: Arc<dyn Sys> = fake.clone();
+        let timeline = Arc::new(Timeline::default());
+        let options = Options {
+            root: RootStrategy::Bind,
+            runtime: None,
+            module_threads: None,
+            root_device: None,
+            control_socket,
+        };
+        let booted = boot(&sys, &timeline, &options).unwrap();
+        if let Some(supervisor) = &booted.supervisor {
+            supervisor.stop_all(Duration::from_secs(1));
+        }
+        booted.daemons.stop_all(Duration::from_secs(1));
+        (booted, timeline)
+    }
+
+    #[test]
+    fn init_mode_starts_the_mux_after_onboot_and_the_manager_after_the_services() {
+        let fake = with_service(&["slipway-mux", "slipway-services"]);
+        let dir = tempfile_dir("init-mode");
+        let socket = dir.join("init.sock");
+        let (booted, timeline) = boot_and_stop(&fake, Some(socket.clone()));
+        let events: Vec<String> = named_events(&timeline)
+            .into_iter()
+            .filter(|e| !e.starts_with("daemon-exit") && !e.starts_with("service-exit"))
+            .collect();
+        assert_eq!(
+            events[4..],
+            [
+                "volumes-done",
+                "onboot-done",
+                "daemon-start mux",
+                "service-start web",
+                "services-started",
+                "daemon-start services",
+                "modules-done init",
+            ]
+        );
+        assert!(booted.supervisor.is_some());
+        assert_eq!(
+            fake.calls_starting("spawn /usr/bin/slipway"),
+            [
+                "spawn /usr/bin/slipway-mux",
+                "spawn /usr/bin/slipway-services"
+            ]
+        );
+        // The control socket was up before the manager started.
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        std::io::Write::write_all(&mut stream, b"list-json\n").unwrap();
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+        assert!(
+            reply.starts_with("ok\n{\"runtime\":\"crun\",\"services\":[{"),
+            "{reply}"
+        );
+        assert!(reply.contains("\"name\":\"web\""), "{reply}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn containerd_mode_leaves_the_services_to_the_manager() {
+        let fake = with_service(&["slipway-mux", "slipway-services", "containerd"]);
+        let (booted, timeline) = boot_and_stop(&fake, None);
+        let events: Vec<String> = named_events(&timeline)
+            .into_iter()
+            .filter(|e| !e.starts_with("daemon-exit"))
+            .collect();
+        assert_eq!(
+            events[5..],
+            [
+                "onboot-done",
+                "daemon-start mux",
+                "daemon-start containerd",
+                "daemon-start services",
+                "modules-done init",
+            ]
+        );
+        assert!(booted.supervisor.is_none());
+        assert!(fake.calls_starting("spawn /usr/bin/crun").is_empty());
+        assert_eq!(
+            fake.calls_starting("spawn /usr/bin/slipway-services"),
+            ["spawn /usr/bin/slipway-services --containerd /run/containerd/containerd.sock"]
+        );
+        // Stopped in reverse order: the manager, containerd, the mux.
+        let names: Vec<String> = booted.daemons.list().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["mux", "containerd", "services"]);
+        assert_eq!(
+            fake.calls_starting("kill"),
+            ["kill 103 15", "kill 102 15", "kill 101 15"]
+        );
+    }
+
+    #[test]
+    fn containerd_without_the_manager_is_init_mode() {
+        // Neither the manager nor the mux: the init runs the services.
+        let fake = with_service(&["containerd"]);
+        let (booted, timeline) = boot_and_stop(&fake, None);
+        assert!(booted.supervisor.is_some());
+        assert!(booted.daemons.list().is_empty());
+        assert!(named_events(&timeline).contains(&"service-start web".to_owned()));
+        // The manager without the mux, in init mode: nobody would reach it.
+        let fake = with_service(&["slipway-services"]);
+        let (booted, _) = boot_and_stop(&fake, None);
+        assert!(booted.supervisor.is_some());
+        assert!(booted.daemons.list().is_empty());
+        let fake = with_service(&["containerd", "slipway-mux"]);
+        let (booted, _) = boot_and_stop(&fake, None);
+        assert!(booted.supervisor.is_some());
+        let names: Vec<String> = booted.daemons.list().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["mux"]);
+    }
+
+    fn tempfile_dir(what: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("slipway-init-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! It leaves the initramfs root, mounts what LinuxKit's `rc.init` mounts,
 //! loads kernel modules in-process, runs `/etc/init.d`, the onboot bundles
 //! and then the services with an OCI runtime (crun or runc), supervises the
-//! services, serves `service list|start|stop|restart` on
+//! services, starts and supervises the control plane's daemons (the
+//! multiplexer, the service manager, containerd: [`daemons`]), serves
+//! `service list|start|stop|restart` and the service manager's requests on
 //! `/run/slipway/init.sock`, and shuts down cleanly on busybox init's
 //! signals. Every step is stamped on the boot timeline.
 //!
@@ -13,6 +15,7 @@
 pub mod boot;
 pub mod bundle;
 pub mod control;
+pub mod daemons;
 pub mod machine;
 pub mod modules;
 pub mod mounts;

@@ -12,10 +12,10 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use slipway_contract::timeline::{CONTROL_SOCKET, Event};
 use slipway_init::boot::{self, Options};
+use slipway_init::shutdown;
 use slipway_init::sys::real::{RealSys, console_line};
 use slipway_init::sys::{PowerAction, Sys};
 use slipway_init::timeline::Timeline;
-use slipway_init::{control, shutdown};
 
 /// Grace period between TERM and KILL at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -58,8 +58,8 @@ pub fn run() -> ExitCode {
     ] {
         signals.add(s);
     }
-    // Blocked in every thread (they inherit the mask); children get a clean
-    // mask from std's spawn.
+    // Blocked in every thread (they inherit the mask); RealSys::spawn
+    // gives children an empty one.
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None);
     // Ctrl-Alt-Del becomes SIGINT instead of an immediate reboot.
     let _ = nix::sys::reboot::set_cad_enabled(false);
@@ -98,28 +98,24 @@ pub fn run() -> ExitCode {
             }
         });
 
-    let options = Options::read(sys.as_ref());
+    let mut options = Options::read(sys.as_ref());
+    options.control_socket = Some(CONTROL_SOCKET.into());
     let booted = match boot::boot(&sys, &timeline, &options) {
         Ok(booted) => booted,
         Err(e) => fatal_stop(sys.as_ref(), &timeline, &chain(&e)),
     };
     watch_power_button(tx);
-    if let Some(supervisor) = &booted.supervisor
-        && let Err(e) = control::serve(Arc::clone(supervisor), Path::new(CONTROL_SOCKET))
-    {
-        console_line(&format!(
-            "slipway-init: control socket {CONTROL_SOCKET}: {}",
-            chain(&e)
-        ));
-    }
     let (action, why) = rx
         .recv()
         .unwrap_or((PowerAction::Poweroff, "no signal source".to_owned()));
     let err = shutdown::run(
         sys.as_ref(),
         &timeline,
-        booted.supervisor.as_deref(),
-        booted.runtime.as_ref(),
+        shutdown::Running {
+            supervisor: booted.supervisor.as_deref(),
+            daemons: Some(&booted.daemons),
+            runtime: booted.runtime.as_ref(),
+        },
         action,
         &why,
         SHUTDOWN_GRACE,

@@ -103,6 +103,29 @@ impl Status {
         }
     }
 
+    /// The state's name, without its detail (`exited`, `ready`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Ready => "ready",
+            Status::BackingOff => "backing-off",
+            Status::Exited(_) => "exited",
+            Status::Failed(_) => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// What an exited or failed state refers to (the exit status, the
+    /// error); empty for the others.
+    pub fn detail(&self) -> &str {
+        match self {
+            Status::Exited(why) | Status::Failed(why) => why,
+            _ => "",
+        }
+    }
+
     /// Whether a service that waits for this one may go ahead: it is ready,
     /// or it will not become ready in this boot without a request.
     fn releases_dependents(&self, was_ready: bool) -> bool {
@@ -189,6 +212,13 @@ pub struct ServiceInfo {
     pub pid: Option<i32>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// The state's name ([`Status::name`]).
+    pub state: &'static str,
+    /// What the state refers to: [`Status::detail`], or for a waiting
+    /// service the services it waits for.
+    pub detail: String,
+    /// Its `org.slipway.restart` policy (`never` when it has no bundle).
+    pub restart: &'static str,
 }
 
 impl Supervisor {
@@ -503,13 +533,30 @@ impl Supervisor {
     pub fn list(&self) -> Vec<ServiceInfo> {
         self.lock()
             .iter()
-            .map(|(name, svc)| ServiceInfo {
-                name: name.clone(),
-                status: svc.status.text(),
-                pid: svc.pid,
-                restarts: svc.restarts,
+            .map(|(name, svc)| {
+                let detail = match (&svc.status, &svc.bundle) {
+                    (Status::Waiting, Some(bundle)) => bundle.annotations.after.names().join(","),
+                    (status, _) => status.detail().to_owned(),
+                };
+                ServiceInfo {
+                    name: name.clone(),
+                    status: svc.status.text(),
+                    pid: svc.pid,
+                    restarts: svc.restarts,
+                    state: svc.status.name(),
+                    detail,
+                    restart: svc
+                        .bundle
+                        .as_ref()
+                        .map_or("never", |b| b.annotations.restart.as_str()),
+                }
             })
             .collect()
+    }
+
+    /// The OCI runtime's name (`crun`, `runc`).
+    pub fn runtime_name(&self) -> String {
+        self.runtime.name()
     }
 
     /// `service start NAME`: start a service that is not running.
@@ -538,7 +585,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// `service stop NAME`: TERM, `grace`, KILL. Returns once it has ended.
+    /// `service stop NAME`: TERM, `grace`, KILL. Returns once it has ended
+    /// and its thread has marked it stopped (or after another `grace`).
     pub fn stop(&self, name: &str, grace: Duration) -> Result<(), ServiceError> {
         let pid = {
             let mut services = self.lock();
@@ -547,11 +595,37 @@ impl Supervisor {
                 .ok_or_else(|| ServiceError::Unknown(name.to_string()))?;
             svc.stop_requested = true;
             svc.want_running = false;
+            if svc.pid.is_none() && matches!(svc.status, Status::Waiting | Status::BackingOff) {
+                // Its thread waits to be wanted again: nothing else would
+                // say it is stopped.
+                svc.status = Status::Stopped;
+            }
             svc.pid
         };
         self.changed.notify_all();
         if let Some(pid) = pid {
             self.terminate(&[pid], grace);
+            // The thread deletes the container, then marks it stopped
+            // (and says so on `changed`).
+            let slice = Duration::from_millis(20);
+            let mut services = self.lock();
+            for _ in 0..=grace.as_millis() / slice.as_millis() {
+                let ended = services.get(name).is_none_or(|s| {
+                    s.pid.is_none()
+                        && matches!(
+                            s.status,
+                            Status::Stopped | Status::Exited(_) | Status::Failed(_)
+                        )
+                });
+                if ended {
+                    break;
+                }
+                services = self
+                    .changed
+                    .wait_timeout(services, slice)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
         }
         Ok(())
     }
@@ -742,6 +816,38 @@ mod tests {
         assert!(pos("service-ready", "db") < pos("service-start", "web"));
         assert!(!all.iter().any(|(e, _)| e == "service-restart"));
         assert_eq!(sup.list()[0].status, "exited (exit status 1)");
+    }
+
+    #[test]
+    fn stop_returns_once_the_service_is_stopped() {
+        let sys = Arc::new(FakeSys::new());
+        let web = service(&sys, "web", "", 800);
+        sys.hold("pid800");
+        // db never becomes ready, so api waits for it.
+        let db = service(&sys, "db", r#""org.slipway.ready": "file:/never""#, 801);
+        sys.hold("pid801");
+        let api = service(&sys, "api", r#""org.slipway.after": "db""#, 802);
+        let (sup, timeline) = supervisor(&sys);
+        let handles = sup.start_all(&[web, db, api]);
+        while events(&timeline, "db").is_empty() || events(&timeline, "web").is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sup.stop("web", Duration::from_secs(5)).unwrap();
+        let status = |name: &str| {
+            let s = sup.list().into_iter().find(|s| s.name == name).unwrap();
+            (s.status, s.pid)
+        };
+        assert_eq!(status("web"), ("stopped".to_owned(), None));
+        // Stopped while it waits for db: stopped, and not started later.
+        assert_eq!(status("api"), ("waiting".to_owned(), None));
+        sup.stop("api", Duration::from_secs(5)).unwrap();
+        assert_eq!(status("api"), ("stopped".to_owned(), None));
+        sup.stop_all(Duration::from_millis(100));
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(status("api"), ("stopped".to_owned(), None));
+        assert!(events(&timeline, "api").is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Shutdown: stop the services (TERM, grace, KILL), run `/etc/shutdown.d`
+//! Shutdown: stop the services, then the daemons (TERM, grace, KILL), run `/etc/shutdown.d`
 //! with the onshutdown bundles, signal what is left, sync, unmount, then
 //! power off, reboot or halt.
 
@@ -10,6 +10,7 @@ use slipway_contract::bundle::ONSHUTDOWN_DIR;
 use slipway_contract::timeline::Event;
 
 use crate::bundle::{OciRuntime, list, run_once};
+use crate::daemons::Daemons;
 use crate::services::{SIGKILL, SIGTERM, Supervisor};
 use crate::sys::{Cmd, PowerAction, Sys};
 use crate::timeline::Timeline;
@@ -108,12 +109,22 @@ fn onshutdown(sys: &dyn Sys, timeline: &Timeline, runtime: Option<&OciRuntime>) 
     }
 }
 
+/// What runs when the shutdown begins.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Running<'a> {
+    /// The init's services.
+    pub supervisor: Option<&'a Supervisor>,
+    /// The daemons.
+    pub daemons: Option<&'a Daemons>,
+    /// The OCI runtime, for the onshutdown bundles.
+    pub runtime: Option<&'a OciRuntime>,
+}
+
 /// Everything after the decision to shut down, up to the power call.
 pub fn run(
     sys: &dyn Sys,
     timeline: &Timeline,
-    supervisor: Option<&Supervisor>,
-    runtime: Option<&OciRuntime>,
+    running: Running<'_>,
     action: PowerAction,
     why: &str,
     grace: Duration,
@@ -124,8 +135,18 @@ pub fn run(
         None,
         Some(&format!("{} ({why})", action.as_str())),
     );
+    let Running {
+        supervisor,
+        daemons,
+        runtime,
+    } = running;
     if let Some(supervisor) = supervisor {
         supervisor.stop_all(grace);
+    }
+    // After the services (the service manager stops those it runs itself
+    // on its TERM), before the onshutdown containers.
+    if let Some(daemons) = daemons {
+        daemons.stop_all(grace);
     }
     shutdown_d(sys, timeline, runtime);
     let _ = sys.kill(-1, SIGTERM);
@@ -161,6 +182,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::sys::fake::FakeSys;
+    use std::sync::Arc;
 
     const MOUNTINFO: &str = "\
 22 1 0:20 / / rw shared:1 - tmpfs rootfs rw
@@ -207,8 +229,10 @@ mod tests {
         run(
             &sys,
             &timeline,
-            None,
-            Some(&rt),
+            Running {
+                runtime: Some(&rt),
+                ..Running::default()
+            },
             PowerAction::Reboot,
             "SIGTERM",
             Duration::from_secs(1),
@@ -242,6 +266,57 @@ mod tests {
     }
 
     #[test]
+    fn daemons_stop_after_the_services_and_before_onshutdown() {
+        let sys = Arc::new(FakeSys::new());
+        sys.add_file("/containers/onshutdown/000-bye/config.json", "{}");
+        sys.add_file("/run/slipway/000-bye.pid", "77");
+        sys.hold("slipway-mux");
+        sys.hold("slipway-services");
+        let dyn_sys: Arc<dyn Sys> = sys.clone();
+        let timeline = Arc::new(Timeline::default());
+        let daemons = Daemons::new(dyn_sys, Arc::clone(&timeline), "/var/log".into());
+        let mux = daemons.start("mux", Path::new("/usr/bin/slipway-mux"), &[]);
+        let services = daemons.start("services", Path::new("/usr/bin/slipway-services"), &[]);
+        let rt = OciRuntime {
+            program: "/usr/bin/crun".into(),
+            root: "/run/crun".into(),
+            no_pivot: false,
+        };
+        run(
+            sys.as_ref(),
+            &timeline,
+            Running {
+                supervisor: None,
+                daemons: Some(&daemons),
+                runtime: Some(&rt),
+            },
+            PowerAction::Poweroff,
+            "SIGUSR2",
+            Duration::from_secs(1),
+        );
+        for handle in [mux, services].into_iter().flatten() {
+            handle.join().unwrap();
+        }
+        let calls: Vec<String> = sys
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("kill") || c.starts_with("spawn /usr/bin/crun"))
+            .map(|c| c.split(" --").next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "kill 102 15",
+                "kill 101 15",
+                "spawn /usr/bin/crun",
+                "spawn /usr/bin/crun",
+                "kill -1 15",
+                "kill -1 9"
+            ]
+        );
+    }
+
+    #[test]
     fn sequence() {
         let sys = FakeSys::new();
         sys.add_file("/proc/self/mountinfo", MOUNTINFO);
@@ -256,8 +331,10 @@ mod tests {
         let err = run(
             &sys,
             &timeline,
-            None,
-            Some(&rt),
+            Running {
+                runtime: Some(&rt),
+                ..Running::default()
+            },
             PowerAction::Poweroff,
             "SIGUSR2",
             Duration::from_secs(1),

@@ -6,9 +6,9 @@
 //! a pinned version: a vanished pin is re-resolved (with a warning) in the
 //! copy's `debs.lock`, never in the tree, and every copy re-resolves the same
 //! way, so they share one tag and the shared cache builds each package once.
-//! Packages without a `debs.lock` (`pkg/init` and the other packages of
-//! slipway's own binaries) are linked, not copied: their `cargo:` steps need
-//! the workspace around them (found through the link's real path).
+//! Packages with `cargo:` steps (`pkg/init`, `pkg/mux`) are linked, not
+//! copied: the step needs the workspace around it (found through the
+//! link's real path), and they have no `debs.lock`.
 //!
 //! Building is serialised across test processes by a lock file; a package
 //! whose tag is already in the cache is not rebuilt. Like the rest of the
@@ -84,7 +84,11 @@ pub fn standard(slipway: &Path) -> Packages {
         }
         let name = src.file_name().unwrap().to_owned();
         let dst = pkg.join(&name);
-        if src.join("debs.lock").exists() {
+        let cargo = fs::read_to_string(src.join("build.yml"))
+            .unwrap()
+            .lines()
+            .any(|l| l.trim() == "- cargo:");
+        if src.join("debs.lock").exists() || !cargo {
             copy_dir(&src, &dst);
         } else {
             symlink(&src, &dst).unwrap();

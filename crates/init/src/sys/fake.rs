@@ -33,6 +33,13 @@ struct State {
     /// Files that appear once the clock reaches their time (a device the
     /// kernel finds late).
     later: Vec<(u64, PathBuf, Vec<u8>)>,
+    /// Programs (by file name) that, once their scripted exits are used up,
+    /// run until they are signalled.
+    held: BTreeSet<String>,
+    /// Processes that were signalled.
+    killed: BTreeSet<i32>,
+    /// Programs (by file name) that cannot be started.
+    unstartable: BTreeSet<String>,
 }
 
 /// The fake system.
@@ -135,6 +142,23 @@ impl FakeSys {
         self.lock().runtimes.insert(program.to_owned(), ms);
     }
 
+    /// Make a program (by file name) run until it is signalled, once its
+    /// scripted exit statuses are used up; [`Sys::wait`] blocks (in real
+    /// time) until then, and the status is death by that signal.
+    pub fn hold(&self, program: &str) {
+        self.lock().held.insert(program.to_owned());
+    }
+
+    /// Make starting a program (by file name) fail with ENOENT.
+    pub fn fail_spawn(&self, program: &str) {
+        self.lock().unstartable.insert(program.to_owned());
+    }
+
+    /// The command process `pid` was started with.
+    pub fn command(&self, pid: i32) -> Option<Cmd> {
+        self.lock().spawned.get(&pid).cloned()
+    }
+
     /// Make mounts on `target` fail with EPERM.
     pub fn fail_mount(&self, target: &str) {
         self.lock().fail_mount.insert(PathBuf::from(target));
@@ -184,6 +208,16 @@ impl FakeSys {
     fn call(&self, text: String) {
         self.lock().calls.push(text);
     }
+}
+
+/// The file name of the program `pid` runs, or `pid<N>` for a process
+/// the fake did not spawn (a container's, from a pid file).
+fn program_of(s: &State, pid: i32) -> String {
+    s.spawned
+        .get(&pid)
+        .and_then(|c| c.program.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("pid{pid}"))
 }
 
 fn add_parents(s: &mut State, path: &Path) {
@@ -360,6 +394,10 @@ impl Sys for FakeSys {
     fn spawn(&self, cmd: &Cmd) -> io::Result<i32> {
         self.call(format!("spawn {cmd}"));
         let mut s = self.lock();
+        let file = cmd.program.file_name().map(|n| n.to_string_lossy());
+        if file.is_some_and(|f| s.unstartable.contains(f.as_ref())) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
         s.next_pid += 1;
         let pid = s.next_pid;
         s.spawned.insert(pid, cmd.clone());
@@ -385,29 +423,36 @@ impl Sys for FakeSys {
 
     fn wait(&self, pid: i32) -> io::Result<Exit> {
         let mut s = self.lock();
-        let program = s
-            .spawned
-            .get(&pid)
-            .and_then(|c| c.program.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("pid{pid}"));
-        let exit = s
-            .exits
-            .get_mut(&program)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or(Exit::Code(0));
+        let program = program_of(&s, pid);
+        let scripted = s.exits.get_mut(&program).and_then(VecDeque::pop_front);
+        let exit = match scripted {
+            Some(exit) => exit,
+            None if s.held.contains(&program) => {
+                while !s.killed.contains(&pid) {
+                    drop(s);
+                    std::thread::sleep(Duration::from_millis(1));
+                    s = self.lock();
+                }
+                Exit::Signal(15)
+            }
+            None => Exit::Code(0),
+        };
         let runtime = s.runtimes.get(&program).copied().unwrap_or(0);
         s.now += runtime;
         s.calls.push(format!("wait {program} -> {exit}"));
         Ok(exit)
     }
 
-    fn alive(&self, _pid: i32) -> bool {
-        false
+    fn alive(&self, pid: i32) -> bool {
+        let s = self.lock();
+        s.held.contains(&program_of(&s, pid)) && !s.killed.contains(&pid)
     }
 
     fn kill(&self, pid: i32, signal: i32) -> io::Result<()> {
         self.call(format!("kill {pid} {signal}"));
+        if pid > 0 {
+            self.lock().killed.insert(pid);
+        }
         Ok(())
     }
 

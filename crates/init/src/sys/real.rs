@@ -1,4 +1,5 @@
-//! The real system calls, through `nix` (no `unsafe` here).
+//! The real system calls, through `nix` (`unsafe` once: resetting a
+//! child's signal mask between fork and exec, see [`unblock_signals`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
@@ -136,16 +137,47 @@ impl RealSys {
         match output {
             Output::Inherit => Ok(Stdio::inherit()),
             Output::Null => Ok(Stdio::null()),
-            Output::Log { path, console, cap } => {
+            Output::Log { .. } => {
                 let (reader, writer) = io::pipe()?;
-                let log = CappedLog::open(path.clone(), *cap)?;
-                let console = console.clone();
-                std::thread::Builder::new()
-                    .name(format!("log-{name}"))
-                    .spawn(move || copy_log(reader, log, console.as_deref()))?;
+                self.log_thread(reader, output, name)?;
                 Ok(Stdio::from(writer))
             }
         }
+    }
+
+    /// Copy what `reader` gets into the log `output` names, on a thread.
+    fn log_thread(&self, reader: io::PipeReader, output: &Output, name: &str) -> io::Result<()> {
+        let Output::Log { path, console, cap } = output else {
+            return Ok(());
+        };
+        let log = CappedLog::open(path.clone(), *cap)?;
+        let console = console.clone();
+        std::thread::Builder::new()
+            .name(format!("log-{name}"))
+            .spawn(move || copy_log(reader, log, console.as_deref()))?;
+        Ok(())
+    }
+}
+
+/// Give the child an empty signal mask. PID 1 blocks the signals it waits
+/// for in every thread, and a child inherits the mask across `exec`:
+/// std's `Command` does not reset it, so without this a daemon would never
+/// see the SIGTERM that stops it (nor a container runtime its signals).
+#[allow(unsafe_code)]
+fn unblock_signals(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before `exec`, touches
+    // no memory of the parent's and makes one async-signal-safe system
+    // call (`sigprocmask`).
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(io::Error::from)
+        });
     }
 }
 
@@ -416,12 +448,27 @@ impl Sys for RealSys {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let child = Command::new(&cmd.program)
+        let (stdout, stderr) = match &cmd.stdout {
+            // One log for both: one pipe, so that one writer keeps the file
+            // (and its rotation) and the lines stay in the order written.
+            Output::Log { .. } if cmd.stdout == cmd.stderr => {
+                let (reader, writer) = io::pipe()?;
+                self.log_thread(reader, &cmd.stdout, &name)?;
+                (Stdio::from(writer.try_clone()?), Stdio::from(writer))
+            }
+            _ => (
+                self.stdio(&cmd.stdout, &name)?,
+                self.stdio(&cmd.stderr, &name)?,
+            ),
+        };
+        let mut command = Command::new(&cmd.program);
+        command
             .args(&cmd.args)
             .stdin(Stdio::null())
-            .stdout(self.stdio(&cmd.stdout, &name)?)
-            .stderr(self.stdio(&cmd.stderr, &name)?)
-            .spawn()?;
+            .stdout(stdout)
+            .stderr(stderr);
+        unblock_signals(&mut command);
+        let child = command.spawn()?;
         // The reaper collects the status; the Child handle is not waited on.
         let pid = child.id() as i32;
         drop(child);

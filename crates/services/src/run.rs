@@ -1,0 +1,129 @@
+//! The service manager's life: register with the multiplexer, serve until
+//! SIGTERM, then (containerd mode) stop the services, stop serving and
+//! remove the registrations.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_control::services::power_server::PowerServer;
+use slipway_control::services::services_server::ServicesServer;
+use slipway_control::{CONTAINERD_DESCRIPTORS, CONTAINERD_SERVICES, DESCRIPTORS};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::backend::Backend;
+use crate::cli::Args;
+use crate::init_backend::InitBackend;
+use crate::registration::Component;
+use crate::server::{Files, PowerApi, ServicesApi};
+
+/// The services this process serves.
+pub const SERVICES: &[&str] = &["slipway.services.v1.Power", "slipway.services.v1.Services"];
+
+/// How long the services it runs itself get to stop at its TERM: less than
+/// the init's grace for its daemons (5 s), after which it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(4);
+
+/// Serve until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), String> {
+    let backend = match &args.containerd {
+        None => Backend::Init(InitBackend::new(args.init_socket.clone())),
+        // The containerd backend (`crate::containerd`) connects here.
+        Some(socket) => {
+            return Err(format!(
+                "--containerd {}: this build has no containerd backend",
+                socket.display()
+            ));
+        }
+    };
+    let backend = Arc::new(backend);
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+
+    let listener = bind(&args.listen)?;
+    let dir = args.listen.parent().unwrap_or(Path::new("/"));
+    let mut registered = Vec::new();
+    let result = async {
+        let descriptors = dir.join("services.binpb");
+        registered.push(register(
+            &args,
+            Component {
+                name: "services",
+                socket: &args.listen,
+                services: SERVICES,
+                descriptors: Some((&descriptors, DESCRIPTORS)),
+            },
+        )?);
+        if let Some(socket) = &args.containerd {
+            // containerd serves no reflection: its descriptors describe it.
+            let descriptors = dir.join("containerd.binpb");
+            registered.push(register(
+                &args,
+                Component {
+                    name: "containerd",
+                    socket,
+                    services: CONTAINERD_SERVICES,
+                    descriptors: Some((&descriptors, CONTAINERD_DESCRIPTORS)),
+                },
+            )?);
+        }
+        let files = Files {
+            log_dir: args.log_dir.clone(),
+            timeline: args.timeline.clone(),
+        };
+        let (stopping, stopping_rx) = watch::channel(false);
+        let stopping_backend = Arc::clone(&backend);
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            // The services this process runs (containerd mode) first.
+            stopping_backend.stop_all(STOP_GRACE).await;
+            // Followed logs end, so that the graceful shutdown ends.
+            let _ = stopping.send(true);
+        };
+        tonic::transport::Server::builder()
+            .add_service(ServicesServer::new(ServicesApi::new(
+                Arc::clone(&backend),
+                files,
+                stopping_rx,
+            )))
+            .add_service(PowerServer::new(PowerApi::new(args.init_pid)))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+            .await
+            .map_err(|e| format!("serving {}: {e}", args.listen.display()))
+    }
+    .await;
+    for file in registered {
+        let _ = std::fs::remove_file(file);
+    }
+    let _ = std::fs::remove_file(&args.listen);
+    result
+}
+
+fn register(args: &Args, component: Component<'_>) -> Result<PathBuf, String> {
+    component.register(&args.components).map_err(|e| {
+        format!(
+            "registering {} in {}: {e}",
+            component.name,
+            args.components.display()
+        )
+    })
+}
+
+/// Bind the socket, replacing a stale one.
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))
+}
