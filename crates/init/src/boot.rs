@@ -294,12 +294,20 @@ fn run_phase(
                 // init serves its socket first, for the manager's events.
                 serve_control(sys, timeline, booted, Held::Elsewhere);
                 start_daemon(booted, "containerd", daemons::CONTAINERD, &[]);
-                start_daemon(
-                    booted,
-                    "services",
-                    daemons::SERVICES,
-                    &["--containerd", daemons::CONTAINERD_SOCKET],
-                );
+                // The shim runs the OCI runtime the init chose, as it would.
+                let mut args = vec![
+                    "--containerd".to_owned(),
+                    daemons::CONTAINERD_SOCKET.to_owned(),
+                ];
+                if let Some(rt) = &booted.runtime {
+                    args.push("--runtime".into());
+                    args.push(rt.program.to_string_lossy().into_owned());
+                    if rt.no_pivot {
+                        args.push("--no-pivot".into());
+                    }
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                start_daemon(booted, "services", daemons::SERVICES, &args);
                 return Ok(());
             }
             let held = if dirs.is_empty() {
@@ -650,7 +658,9 @@ mod tests {
         assert!(fake.calls_starting("spawn /usr/bin/crun").is_empty());
         assert_eq!(
             fake.calls_starting("spawn /usr/bin/slipway-services"),
-            ["spawn /usr/bin/slipway-services --containerd /run/containerd/containerd.sock"]
+            [
+                "spawn /usr/bin/slipway-services --containerd /run/containerd/containerd.sock --runtime /usr/bin/crun"
+            ]
         );
         // Stopped in reverse order: the manager, containerd, the mux.
         let names: Vec<String> = booted.daemons.list().into_iter().map(|d| d.name).collect();

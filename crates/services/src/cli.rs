@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use slipway_contract::timeline::{CONTROL_SOCKET, TIMELINE_JSON};
 
 /// Usage.
-pub const USAGE: &str = "usage: slipway-services [--containerd SOCKET] [--init-socket PATH] \
-[--listen PATH] [--components DIR] [--log-dir DIR] [--timeline PATH] [--init-pid PID]
+pub const USAGE: &str = "usage: slipway-services [--containerd SOCKET [--runtime PROGRAM] [--no-pivot]] \
+[--init-socket PATH] [--listen PATH] [--components DIR] [--log-dir DIR] [--timeline PATH] [--init-pid PID]
        slipway-services [--listen PATH] service list|start|stop|restart NAME";
 
 /// The default `--listen`.
@@ -35,6 +35,12 @@ pub struct Args {
     /// containerd's socket: run the services in containerd. Without it the
     /// init runs them.
     pub containerd: Option<PathBuf>,
+    /// The OCI runtime the containerd shim runs (the init's choice); by
+    /// default the one the init would choose.
+    pub runtime: Option<PathBuf>,
+    /// The shim's runtime must not pivot_root (the init stayed on the
+    /// initramfs).
+    pub no_pivot: bool,
     /// The init's control socket.
     pub init_socket: PathBuf,
     /// The socket to serve gRPC on; the descriptor sets are written beside it.
@@ -53,6 +59,8 @@ impl Default for Args {
     fn default() -> Args {
         Args {
             containerd: None,
+            runtime: None,
+            no_pivot: false,
             init_socket: CONTROL_SOCKET.into(),
             listen: DEFAULT_LISTEN.into(),
             components: DEFAULT_COMPONENTS.into(),
@@ -73,6 +81,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         };
         match arg.as_str() {
             "--containerd" => out.containerd = Some(value()?.into()),
+            "--runtime" => out.runtime = Some(value()?.into()),
+            "--no-pivot" => out.no_pivot = true,
             "--init-socket" => out.init_socket = value()?.into(),
             "--listen" => out.listen = value()?.into(),
             "--components" => out.components = value()?.into(),
@@ -113,6 +123,9 @@ mod tests {
         let Command::Serve(a) = parse_all(&[
             "--containerd",
             "/c.sock",
+            "--runtime",
+            "/usr/bin/runc",
+            "--no-pivot",
             "--listen",
             "/l.sock",
             "--init-pid",
@@ -122,6 +135,8 @@ mod tests {
             panic!()
         };
         assert_eq!(a.containerd, Some("/c.sock".into()));
+        assert_eq!(a.runtime, Some("/usr/bin/runc".into()));
+        assert!(a.no_pivot);
         assert_eq!((a.listen, a.init_pid), ("/l.sock".into(), 7));
         assert_eq!(a.timeline, PathBuf::from("/run/slipway/timeline.json"));
         assert_eq!(

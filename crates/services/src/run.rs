@@ -6,17 +6,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use slipway_contract::bundle::SERVICES_DIR;
+use slipway_contract::errors::chain;
+use slipway_contract::timeline::Event;
+use slipway_init::bundle;
+use slipway_init::sys::Sys;
+use slipway_init::sys::real::RealSys;
+
 use slipway_control::services::power_server::PowerServer;
 use slipway_control::services::services_server::ServicesServer;
 use slipway_control::{CONTAINERD_DESCRIPTORS, CONTAINERD_SERVICES, DESCRIPTORS};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::backend::Backend;
 use crate::cli::Args;
+use crate::containerd::{Containerd, EventSink, Options};
 use crate::init_backend::InitBackend;
+use crate::init_client;
 use crate::registration::Component;
 use crate::server::{Files, PowerApi, ServicesApi};
 
@@ -31,12 +40,19 @@ pub const STOP_GRACE: Duration = Duration::from_secs(4);
 pub async fn run(args: Args) -> Result<(), String> {
     let backend = match &args.containerd {
         None => Backend::Init(InitBackend::new(args.init_socket.clone())),
-        // The containerd backend (`crate::containerd`) connects here.
         Some(socket) => {
-            return Err(format!(
-                "--containerd {}: this build has no containerd backend",
-                socket.display()
-            ));
+            // The init's system layer, for the backend's mounts, links and
+            // readiness probes (it reaps every child of this process).
+            let sys: Arc<dyn Sys> =
+                Arc::new(RealSys::start().map_err(|e| format!("starting the reaper: {e}"))?);
+            let containerd = connect_containerd(&args, socket, Arc::clone(&sys)).await?;
+            // Started while the manager serves, so that they can be watched.
+            let starting = containerd.clone();
+            tokio::spawn(async move {
+                let dirs = bundle::list(sys.as_ref(), &Path::new("/").join(SERVICES_DIR));
+                starting.start_all(&dirs).await;
+            });
+            Backend::Containerd(containerd)
         }
     };
     let backend = Arc::new(backend);
@@ -103,6 +119,42 @@ pub async fn run(args: Args) -> Result<(), String> {
     }
     let _ = std::fs::remove_file(&args.listen);
     result
+}
+
+/// Connect to containerd on `socket`, with the shim running the init's OCI
+/// runtime and every timeline event sent to the init, in order.
+async fn connect_containerd(
+    args: &Args,
+    socket: &Path,
+    sys: Arc<dyn Sys>,
+) -> Result<Containerd, String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Event, Option<String>, Option<String>)>();
+    let init_socket = args.init_socket.clone();
+    tokio::spawn(async move {
+        while let Some((event, name, detail)) = rx.recv().await {
+            if let Err(e) =
+                init_client::record_event(&init_socket, event, name.as_deref(), detail.as_deref())
+                    .await
+            {
+                eprintln!(
+                    "slipway-services: timeline event {}: {}",
+                    event.as_str(),
+                    chain(&e)
+                );
+            }
+        }
+    });
+    let events: EventSink = Arc::new(move |event, name, detail| {
+        let _ = tx.send((event, name.map(str::to_owned), detail.map(str::to_owned)));
+    });
+    let mut options = Options::new(socket.to_owned(), sys, events, None, args.no_pivot);
+    if let Some(runtime) = &args.runtime {
+        options.shim.binary = runtime.to_string_lossy().into_owned();
+    }
+    options.log_dir.clone_from(&args.log_dir);
+    Containerd::connect(options)
+        .await
+        .map_err(|e| format!("containerd on {}: {}", socket.display(), chain(&e)))
 }
 
 fn register(args: &Args, component: Component<'_>) -> Result<PathBuf, String> {
