@@ -68,7 +68,10 @@ fn until<T>(guest: &Guest, what: &str, timeout: Duration, mut f: impl FnMut() ->
             return v;
         }
         if Instant::now() > deadline {
-            panic!("{what}: not within {timeout:?}. Console:\n{}", guest.console());
+            panic!(
+                "{what}: not within {timeout:?}. Console:\n{}",
+                guest.console()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -155,17 +158,25 @@ fn services_in_containerd_managed_from_the_host() {
     guest.wait_for("services-started", BOOT_DEADLINE);
 
     // Every service is a containerd task, as `ps` and containerd's API say.
-    let ticker = until(&guest, "ticker running in containerd", Duration::from_secs(60), || {
-        let s = ctl.service("ticker");
-        (pid(&s) > 0).then_some(s)
-    });
+    let ticker = until(
+        &guest,
+        "ticker running in containerd",
+        Duration::from_secs(60),
+        || {
+            let s = ctl.service("ticker");
+            (pid(&s) > 0).then_some(s)
+        },
+    );
     for s in ctl.ps() {
         assert_eq!(s["runtime"], "containerd", "{s}");
     }
     let containers: Value = serde_json::from_str(&ctl.ok(&["containers", "--json"])).unwrap();
     let listed = containers.to_string();
     for name in ["ticker", "machine-info", "killer"] {
-        assert!(listed.contains(&format!("\"{name}\"")), "{name} not in {listed}");
+        assert!(
+            listed.contains(&format!("\"{name}\"")),
+            "{name} not in {listed}"
+        );
     }
     let task = containers
         .as_array()
@@ -180,34 +191,64 @@ fn services_in_containerd_managed_from_the_host() {
     assert!(listing.contains("RUNNING"), "{listing}");
 
     // A crashing service is restarted under containerd.
-    until(&guest, "crasher restarted", Duration::from_secs(120), || {
-        (ctl.service("crasher")["restarts"].as_u64().unwrap_or_default() >= 1).then_some(())
-    });
+    until(
+        &guest,
+        "crasher restarted",
+        Duration::from_secs(120),
+        || {
+            (ctl.service("crasher")["restarts"]
+                .as_u64()
+                .unwrap_or_default()
+                >= 1)
+                .then_some(())
+        },
+    );
 
     // Logs followed through the multiplexer, across a restart.
     let follow = Follow::start(&ctl, "ticker");
     follow.next("tick", Duration::from_secs(30));
     let restarted = ctl.ok(&["restart", "ticker"]);
-    assert!(restarted.is_empty() || !restarted.contains("error"), "{restarted}");
-    let after = until(&guest, "ticker back with a new pid", Duration::from_secs(60), || {
-        let s = ctl.service("ticker");
-        (pid(&s) > 0 && pid(&s) != pid(&ticker)).then_some(s)
-    });
-    assert_eq!(after["restarts"], ticker["restarts"], "a requested restart is not counted");
+    assert!(
+        restarted.is_empty() || !restarted.contains("error"),
+        "{restarted}"
+    );
+    let after = until(
+        &guest,
+        "ticker back with a new pid",
+        Duration::from_secs(60),
+        || {
+            let s = ctl.service("ticker");
+            (pid(&s) > 0 && pid(&s) != pid(&ticker)).then_some(s)
+        },
+    );
+    assert_eq!(
+        after["restarts"], ticker["restarts"],
+        "a requested restart is not counted"
+    );
     follow.next("tick 1", Duration::from_secs(60));
 
     // The third-party component answers through the multiplexer.
     let info: Value =
         serde_json::from_str(ctl.ok(&["call", "slipway.machine.v1.Info/Get"]).trim()).unwrap();
-    assert!(info["kernelRelease"].as_str().is_some_and(|r| !r.is_empty()), "{info}");
+    assert!(
+        info["kernelRelease"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{info}"
+    );
 
     // Killed (SIGKILL: its registration stays): UNAVAILABLE naming it; the
     // open logs stream goes on; back once started again.
     ctl.ok(&["restart", "killer"]);
-    let unavailable = until(&guest, "machine-info unavailable", Duration::from_secs(60), || {
-        let said = ctl.run(&["call", "slipway.machine.v1.Info/Get"]);
-        (said.code == 1 && said.stderr.contains("UNAVAILABLE")).then_some(said.stderr)
-    });
+    let unavailable = until(
+        &guest,
+        "machine-info unavailable",
+        Duration::from_secs(60),
+        || {
+            let said = ctl.run(&["call", "slipway.machine.v1.Info/Get"]);
+            (said.code == 1 && said.stderr.contains("UNAVAILABLE")).then_some(said.stderr)
+        },
+    );
     assert!(unavailable.contains("\"machine-info\""), "{unavailable}");
     follow.next("tick", Duration::from_secs(30));
     ctl.ok(&["start", "machine-info"]);
@@ -218,14 +259,19 @@ fn services_in_containerd_managed_from_the_host() {
     drop(follow);
 
     // A client that knows nothing of slipway lists every service.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mux/tests/python/generic_client.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mux/tests/python/generic_client.py");
     let output = std::process::Command::new(python())
         .arg(script)
         .arg(ctl.state.join("control.sock"))
         .arg("--list")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
     let services: Vec<&str> = listed["services"]
         .as_array()
@@ -252,6 +298,9 @@ fn services_in_containerd_managed_from_the_host() {
     // Powered off from the host: the init stops the tasks and goes down.
     ctl.ok(&["poweroff"]);
     let (status, console) = guest.wait(BOOT_DEADLINE);
-    assert!(status.success(), "slipway run: {status}. Console:\n{console}");
+    assert!(
+        status.success(),
+        "slipway run: {status}. Console:\n{console}"
+    );
     assert!(console.contains("reboot: Power down"), "{console}");
 }
