@@ -23,7 +23,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::backend::Backend;
 use crate::cli::Args;
-use crate::containerd::{Containerd, EventSink, Options};
+use crate::containerd::{Containerd, EventSink, Options, device_console};
 use crate::init_backend::InitBackend;
 use crate::init_client;
 use crate::registration::Component;
@@ -152,6 +152,7 @@ async fn connect_containerd(
         options.shim.binary = runtime.to_string_lossy().into_owned();
     }
     options.log_dir.clone_from(&args.log_dir);
+    options.console = device_console(Path::new("/dev/console"));
     Containerd::connect(options)
         .await
         .map_err(|e| format!("containerd on {}: {}", socket.display(), chain(&e)))

@@ -153,11 +153,47 @@ pub fn stdout_console() -> Console {
     })
 }
 
+/// A console device (`/dev/console`), opened once, one whole line at a
+/// time: the service manager's own stdout is its log file, not the console.
+/// Falls back to stdout when the device cannot be opened.
+pub fn device_console(path: &Path) -> Console {
+    let device = OpenOptions::new()
+        .append(true)
+        // Not the controlling terminal of this process.
+        .custom_flags(nix::fcntl::OFlag::O_NOCTTY.bits())
+        .open(path);
+    match device {
+        Ok(file) => {
+            let file = std::sync::Mutex::new(file);
+            Arc::new(move |line: &str| {
+                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                // The console is all there is: a failed write has nowhere to go.
+                let _ = file.write_all(format!("{line}\n").as_bytes());
+            })
+        }
+        Err(_) => stdout_console(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::time::Duration;
+
+    #[test]
+    fn device_console_appends_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("console");
+        fs::write(&device, "boot\n").unwrap();
+        let console = device_console(&device);
+        console("web: one");
+        console("web: two");
+        assert_eq!(
+            fs::read_to_string(&device).unwrap(),
+            "boot\nweb: one\nweb: two\n"
+        );
+    }
 
     #[test]
     fn capped_log_rotates_once_full() {

@@ -36,7 +36,7 @@ use slipway_init::services::{Status, after_satisfied};
 use slipway_init::sys::Sys;
 
 use crate::ServiceError;
-pub use logs::{Console, stdout_console};
+pub use logs::{Console, device_console, stdout_console};
 pub use spec::ShimOptions;
 use supervise::{Inner, Refusal, Svc, dep_states};
 
