@@ -153,7 +153,9 @@ fn services_in_containerd_managed_from_the_host() {
     let refs: Vec<&Path> = configs.iter().map(PathBuf::as_path).collect();
     let out = packages.root.path().join("out");
     let prefix = build(slipway(), &packages.cache, &refs, &out, "ctd");
-    let mut guest = Guest::start(slipway(), &prefix, &[]);
+    // containerd's package twice (init and the ctr service) unpacks to more
+    // than 512 MiB leaves room for.
+    let mut guest = Guest::start(slipway(), &prefix, &["--mem".into(), "1024".into()]);
     let ctl = Ctl::new(&out.join("ctd-state"));
     guest.wait_for("services-started", BOOT_DEADLINE);
 

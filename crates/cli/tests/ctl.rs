@@ -157,7 +157,10 @@ fn components_and_containers() {
 fn logs_tail_and_follow() {
     let m = FakeMachine::start(Bridge::Thread);
     let ctl = m.ctl();
-    assert_eq!(ctl.ok(&["logs", "web"]), "web: one\nweb: two\nweb: three\n");
+    let all = ctl.run(&["logs", "web"]);
+    assert_eq!(all.code, 0, "{all:?}");
+    assert_eq!(all.stdout, "web: one\nweb: two\nweb: three\n");
+    assert_eq!(all.stderr, "web: on stderr\n", "standard error's chunks");
     assert_eq!(
         ctl.ok(&["logs", "--tail", "2", "web"]),
         "web: two\nweb: three\n"

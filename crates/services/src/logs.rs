@@ -1,7 +1,8 @@
-//! Logs: a service's (or daemon's) `<log dir>/<name>.log`: its last lines,
-//! then, when following, what is appended, across the file's rotation
-//! (the init renames it to `<name>.log.0` at its cap and starts a new one),
-//! truncation, and its absence.
+//! Logs: a service's `<log dir>/<name>.out.log` (standard output) and
+//! `<name>.log` (standard error; a daemon's one log): the last lines of
+//! each, then, when following, what is appended to either, across a file's
+//! rotation (the init renames it to `<file>.0` at its cap and starts a new
+//! one), truncation, and its absence.
 
 use std::fs::File;
 use std::io;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slipway_control::services::LogChunk;
+use slipway_control::services::log_chunk::Stream;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -24,8 +26,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// What the stream of one Logs call yields.
 pub type LogStream = ReceiverStream<Result<LogChunk, Status>>;
 
-/// The log file of `name` in `dir`; names are single path components.
-pub fn log_path(dir: &Path, name: &str) -> Result<PathBuf, Status> {
+/// The log files of `name` in `dir`, standard output's first; names are
+/// single path components.
+pub fn log_paths(dir: &Path, name: &str) -> Result<[(PathBuf, Stream); 2], Status> {
     let plain = !name.is_empty()
         && name != "."
         && name != ".."
@@ -36,16 +39,19 @@ pub fn log_path(dir: &Path, name: &str) -> Result<PathBuf, Status> {
             "bad service name {name:?}"
         )));
     }
-    Ok(dir.join(format!("{name}.log")))
+    Ok([
+        (dir.join(format!("{name}.out.log")), Stream::Stdout),
+        (dir.join(format!("{name}.log")), Stream::Stderr),
+    ])
 }
 
-/// Stream `path`: its last `tail` lines (all when 0), then with `follow`
-/// whatever is appended, until the receiver is dropped (the call is
-/// cancelled) or `stopping` turns true (the manager is stopping: the
-/// call ends, so that the server's graceful shutdown does not wait for
-/// it).
+/// Stream `files`: the last `tail` lines (all when 0) of each, in order,
+/// then with `follow` whatever is appended to any of them, until the
+/// receiver is dropped (the call is cancelled) or `stopping` turns true
+/// (the manager is stopping: the call ends, so that the server's graceful
+/// shutdown does not wait for it).
 pub fn stream(
-    path: PathBuf,
+    files: [(PathBuf, Stream); 2],
     tail: u32,
     follow: bool,
     mut stopping: watch::Receiver<bool>,
@@ -53,10 +59,10 @@ pub fn stream(
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let result = tokio::select! {
-            r = run(&path, tail, follow, &tx) => r,
+            r = run(&files, tail, follow, &tx) => r,
             _ = stopping.wait_for(|s| *s) => Ok(()),
         };
-        if let Err(Failed::Io(e)) = result {
+        if let Err(Failed::Io(path, e)) = result {
             let _ = tx
                 .send(Err(Status::internal(format!("{}: {e}", path.display()))))
                 .await;
@@ -68,19 +74,19 @@ pub fn stream(
 enum Failed {
     /// The receiver went away: the call ended.
     Gone,
-    Io(io::Error),
+    Io(PathBuf, io::Error),
 }
 
-impl From<io::Error> for Failed {
-    fn from(e: io::Error) -> Failed {
-        Failed::Io(e)
-    }
+/// An I/O error on `path`.
+fn on(path: &Path) -> impl Fn(io::Error) -> Failed + '_ {
+    move |e| Failed::Io(path.to_owned(), e)
 }
 
 type Sender = mpsc::Sender<Result<LogChunk, Status>>;
 
 /// The file being read, and how far.
 struct Reading {
+    stream: Stream,
     file: File,
     dev: u64,
     ino: u64,
@@ -88,11 +94,12 @@ struct Reading {
 }
 
 impl Reading {
-    fn open(path: &Path) -> io::Result<Option<Reading>> {
+    fn open(path: &Path, stream: Stream) -> io::Result<Option<Reading>> {
         match File::open(path) {
             Ok(file) => {
                 let meta = file.metadata()?;
                 Ok(Some(Reading {
+                    stream,
                     file,
                     dev: meta.dev(),
                     ino: meta.ino(),
@@ -107,36 +114,73 @@ impl Reading {
     /// Send everything from the offset to the file's current end. (The
     /// reads are synchronous: the logs are on tmpfs, and each read is one
     /// chunk.)
-    async fn send_rest(&mut self, tx: &Sender) -> Result<(), Failed> {
+    async fn send_rest(&mut self, path: &Path, tx: &Sender) -> Result<(), Failed> {
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = self.file.read_at(&mut buf, self.offset)?;
+            let n = self.file.read_at(&mut buf, self.offset).map_err(on(path))?;
             if n == 0 {
                 return Ok(());
             }
             self.offset += n as u64;
             let chunk = LogChunk {
                 data: buf[..n].to_vec(),
+                stream: self.stream.into(),
             };
             tx.send(Ok(chunk)).await.map_err(|_| Failed::Gone)?;
         }
     }
 }
 
-async fn run(path: &Path, tail: u32, follow: bool, tx: &Sender) -> Result<(), Failed> {
-    let mut reading = Reading::open(path)?;
-    if let Some(r) = &mut reading {
-        let len = r.file.metadata()?.len();
-        r.offset = if tail == 0 {
-            0
-        } else {
-            tail_offset(&r.file, len, tail)?
-        };
-        r.send_rest(tx).await?;
+async fn run(
+    files: &[(PathBuf, Stream); 2],
+    tail: u32,
+    follow: bool,
+    tx: &Sender,
+) -> Result<(), Failed> {
+    let mut readings = Vec::with_capacity(files.len());
+    for (path, stream) in files {
+        readings.push(last_lines(path, *stream, tail, tx).await?);
     }
     if !follow {
         return Ok(());
     }
+    let [(out, out_stream), (err, err_stream)] = files;
+    let mut readings = readings.into_iter();
+    let (out_reading, err_reading) = (readings.next().flatten(), readings.next().flatten());
+    tokio::try_join!(
+        follow_file(out, *out_stream, out_reading, tx),
+        follow_file(err, *err_stream, err_reading, tx),
+    )?;
+    Ok(())
+}
+
+/// Send the last `tail` lines of `path` (all when 0), if it exists.
+async fn last_lines(
+    path: &Path,
+    stream: Stream,
+    tail: u32,
+    tx: &Sender,
+) -> Result<Option<Reading>, Failed> {
+    let mut reading = Reading::open(path, stream).map_err(on(path))?;
+    if let Some(r) = &mut reading {
+        let len = r.file.metadata().map_err(on(path))?.len();
+        r.offset = if tail == 0 {
+            0
+        } else {
+            tail_offset(&r.file, len, tail).map_err(on(path))?
+        };
+        r.send_rest(path, tx).await?;
+    }
+    Ok(reading)
+}
+
+/// Send what is appended to `path` from `reading` on, until the call ends.
+async fn follow_file(
+    path: &Path,
+    stream: Stream,
+    mut reading: Option<Reading>,
+    tx: &Sender,
+) -> Result<(), Failed> {
     loop {
         tokio::select! {
             () = tx.closed() => return Err(Failed::Gone),
@@ -145,24 +189,24 @@ async fn run(path: &Path, tail: u32, follow: bool, tx: &Sender) -> Result<(), Fa
         if let Some(r) = &mut reading {
             // What was appended, to this file (even if it was renamed
             // away by now: its last lines come before the new file's).
-            if r.file.metadata()?.len() < r.offset {
+            if r.file.metadata().map_err(on(path))?.len() < r.offset {
                 r.offset = 0; // truncated
             }
-            r.send_rest(tx).await?;
+            r.send_rest(path, tx).await?;
         }
         let now = match std::fs::metadata(path) {
             Ok(meta) => Some((meta.dev(), meta.ino())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(on(path)(e)),
         };
         let same = reading
             .as_ref()
             .is_some_and(|r| now == Some((r.dev, r.ino)));
         if now.is_some() && !same {
             // Created or recreated: read it from its start.
-            reading = Reading::open(path)?;
+            reading = Reading::open(path, stream).map_err(on(path))?;
             if let Some(r) = &mut reading {
-                r.send_rest(tx).await?;
+                r.send_rest(path, tx).await?;
             }
         }
     }
@@ -226,10 +270,16 @@ mod tests {
     #[test]
     fn names() {
         let dir = Path::new("/var/log");
-        assert_eq!(log_path(dir, "web").unwrap(), Path::new("/var/log/web.log"));
+        assert_eq!(
+            log_paths(dir, "web").unwrap(),
+            [
+                (PathBuf::from("/var/log/web.out.log"), Stream::Stdout),
+                (PathBuf::from("/var/log/web.log"), Stream::Stderr)
+            ]
+        );
         for bad in ["", "..", "a/b", "."] {
             assert_eq!(
-                log_path(dir, bad).unwrap_err().code(),
+                log_paths(dir, bad).unwrap_err().code(),
                 tonic::Code::InvalidArgument
             );
         }

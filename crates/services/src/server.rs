@@ -85,9 +85,9 @@ impl Services for ServicesApi {
 
     async fn logs(&self, r: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
         let r = r.get_ref();
-        let path = logs::log_path(&self.files.log_dir, &r.name)?;
+        let files = logs::log_paths(&self.files.log_dir, &r.name)?;
         Ok(Response::new(logs::stream(
-            path,
+            files,
             r.tail,
             r.follow,
             self.stopping.clone(),

@@ -107,13 +107,17 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// `slipway run qemu --accel tcg --mem 512 ARGS... PREFIX`, with
+    /// `slipway run qemu --accel tcg --mem 512 ARGS... PREFIX` (`--mem` in
+    /// ARGS replaces the 512), with
     /// [`TCG_APPEND`] on the kernel command line and a hard `--timeout`
     /// of 600 s as the last line of defence.
     pub fn start(slipway: &Path, prefix: &Path, args: &[String]) -> Guest {
         need("qemu-system-x86_64");
         let mut cmd = Command::new(slipway);
-        cmd.args(["run", "qemu", "--accel", "tcg", "--mem", "512"]);
+        cmd.args(["run", "qemu", "--accel", "tcg"]);
+        if !args.iter().any(|a| a == "--mem") {
+            cmd.args(["--mem", "512"]);
+        }
         cmd.args(["--timeout", "600"]);
         for a in TCG_APPEND {
             cmd.arg("--append").arg(a);

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use slipway_control::services::log_chunk::Stream as LogStream;
 use slipway_control::services::power_server::{Power, PowerServer};
 use slipway_control::services::services_server::{Services, ServicesServer};
 use slipway_control::services::{
@@ -186,7 +187,20 @@ impl Services for Component {
         let first = lines[skip..].concat();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
-            if tx.send(Ok(chunk(first))).await.is_err() || !req.follow {
+            if tx.send(Ok(chunk(first))).await.is_err() {
+                return;
+            }
+            // The whole log has a line on standard error too.
+            if req.tail == 0 {
+                let err = LogChunk {
+                    data: b"web: on stderr\n".to_vec(),
+                    stream: LogStream::Stderr.into(),
+                };
+                if tx.send(Ok(err)).await.is_err() {
+                    return;
+                }
+            }
+            if !req.follow {
                 return;
             }
             if *ended.borrow_and_update() {
@@ -229,6 +243,7 @@ impl Services for Component {
 fn chunk(text: String) -> LogChunk {
     LogChunk {
         data: text.into_bytes(),
+        stream: LogStream::Stdout.into(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use serde_json::{Value, json};
 use slipway_contract::timeline::Entry;
+use slipway_control::services::log_chunk::Stream;
 use slipway_control::services::power_client::PowerClient;
 use slipway_control::services::services_client::ServicesClient;
 use slipway_control::services::{
@@ -109,8 +110,8 @@ pub async fn stop(channel: Channel, name: &str, grace: u32, restart: bool) -> an
     show(&answer.map_err(GrpcError)?.into_inner(), false)
 }
 
-/// Copy the log to standard output as it comes, until the stream ends (or
-/// Ctrl-C ends us).
+/// Copy the log as it comes, the service's standard error to ours and the
+/// rest to standard output, until the stream ends (or Ctrl-C ends us).
 pub async fn logs(channel: Channel, name: &str, follow: bool, tail: u32) -> anyhow::Result<()> {
     let mut stream = ServicesClient::new(channel)
         .logs(LogsRequest {
@@ -122,9 +123,15 @@ pub async fn logs(channel: Channel, name: &str, follow: bool, tail: u32) -> anyh
         .map_err(GrpcError)?
         .into_inner();
     while let Some(chunk) = stream.message().await.map_err(GrpcError)? {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&chunk.data)?;
-        out.flush()?;
+        if chunk.stream() == Stream::Stderr {
+            let mut err = std::io::stderr().lock();
+            err.write_all(&chunk.data)?;
+            err.flush()?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&chunk.data)?;
+            out.flush()?;
+        }
     }
     Ok(())
 }
