@@ -158,10 +158,31 @@ fn services_in_containerd_managed_from_the_host() {
     let mut guest = Guest::start(slipway(), &prefix, &["--mem".into(), "1024".into()]);
     let ctl = Ctl::new(&out.join("ctd-state"));
     guest.wait_for("services-started", BOOT_DEADLINE);
+    // A failed check shows the guest's console and its services.
+    let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        checks(&mut guest, &ctl);
+    }));
+    if let Err(failure) = checks {
+        eprintln!("console:\n{}", guest.console());
+        eprintln!("ps:\n{:?}", ctl.run(&["ps"]));
+        std::panic::resume_unwind(failure);
+    }
 
+    // Powered off from the host: the init stops the tasks and goes down.
+    ctl.ok(&["poweroff"]);
+    let (status, console) = guest.wait(BOOT_DEADLINE);
+    assert!(
+        status.success(),
+        "slipway run: {status}. Console:\n{console}"
+    );
+    assert!(console.contains("reboot: Power down"), "{console}");
+}
+
+/// What the machine must show, from the host and from the guest.
+fn checks(guest: &mut Guest, ctl: &Ctl) {
     // Every service is a containerd task, as `ps` and containerd's API say.
     let ticker = until(
-        &guest,
+        guest,
         "ticker running in containerd",
         Duration::from_secs(60),
         || {
@@ -193,21 +214,16 @@ fn services_in_containerd_managed_from_the_host() {
     assert!(listing.contains("RUNNING"), "{listing}");
 
     // A crashing service is restarted under containerd.
-    until(
-        &guest,
-        "crasher restarted",
-        Duration::from_secs(120),
-        || {
-            (ctl.service("crasher")["restarts"]
-                .as_u64()
-                .unwrap_or_default()
-                >= 1)
-                .then_some(())
-        },
-    );
+    until(guest, "crasher restarted", Duration::from_secs(120), || {
+        (ctl.service("crasher")["restarts"]
+            .as_u64()
+            .unwrap_or_default()
+            >= 1)
+            .then_some(())
+    });
 
     // Logs followed through the multiplexer, across a restart.
-    let follow = Follow::start(&ctl, "ticker");
+    let follow = Follow::start(ctl, "ticker");
     follow.next("tick", Duration::from_secs(30));
     let restarted = ctl.ok(&["restart", "ticker"]);
     assert!(
@@ -215,7 +231,7 @@ fn services_in_containerd_managed_from_the_host() {
         "{restarted}"
     );
     let after = until(
-        &guest,
+        guest,
         "ticker back with a new pid",
         Duration::from_secs(60),
         || {
@@ -243,7 +259,7 @@ fn services_in_containerd_managed_from_the_host() {
     // open logs stream goes on; back once started again.
     ctl.ok(&["restart", "killer"]);
     let unavailable = until(
-        &guest,
+        guest,
         "machine-info unavailable",
         Duration::from_secs(60),
         || {
@@ -253,8 +269,13 @@ fn services_in_containerd_managed_from_the_host() {
     );
     assert!(unavailable.contains("\"machine-info\""), "{unavailable}");
     follow.next("tick", Duration::from_secs(30));
+    let killer = ctl.ok(&["logs", "killer"]);
+    assert!(killer.contains("killed "), "killer: {killer}");
+    until(guest, "machine-info ended", Duration::from_secs(60), || {
+        (ctl.service("machine-info")["state"] == "EXITED").then_some(())
+    });
     ctl.ok(&["start", "machine-info"]);
-    until(&guest, "machine-info back", Duration::from_secs(60), || {
+    until(guest, "machine-info back", Duration::from_secs(60), || {
         (ctl.run(&["call", "slipway.machine.v1.Info/Get"]).code == 0).then_some(())
     });
     follow.next("tick", Duration::from_secs(30));
@@ -296,13 +317,4 @@ fn services_in_containerd_managed_from_the_host() {
             .contains("containerd.services.tasks.v1.Tasks.List"),
         "{listed}"
     );
-
-    // Powered off from the host: the init stops the tasks and goes down.
-    ctl.ok(&["poweroff"]);
-    let (status, console) = guest.wait(BOOT_DEADLINE);
-    assert!(
-        status.success(),
-        "slipway run: {status}. Console:\n{console}"
-    );
-    assert!(console.contains("reboot: Power down"), "{console}");
 }
