@@ -132,6 +132,9 @@ impl Mux {
             tokio::spawn(async move {
                 let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
                 let _ = stream.set_nodelay(true);
+                // A client that vanishes without closing (a network gone)
+                // would otherwise hold its connection and calls forever.
+                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&limits::tcp_keepalive());
                 let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {

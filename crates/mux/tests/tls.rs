@@ -322,6 +322,22 @@ async fn clients_need_a_certificate_from_the_ca() {
     assert_eq!(n, 0);
     mux.wait_for("refused: no handshake within 10s");
     echo_works(&mut client, "at the end").await;
+
+    // The good client's connection has TCP keepalive: the kernel's
+    // keepalive timer (`tr` 2 in /proc/net/tcp) runs on the multiplexer's
+    // side of it while it is idle.
+    let keepalive = eventually("a keepalive timer on the TLS connection", || async {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let local = format!(":{port:04X}");
+        table
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .any(|f| f[1].ends_with(&local) && f[3] == "01" && f[5].starts_with("02:"))
+            .then_some(())
+    })
+    .await;
+    let () = keepalive;
     eprintln!("slipway-mux said: {:#?}", mux.said());
 }
 
