@@ -9,6 +9,7 @@
 
 mod control;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use control::Ctl;
 use control::fake::{Bridge, FakeMachine};
+use control::pki::Pki;
 use serde_json::Value;
 
 /// Wait for `what` to hold, up to 20 s.
@@ -280,6 +282,111 @@ fn call_through_reflection() {
         err.contains("UNIMPLEMENTED: unknown method /no.such.Service/Method: no component serves no.such.Service"),
         "{err}"
     );
+}
+
+/// `--address HOST:PORT --ca --cert --key` with the files of `pki`.
+fn over_tls(m: &FakeMachine, address: &str, pki: &Pki, client: &str, extra: &[&str]) -> Ctl {
+    let mut target: Vec<OsString> = vec![
+        "--address".into(),
+        address.into(),
+        "--ca".into(),
+        pki.path("ca.pem").into(),
+        "--cert".into(),
+        pki.path(&format!("{client}.pem")).into(),
+        "--key".into(),
+        pki.path(&format!("{client}.key")).into(),
+    ];
+    target.extend(extra.iter().map(OsString::from));
+    m.ctl().with_target(target)
+}
+
+#[test]
+fn by_address_over_mutual_tls() {
+    let m = FakeMachine::start(Bridge::None);
+    let pki = Pki::new(&m.dir.path().join("pki"));
+    let port = m.serve_tls(&pki.server());
+    // The certificate is checked against the host part: an IP address here.
+    let address = format!("127.0.0.1:{port}");
+    let ctl = over_tls(&m, &address, &pki, "client", &[]);
+
+    let table = ctl.ok(&["ps"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "NAME   STATE   PID  RESTARTS  RUNTIME  DETAIL",
+            "getty  READY   101  0         crun",
+            "sshd   EXITED  -    0         runc     exit status 1",
+            "web    READY   102  0         crun",
+        ],
+        "{table}"
+    );
+    // By name, as the certificate says it too.
+    let by_name = over_tls(&m, &format!("localhost:{port}"), &pki, "client", &[]);
+    assert_eq!(by_name.ok(&["ps"]), table);
+    assert!(ctl.ok(&["status", "sshd"]).contains("exit status 1"));
+    assert_eq!(ctl.ok(&["logs", "--tail", "1", "web"]), "web: three\n");
+    assert!(ctl.ok(&["components"]).contains("slipway-mux"));
+    assert!(ctl.ok(&["timeline", "--json"]).contains("service-ready"));
+    let listed = ctl.ok(&["call"]);
+    assert!(listed.contains("slipway.services.v1.Services"), "{listed}");
+    let status: Value = serde_json::from_str(&ctl.ok(&[
+        "call",
+        "slipway.services.v1.Services/Status",
+        r#"{"name": "web"}"#,
+    ]))
+    .unwrap();
+    assert_eq!(status["pid"], 102);
+    let restarted = ctl.ok(&["restart", "web"]);
+    assert!(restarted.contains("web"), "{restarted}");
+    assert_eq!(ctl.service("web")["restarts"], 1);
+
+    // A server name the certificate does not carry: refused by ctl.
+    let wrong = over_tls(
+        &m,
+        &address,
+        &pki,
+        "client",
+        &["--server-name", "other.example"],
+    );
+    let err = wrong.fails(&["ps"]);
+    assert!(
+        err.contains(&format!("the machine at {address} does not answer")),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid peer certificate: certificate not valid for name \"other.example\""),
+        "{err}"
+    );
+    // A client certificate from another CA: refused by the machine.
+    let stranger = over_tls(&m, &address, &pki, "stranger", &[]);
+    let err = stranger.fails(&["ps"]);
+    assert!(
+        err.contains(&format!(
+            "the machine at {address} does not answer: transport error: received fatal alert: UnknownCA"
+        )),
+        "{err}"
+    );
+    // Nothing listens there: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = over_tls(&m, &format!("127.0.0.1:{closed_port}"), &pki, "client", &[]).fails(&["ps"]);
+    assert!(err.contains("does not answer"), "{err}");
+
+    // Usage: the TLS files go with --address, and --address with all of them.
+    let usage = m
+        .ctl()
+        .with_target(vec!["--address".into(), address.clone().into()])
+        .run(&["ps"]);
+    assert_eq!(usage.code, 2, "{usage:?}");
+    let usage = m
+        .ctl()
+        .with_target(vec!["--ca".into(), pki.path("ca.pem").into()])
+        .run(&["ps"]);
+    assert_eq!(usage.code, 2, "{usage:?}");
+    let err = over_tls(&m, "127.0.0.1", &pki, "client", &[]).fails(&["ps"]);
+    assert!(err.contains("--address 127.0.0.1: not HOST:PORT"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! messages. Components are gRPC servers on unix sockets that register with
 //! a file in the components directory ([`Registration`]). The multiplexer
 //! itself serves aggregated reflection (v1 and v1alpha), health, and
-//! `slipway.mux.v1.Components`. See docs/control.md.
+//! `slipway.mux.v1.Components`. Besides its unix socket and the host's
+//! virtio-serial session, it can serve TCP with mutual TLS only
+//! ([`tls`], [`config`]). See docs/control.md.
 //!
 //! [`Bridge`] is the host's side: local gRPC clients on a unix socket,
 //! forwarded over one byte stream to the guest's multiplexer.
@@ -17,6 +19,7 @@ mod body;
 pub mod bridge;
 mod call;
 mod components;
+pub mod config;
 mod descriptors;
 mod fd;
 mod forward;
@@ -30,6 +33,7 @@ mod registry;
 mod server;
 pub mod session;
 mod status;
+pub mod tls;
 mod trim;
 pub mod virtio;
 mod watch;

@@ -40,3 +40,12 @@ pub fn client() -> h2::client::Builder {
         .enable_push(false);
     b
 }
+
+/// TCP keepalive of a TLS client's connection: probes after a minute of
+/// silence, every 10 s; a peer that answers none of 6 is gone (2 minutes).
+pub fn tcp_keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(6)
+}

@@ -10,7 +10,8 @@ use h2::RecvStream;
 use h2::server::SendResponse;
 use http::{Request, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::time::Instant;
 use tonic::Code;
 
 use crate::descriptors::DescriptorIndex;
@@ -80,17 +81,77 @@ impl Mux {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut conn =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, limits::server().handshake(io)).await {
-                Ok(conn) => conn?,
-                Err(_) => return Ok(()), // a silent client
-            };
+        self.serve_connection_by(io, Instant::now() + HANDSHAKE_TIMEOUT)
+            .await
+    }
+
+    /// Serves one HTTP/2 connection whose handshake must be done by `deadline`.
+    async fn serve_connection_by<IO>(&self, io: IO, deadline: Instant) -> Result<(), h2::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut conn = match tokio::time::timeout_at(deadline, limits::server().handshake(io)).await
+        {
+            Ok(conn) => conn?,
+            Err(_) => return Ok(()), // a silent client
+        };
         while let Some(stream) = conn.accept().await {
             let (req, respond) = stream?;
             let mux = self.clone();
             tokio::spawn(async move { mux.handle(req, respond).await });
         }
         Ok(())
+    }
+
+    /// Serves TLS clients connecting to `listener`, each on its own task:
+    /// the TLS handshake (with `config`: a client certificate required, see
+    /// [`crate::tls::server_config`]) and the HTTP/2 handshake together
+    /// within the handshake limit, then the same routing as
+    /// [`Mux::serve_unix`]. A client refused by the handshake is logged and
+    /// affects nobody else.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                // Out of descriptors, or a connection reset while queued:
+                // the listener itself is fine.
+                Err(e) if accept_error_is_transient(&e) => {
+                    eprintln!("slipway-mux: accepting a TCP client: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mux = self.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+                let _ = stream.set_nodelay(true);
+                // A client that vanishes without closing (a network gone)
+                // would otherwise hold its connection and calls forever.
+                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&limits::tcp_keepalive());
+                let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        return eprintln!("slipway-mux: TLS client {peer} refused: {e}");
+                    }
+                    Err(_) => {
+                        return eprintln!(
+                            "slipway-mux: TLS client {peer} refused: no handshake within {}s",
+                            HANDSHAKE_TIMEOUT.as_secs()
+                        );
+                    }
+                };
+                if let Err(e) = mux.serve_connection_by(tls, deadline).await {
+                    eprintln!("slipway-mux: TLS client {peer}: {e}");
+                }
+            });
+        }
     }
 
     /// Serves one host session on a byte stream that may carry bytes of
@@ -166,4 +227,20 @@ async fn to_component(
             &format!("component \"{name}\" closed the connection"),
         );
     }
+}
+
+/// Errors of `accept` that concern one connection or a passing shortage,
+/// not the listening socket.
+fn accept_error_is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | OutOfMemory
+    ) || e.raw_os_error().is_some_and(|n| {
+        use nix::errno::Errno;
+        matches!(
+            Errno::from_raw(n),
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM
+        )
+    })
 }

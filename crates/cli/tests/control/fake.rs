@@ -276,6 +276,7 @@ pub struct FakeMachine {
     pub state: PathBuf,
     pub table: Arc<Table>,
     pub bridge: Option<slipway_run::BridgeThread>,
+    mux: Mux,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -319,11 +320,13 @@ impl FakeMachine {
 
         // The multiplexer, its host sessions on the chardev's path.
         let chardev = slipway_run::control::chardev_path(&state);
-        runtime.block_on(async {
+        let mux = runtime.block_on(async {
             let mux = Mux::new(&components);
             mux.watch().unwrap();
             let listener = UnixListener::bind(&chardev).unwrap();
+            let serving = mux.clone();
             tokio::spawn(async move {
+                let mux = serving;
                 loop {
                     let Ok((mut io, _)) = listener.accept().await else {
                         return;
@@ -331,6 +334,7 @@ impl FakeMachine {
                     let _ = mux.serve_session(&mut io).await;
                 }
             });
+            mux
         });
 
         let bridge = match bridge {
@@ -348,8 +352,24 @@ impl FakeMachine {
             state,
             table,
             bridge,
+            mux,
             runtime,
         }
+    }
+
+    /// Serves the multiplexer on a loopback TCP port too, with mutual TLS
+    /// (as `slipway-mux --tcp` does); returns the port.
+    pub fn serve_tls(&self, files: &slipway_mux::tls::TlsFiles) -> u16 {
+        let config = slipway_mux::tls::server_config(files).unwrap();
+        let listener = self
+            .runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mux = self.mux.clone();
+        self.runtime
+            .spawn(async move { mux.serve_tls(listener, config).await });
+        port
     }
 
     pub fn ctl(&self) -> super::Ctl {

@@ -5,16 +5,20 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fake;
+pub mod pki;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
-/// `slipway ctl --state <state> ...`.
+/// `slipway ctl --state <state> ...` (or another way to name the machine).
 #[derive(Debug, Clone)]
 pub struct Ctl {
     pub state: PathBuf,
+    /// The arguments naming the machine.
+    pub target: Vec<OsString>,
 }
 
 /// What a command said and how it ended.
@@ -29,12 +33,21 @@ impl Ctl {
     pub fn new(state: &Path) -> Ctl {
         Ctl {
             state: state.to_owned(),
+            target: vec!["--state".into(), state.into()],
+        }
+    }
+
+    /// The machine named by `target` (`--address ...`) instead of its state.
+    pub fn with_target(&self, target: Vec<OsString>) -> Ctl {
+        Ctl {
+            state: self.state.clone(),
+            target,
         }
     }
 
     pub fn command(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("slipway").unwrap();
-        cmd.arg("ctl").arg("--state").arg(&self.state).args(args);
+        cmd.arg("ctl").args(&self.target).args(args);
         cmd.timeout(std::time::Duration::from_secs(60));
         cmd
     }
@@ -84,8 +97,7 @@ impl Ctl {
     pub fn spawn(&self, args: &[&str]) -> Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("slipway"))
             .arg("ctl")
-            .arg("--state")
-            .arg(&self.state)
+            .args(&self.target)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

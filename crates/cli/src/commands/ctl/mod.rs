@@ -1,7 +1,7 @@
 //! `slipway ctl`: drive a running machine through its control channel
 //! (docs/control.md): the bridge `slipway run` serves on
-//! `<state>/control.sock`, reaching the guest's multiplexer and the
-//! components behind it.
+//! `<state>/control.sock`, or the guest multiplexer's TCP listener (mutual
+//! TLS) by `--address`, reaching the components behind it.
 //!
 //! Exit status: 0 when the call succeeded, 1 when it failed (a gRPC status,
 //! printed as `CODE: message`, or no machine to reach), 2 for a usage error.
@@ -24,7 +24,7 @@ use crate::cli::GlobalArgs;
 pub use codes::GrpcError;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["state", "machine"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["state", "machine", "address"])))]
 pub struct CtlArgs {
     /// The machine's state directory (`slipway run --state`)
     #[arg(long, value_name = "DIR")]
@@ -34,6 +34,29 @@ pub struct CtlArgs {
     /// its default state directory, `<prefix>-state`
     #[arg(short = 'm', long, value_name = "PATH")]
     pub machine: Option<PathBuf>,
+
+    /// The machine's TCP listener (its slipway-mux configured for TCP),
+    /// reached with mutual TLS
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["ca", "cert", "key"])]
+    pub address: Option<String>,
+
+    /// With --address: the CA the machine's certificate must chain to (PEM)
+    #[arg(long, value_name = "PEM", requires = "address")]
+    pub ca: Option<PathBuf>,
+
+    /// With --address: this client's certificate (PEM), from the CA the
+    /// machine trusts
+    #[arg(long, value_name = "PEM", requires = "address")]
+    pub cert: Option<PathBuf>,
+
+    /// With --address: this client's private key (PEM)
+    #[arg(long, value_name = "PEM", requires = "address")]
+    pub key: Option<PathBuf>,
+
+    /// With --address: the name the machine's certificate must carry
+    /// [default: the host part of --address]
+    #[arg(long, value_name = "NAME", requires = "address")]
+    pub server_name: Option<String>,
 
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -127,12 +150,12 @@ pub enum CtlCommand {
 }
 
 pub fn run(args: &CtlArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let socket = target::socket(args)?;
+    let target = target::Target::of(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let channel = target::connect(&socket).await?;
+        let channel = target.connect().await?;
         match &args.command {
             CtlCommand::Ps { json } => services::ps(channel, *json).await,
             CtlCommand::Status { service, json } => services::status(channel, service, *json).await,
