@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use control::Ctl;
 use serde_json::Value;
+use slipway_contract::timeline::{Event, parse_transcript};
 use slipway_testkit::boot::{Guest, build};
 use slipway_testkit::packages::{Packages, copy_dir, standard};
 
@@ -61,6 +62,7 @@ fn containerd_lk(packages: &Packages) {
 
 /// Retry `f` every 250 ms until it gives `Some`; panics with `what` and the
 /// console after `timeout`.
+#[allow(clippy::disallowed_methods, reason = "a timeout")]
 fn until<T>(guest: &Guest, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -100,6 +102,7 @@ impl Follow {
     }
 
     /// The next line containing `needle`, within `timeout`.
+    #[allow(clippy::disallowed_methods, reason = "a timeout")]
     fn next(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -317,4 +320,65 @@ fn checks(guest: &mut Guest, ctl: &Ctl) {
             .contains("containerd.services.tasks.v1.Tasks.List"),
         "{listed}"
     );
+}
+
+/// `/init` → the first service's output, with and without containerd, on
+/// guest clock under TCG: the same kernel, one trivial onboot task, one
+/// trivial service that prints `/proc/uptime` and powers the machine off,
+/// crun, no DHCP (`tests/guest/first-service.yml`, alone and after
+/// `tests/guest/with-containerd.yml`). Boots alternate;
+/// `SLIPWAY_TIMELINE_RUNS` (default 3) of each. docs/guest.md has the
+/// figures.
+#[test]
+#[ignore = "a measurement: several boots under TCG"]
+fn first_service_output_with_and_without_containerd() {
+    let packages = standard(slipway());
+    let runs: usize = std::env::var("SLIPWAY_TIMELINE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let out = packages.root.path().join("out");
+    let base = config(&packages, "base.yml");
+    let first = config(&packages, "first-service.yml");
+    let with = config(&packages, "with-containerd.yml");
+    let plain = build(slipway(), &packages.cache, &[&base, &first], &out, "plain");
+    let ctd = build(
+        slipway(),
+        &packages.cache,
+        &[&base, &with, &first],
+        &out,
+        "ctd",
+    );
+    println!(
+        "MEASURE how | kernel->init | init->onboot-done | onboot-done->first output | init->first output"
+    );
+    for _ in 0..runs {
+        for (how, prefix) in [("crun", &plain), ("containerd", &ctd)] {
+            let guest = Guest::start(slipway(), prefix, &[]);
+            let (status, console) = guest.wait(BOOT_DEADLINE);
+            assert!(status.success(), "{how}: {status}\n{console}");
+            let timeline = parse_transcript(&console);
+            let at = |event: Event| {
+                timeline
+                    .iter()
+                    .find(|e| e.event == event)
+                    .map(|e| e.ms)
+                    .unwrap_or_else(|| panic!("{how}: no {event}\n{console}"))
+            };
+            let first_ms = console
+                .lines()
+                .find_map(|l| l.split_once("FIRST ").map(|(_, up)| up.trim().to_owned()))
+                .and_then(|up| up.parse::<f64>().ok())
+                .map(|s| (s * 1000.0).round() as u64)
+                .unwrap_or_else(|| panic!("{how}: no FIRST line\n{console}"));
+            let init = at(Event::InitStart);
+            let onboot = at(Event::OnbootDone);
+            println!(
+                "MEASURE {how} | {init} ms | {} ms | {} ms | {} ms",
+                onboot - init,
+                first_ms.saturating_sub(onboot),
+                first_ms.saturating_sub(init)
+            );
+        }
+    }
 }
