@@ -58,7 +58,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|f| format!("{CONTAINERD_API}/{f}"))
         .collect();
-    let fds = protox::compile(&client, [root])?;
+    let mut fds = protox::compile(&client, [root])?;
+    // Without containerd's comments in the Rust code: they hold indented
+    // examples that rustdoc would run as doctests. The protos (and the
+    // descriptor set above) keep them.
+    for file in &mut fds.file {
+        file.source_code_info = None;
+    }
     tonic_prost_build::configure()
         .build_server(false)
         .build_transport(false)
