@@ -1,5 +1,5 @@
 //! `cargo:` steps: a binary of the workspace that holds the package,
-//! built statically (`+crt-static`, glibc target) for the image's arch.
+//! built statically (`+crt-static`, glibc target, symbols stripped) for the image's arch.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,6 +116,10 @@ pub fn apply(
             target,
         ])
         .env("RUSTFLAGS", &rustflags)
+        // Symbols stripped (the profile's setting; a -C strip in RUSTFLAGS
+        // loses to it): a guest binary is run, not debugged, and they were a
+        // fifth of each (the multiplexer: 6.3 MB with them, 5.1 MB without).
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     tracing::info!(
