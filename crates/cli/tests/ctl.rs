@@ -304,7 +304,7 @@ fn over_tls(m: &FakeMachine, address: &str, pki: &Pki, client: &str, extra: &[&s
 fn by_address_over_mutual_tls() {
     let m = FakeMachine::start(Bridge::None);
     let pki = Pki::new(&m.dir.path().join("pki"));
-    let port = m.serve_tls(&pki.server());
+    let port = m.serve_tls(&control::pki::server(&pki));
     // The certificate is checked against the host part: an IP address here.
     let address = format!("127.0.0.1:{port}");
     let ctl = over_tls(&m, &address, &pki, "client", &[]);

@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -19,71 +19,18 @@ use std::time::Duration;
 use common::echo::echo_client::EchoClient;
 use common::*;
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use slipway_mux::tls::{self, TlsFiles};
+use slipway_testkit::pki::Pki;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
-/// PEM files of a CA and certificates it signed.
-struct Pki {
-    dir: PathBuf,
-}
-
-fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-impl Pki {
-    /// `ca.pem`, `server.pem`/`.key` (localhost, 127.0.0.1), `client.pem`/
-    /// `.key` from the CA, and `other-ca.pem`, `stranger.pem`/`.key` from
-    /// another CA.
-    fn new(dir: &Path) -> Pki {
-        let ca = new_ca("slipway test CA");
-        let other = new_ca("another CA");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
-        let issue =
-            |name: &str, sans: Vec<String>, usage, issuer: &CertifiedIssuer<'_, KeyPair>| {
-                let key = KeyPair::generate().unwrap();
-                let mut params = CertificateParams::new(sans).unwrap();
-                params.distinguished_name.push(DnType::CommonName, name);
-                params.extended_key_usages = vec![usage];
-                let cert = params.signed_by(&key, issuer).unwrap();
-                std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-                std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-            };
-        let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        issue("server", sans, ExtendedKeyUsagePurpose::ServerAuth, &ca);
-        issue("client", vec![], ExtendedKeyUsagePurpose::ClientAuth, &ca);
-        issue(
-            "stranger",
-            vec![],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            &other,
-        );
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// A client presenting `name`.pem, trusting `ca.pem`.
-    fn client(&self, name: &str) -> TlsFiles {
-        TlsFiles {
-            ca: self.path("ca.pem"),
-            cert: self.path(&format!("{name}.pem")),
-            key: self.path(&format!("{name}.key")),
-        }
+/// A client presenting `name`.pem, trusting `ca.pem`.
+fn client_files(pki: &Pki, name: &str) -> TlsFiles {
+    TlsFiles {
+        ca: pki.path("ca.pem"),
+        cert: pki.path(&format!("{name}.pem")),
+        key: pki.path(&format!("{name}.key")),
     }
 }
 
@@ -229,7 +176,9 @@ async fn clients_need_a_certificate_from_the_ca() {
     // A client that connects and says nothing: dropped at the handshake limit.
     let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
 
-    let good = tls_channel(port, &pki.client("client")).await.unwrap();
+    let good = tls_channel(port, &client_files(&pki, "client"))
+        .await
+        .unwrap();
     let mut client = EchoClient::new(good.clone());
     echo_works(&mut client, "over tls").await;
     // A stream open across the refusals below.
@@ -267,13 +216,13 @@ async fn clients_need_a_certificate_from_the_ca() {
     echo_works(&mut client, "after a client without a certificate").await;
 
     // A certificate from another CA.
-    let stranger = tls::client_config(&pki.client("stranger")).unwrap();
+    let stranger = tls::client_config(&client_files(&pki, "stranger")).unwrap();
     let said = refused_over_tls(port, stranger).await;
     assert_eq!(said, "received fatal alert: UnknownCA");
     mux.wait_for("refused: invalid peer certificate: UnknownIssuer");
     echo_works(&mut client, "after a stranger").await;
     // As a tonic channel: the connection fails, naming the alert.
-    let e = tls_channel(port, &pki.client("stranger"))
+    let e = tls_channel(port, &client_files(&pki, "stranger"))
         .await
         .unwrap_err();
     assert!(format!("{e:?}").contains("UnknownCA"), "{e:?}");

@@ -24,6 +24,7 @@ pub mod initramfs;
 pub mod media;
 pub mod mock;
 pub mod packages;
+pub mod pki;
 pub mod proxy;
 pub mod push;
 pub mod python;
