@@ -181,8 +181,11 @@ fn unblock_signals(command: &mut Command) {
     }
 }
 
-/// A log file that is rotated to `<path>.0` before it grows beyond its cap.
-struct CappedLog {
+/// A log file that is rotated to `<path>.0` before it grows beyond its cap:
+/// the init's service and daemon logs, and the service manager's for
+/// services in containerd.
+#[derive(Debug)]
+pub struct CappedLog {
     path: PathBuf,
     file: File,
     size: u64,
@@ -190,7 +193,9 @@ struct CappedLog {
 }
 
 impl CappedLog {
-    fn open(path: PathBuf, cap: u64) -> io::Result<CappedLog> {
+    /// Open `path` for appending (mode 0640), making its directory; `cap` 0
+    /// is no cap.
+    pub fn open(path: PathBuf, cap: u64) -> io::Result<CappedLog> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -208,7 +213,8 @@ impl CappedLog {
         })
     }
 
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Append `data`, first renaming a file it would grow beyond the cap.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.cap > 0 && self.size + data.len() as u64 > self.cap {
             let mut old = self.path.clone().into_os_string();
             old.push(".0");

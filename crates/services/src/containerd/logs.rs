@@ -3,7 +3,7 @@
 //! and, for `org.slipway.console` services, to the console line by line
 //! with the prefix `<name>: `, as the init does.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -11,58 +11,13 @@ use std::sync::Arc;
 
 use nix::sys::stat::Mode;
 use slipway_init::sys::LOG_CAP;
+use slipway_init::sys::real::CappedLog;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 /// Where console lines go (the process's stdout on the guest, which is the
 /// console the init gave it).
 pub type Console = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// A log file rotated to `<path>.0` before it grows beyond its cap, like
-/// the init's.
-struct CappedLog {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    cap: u64,
-}
-
-impl CappedLog {
-    fn open(path: PathBuf, cap: u64) -> io::Result<CappedLog> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let file = Self::append(&path)?;
-        let size = file.metadata()?.len();
-        Ok(CappedLog {
-            path,
-            file,
-            size,
-            cap,
-        })
-    }
-
-    fn append(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(path)
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.cap > 0 && self.size + data.len() as u64 > self.cap {
-            let mut old = self.path.clone().into_os_string();
-            old.push(".0");
-            fs::rename(&self.path, &old)?;
-            self.file = Self::append(&self.path)?;
-            self.size = 0;
-        }
-        self.file.write_all(data)?;
-        self.size += data.len() as u64;
-        Ok(())
-    }
-}
 
 /// The two FIFOs of one service, read for the life of the process: a
 /// restarted task writes to the same ones, so its output continues the
