@@ -295,7 +295,7 @@ fn web_service_is_ready_before_the_service_after_it() {
     guest.wait_for_all(
         &[
             "check: hello from slipway's web example",
-            "modules-done init",
+            "modules-done later",
         ],
         BOOT,
     );
@@ -341,7 +341,7 @@ fn persistent_disk_keeps_a_file_across_boots() {
         guest.wait_for_all(
             &[
                 &format!("bootlog: {boot} boot(s) on the disk:"),
-                "modules-done init",
+                "modules-done later",
             ],
             BOOT,
         );
@@ -446,5 +446,77 @@ fn minimal_timeline() {
             ));
         }
         eprintln!("TIMELINE minimal.yml run {run}:\n{summary}\n  [{steps}]");
+    }
+}
+
+/// `onboot-done` and `services-started` (from `init-start`) of
+/// `minimal.yml`, `web.yml` and `persistent.yml` (a blank disk each boot,
+/// so `format` always makes its filesystem), booted alternately as built
+/// (modules that can wait load beside the containers or when the kernel
+/// asks for them) and with `slipway.modules=early` (every listed module
+/// before the first container), `SLIPWAY_TIMELINE_RUNS` (default 3) times
+/// each. Prints them and asserts only that each boot worked and
+/// persistent.yml found its disk.
+/// `cargo nextest run -p slipway --test examples --run-ignored only modules_early_and_deferred --no-capture`
+#[test]
+#[ignore = "a measurement: several TCG boots"]
+fn modules_early_and_deferred() {
+    need("qemu-system-x86_64");
+    need("qemu-img");
+    let runs: usize = std::env::var("SLIPWAY_TIMELINE_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let pkgs = packages::standard(slipway());
+    let out = tempfile::tempdir().unwrap();
+    println!(
+        "MEASURE example | modules | run | init->onboot-done | init->services-started | later modules done"
+    );
+    for example in ["minimal.yml", "web.yml", "persistent.yml"] {
+        let prefix = build_offline(&pkgs, example, out.path());
+        for run in 1..=runs {
+            for how in ["deferred", "early"] {
+                let mut args = Vec::new();
+                if how == "early" {
+                    args.extend(["--append".to_owned(), "slipway.modules=early".to_owned()]);
+                }
+                if example == "persistent.yml" {
+                    let disk = out.path().join(format!("data-{run}-{how}.qcow2"));
+                    args.extend([
+                        "--disk".to_owned(),
+                        format!("file={},size=256M", disk.display()),
+                    ]);
+                }
+                let mut guest = Guest::start(slipway(), &prefix, &args);
+                guest.wait_for_all(&["services-started", "modules-done later"], BOOT);
+                if example == "persistent.yml" {
+                    guest.wait_for("bootlog: 1 boot(s) on the disk:", STEP);
+                }
+                // The power button's reader starts once its modules are in.
+                std::thread::sleep(Duration::from_secs(3));
+                guest.interrupt();
+                let (status, console) = guest.wait(STEP);
+                assert!(
+                    status.success(),
+                    "{example} {how} {run}: {status}\n{console}"
+                );
+                let timeline = parse_transcript(&console);
+                assert_no_failures(&timeline, &console);
+                // What the kernel asked the init for, on the kernel's log.
+                for line in console.lines().filter(|l| {
+                    l.contains("slipway-init: modprobe") || l.contains(" ms modules-done")
+                }) {
+                    println!("{example} {how} {run}: {line}");
+                }
+                let init = stamp(&timeline, Event::InitStart, None);
+                let at = |event: Event, name: Option<&str>| stamp(&timeline, event, name) - init;
+                println!(
+                    "MEASURE {example} | {how} | {run} | {} ms | {} ms | {} ms",
+                    at(Event::OnbootDone, None),
+                    at(Event::ServicesStarted, None),
+                    at(Event::ModulesDone, Some("later")),
+                );
+            }
+        }
     }
 }

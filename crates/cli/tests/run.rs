@@ -281,7 +281,7 @@ fn publish_then_ctrl_c_powers_off_through_acpi() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             // The init's own modules (the power button) come last.
-            Ok(line) if line.contains("modules-done init") => break,
+            Ok(line) if line.contains("modules-done later") => break,
             Ok(_) => {}
             Err(_) => {
                 let _ = child.kill();

@@ -5,6 +5,7 @@
 use slipway_contract::errors::chain;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use slipway_contract::bundle::{LOWER, MERGED, ONBOOT_DIR, SERVICES_DIR, TMP, VOLUMES_DIR};
@@ -62,6 +63,10 @@ pub struct Options {
     /// Threads loading modules (`slipway.module_threads=`); default: one
     /// per CPU.
     pub module_threads: Option<usize>,
+    /// `slipway.modules=early`: every module of `modules.load` before the
+    /// first container, none on demand (for containers that need one the
+    /// kernel does not ask for).
+    pub modules_early: bool,
     /// A root device (`root=` and the other `root*` parameters), which
     /// replaces the initramfs (and `root`).
     pub root_device: Option<RootParams>,
@@ -88,6 +93,7 @@ impl Options {
             module_threads: param("slipway.module_threads=")
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0),
+            modules_early: param("slipway.modules=").as_deref() == Some("early"),
             root_device: RootParams::from_cmdline(cmdline),
             control_socket: None,
         }
@@ -122,6 +128,8 @@ pub struct Booted {
     /// The daemons started so far.
     pub daemons: Arc<Daemons>,
     control_socket: Option<PathBuf>,
+    /// The thread loading the modules that wait ([`modules::Plan::later`]).
+    pub modules_later: Option<JoinHandle<()>>,
 }
 
 /// Everything from the first instruction to the services started. An error
@@ -147,7 +155,14 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
         .read(Path::new("/proc/sys/kernel/osrelease"))
         .map(|r| String::from_utf8_lossy(&r).trim().to_owned())
         .unwrap_or_default();
-    load_modules(s, timeline, &release, threads, modules::Stage::Boot);
+    // Before the first module: loading one can make the kernel ask for
+    // another (ext4 its checksum algorithm).
+    if !options.modules_early {
+        modules::serve_requests(s);
+    }
+    let plan = modules::plan(s, &release, options.modules_early);
+    report_modules(s, timeline, None, &plan.load_now(s, threads));
+    let modules_later = load_later(sys, timeline, plan, threads);
     let (hostname, problems) = machine::setup(s);
     for problem in problems {
         s.console(&format!("slipway-init: {problem}"));
@@ -164,6 +179,7 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
             PathBuf::from(LOG_DIR),
         ),
         control_socket: options.control_socket.clone(),
+        modules_later,
     };
     let mut done = Vec::new();
     let mut scripts: Vec<(String, Option<PathBuf>)> = s
@@ -200,28 +216,45 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
             run_phase(sys, timeline, *phase, &mut booted)?;
         }
     }
-    // The power button's modules, off the path to the services.
-    load_modules(s, timeline, &release, threads, modules::Stage::Init);
     Ok(booted)
 }
 
-/// Load one stage's modules; `modules-done` (named `init` for the init's
-/// own stage) says what happened and how long it took.
-fn load_modules(
-    s: &dyn Sys,
-    timeline: &Timeline,
-    release: &str,
+/// Load the plan's [`modules::Plan::later`] on a thread of the lowest
+/// priority, so that the containers go first and the modules take the
+/// time they leave (`modules-done later` when done). `None` when the
+/// thread could not start: they are loaded here.
+fn load_later(
+    sys: &Arc<dyn Sys>,
+    timeline: &Arc<Timeline>,
+    plan: modules::Plan,
     threads: usize,
-    stage: modules::Stage,
-) {
-    let loaded = modules::load_all(s, release, threads, stage);
+) -> Option<JoinHandle<()>> {
+    let load = {
+        let sys = Arc::clone(sys);
+        let timeline = Arc::clone(timeline);
+        move || {
+            let s = sys.as_ref();
+            s.lower_priority();
+            report_modules(s, &timeline, Some("later"), &plan.load_later(s, threads));
+        }
+    };
+    std::thread::Builder::new()
+        .name("modules".into())
+        .spawn(load)
+        .map_err(|e| {
+            sys.console(&format!(
+                "slipway-init: no thread for the later modules: {e}"
+            ))
+        })
+        .ok()
+}
+
+/// `modules-done` (named `later` for [`load_later`]'s) says what loading
+/// did and how long it took.
+fn report_modules(s: &dyn Sys, timeline: &Timeline, name: Option<&str>, loaded: &modules::Loaded) {
     for (module, error) in &loaded.failed {
         s.console(&format!("slipway-init: module {module}: {error}"));
     }
-    let name = match stage {
-        modules::Stage::Boot => None,
-        modules::Stage::Init => Some("init"),
-    };
     timeline.event(
         s,
         Event::ModulesDone,
@@ -458,6 +491,8 @@ mod tests {
             Options::from_cmdline("slipway.module_threads=x").module_threads,
             None
         );
+        assert!(Options::from_cmdline("slipway.modules=early").modules_early);
+        assert!(!Options::from_cmdline("slipway.modules=x").modules_early);
         let o = Options::from_cmdline("console=ttyS0");
         assert_eq!((o.root, o.runtime), (RootStrategy::Bind, None));
         let fake = FakeSys::new();
@@ -503,20 +538,13 @@ mod tests {
             root: RootStrategy::Bind,
             runtime: None,
             module_threads: None,
+            modules_early: false,
             root_device: None,
             control_socket: None,
         };
-        let booted = boot(&sys, &timeline, &options).unwrap();
+        let booted = joined(boot(&sys, &timeline, &options).unwrap(), &timeline);
         assert_eq!(booted.runtime.unwrap().name(), "crun");
-        let events: Vec<String> = timeline
-            .entries()
-            .iter()
-            .map(|e| {
-                format!("{} {}", e.event, e.name.clone().unwrap_or_default())
-                    .trim()
-                    .to_owned()
-            })
-            .collect();
+        let events = named_events(&timeline);
         assert_eq!(
             events,
             [
@@ -533,7 +561,6 @@ mod tests {
                 "onboot-start 002-c",
                 "onboot-failed 002-c",
                 "onboot-done",
-                "modules-done init",
             ]
         );
         let overlay = fake.calls_starting("mount overlay on /containers/volumes/data/merged");
@@ -542,10 +569,27 @@ mod tests {
         assert!(fake.calls_starting("umount /proc").is_empty());
     }
 
+    /// `booted` once its later modules are loaded; they were, once.
+    fn joined(mut booted: Booted, timeline: &Timeline) -> Booted {
+        if let Some(loading) = booted.modules_later.take() {
+            loading.join().unwrap();
+        }
+        let later = timeline
+            .entries()
+            .iter()
+            .filter(|e| e.event == Event::ModulesDone && e.name.as_deref() == Some("later"))
+            .count();
+        assert_eq!(later, 1);
+        booted
+    }
+
+    /// The timeline's events with their names, but the later modules'
+    /// (whose time depends on the scheduler: see [`joined`]).
     fn named_events(timeline: &Timeline) -> Vec<String> {
         timeline
             .entries()
             .iter()
+            .filter(|e| e.event != Event::ModulesDone || e.name.as_deref() != Some("later"))
             .map(|e| {
                 format!("{} {}", e.event, e.name.clone().unwrap_or_default())
                     .trim()
@@ -582,10 +626,11 @@ mod tests {
             root: RootStrategy::Bind,
             runtime: None,
             module_threads: None,
+            modules_early: false,
             root_device: None,
             control_socket,
         };
-        let booted = boot(&sys, &timeline, &options).unwrap();
+        let booted = joined(boot(&sys, &timeline, &options).unwrap(), &timeline);
         if let Some(supervisor) = &booted.supervisor {
             supervisor.stop_all(Duration::from_secs(1));
         }
@@ -612,7 +657,6 @@ mod tests {
                 "service-start web",
                 "services-started",
                 "daemon-start services",
-                "modules-done init",
             ]
         );
         assert!(booted.supervisor.is_some());
@@ -651,7 +695,6 @@ mod tests {
                 "daemon-start mux",
                 "daemon-start containerd",
                 "daemon-start services",
-                "modules-done init",
             ]
         );
         assert!(booted.supervisor.is_none());

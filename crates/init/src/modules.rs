@@ -1,8 +1,15 @@
 //! Kernel modules, loaded in-process: the kernel package's `modules.load`
-//! list, then the modules the present devices ask for through their
+//! list and the modules the present devices ask for through their
 //! `modalias` and `modules.alias`, each after its dependencies
 //! (`modules.dep`, `modules.softdep` `pre:`), with `finit_module` (flag 4
 //! for compressed modules, which the 6.12 kernel decompresses itself).
+//!
+//! Only what the first container may need is loaded before it ([`plan`]):
+//! the present devices' drivers. Filesystems, protocol families, link
+//! types and algorithms the kernel asks for by name when something needs
+//! them, and the init answers those requests as the kernel's modprobe
+//! ([`modprobe`]); the rest of the list is loaded off the containers'
+//! path.
 //!
 //! Independent modules load in parallel, one thread per CPU: a module
 //! starts once everything it depends on has been tried ([`load_parallel`]).
@@ -18,9 +25,9 @@ use slipway_contract::root_device::{BLOCK_DRIVERS, SCSI_DRIVERS};
 use crate::sys::Sys;
 
 /// Modules the init itself wants when present: the ACPI power button and
-/// the event interface it reads it through. Nothing before the services
-/// needs them, so they are loaded after the services have started (see
-/// [`load_all`]), unless `modules.load` names them.
+/// the event interface it reads it through. No container needs them, so
+/// they are loaded off the containers' path ([`Plan::later`]), listed in
+/// `modules.load` or not.
 pub const INIT_MODULES: &[&str] = &["button", "evdev"];
 
 /// `ext4` for `kernel/fs/ext4/ext4.ko.xz`; `-` becomes `_`.
@@ -150,6 +157,31 @@ impl Index {
     /// Whether a module is built into the kernel.
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(name)
+    }
+
+    /// Whether the kernel asks for `module` by one of its aliases when
+    /// something needs it: an alias that is a name, not a device pattern
+    /// (`fs-ext4` at mount, `net-pf-40` for a socket, `rtnl-link-veth` for
+    /// a link, `crypto-crc32c` for an algorithm). Not `char-major-*` and
+    /// `block-major-*`: without the module there is no device node to open.
+    pub fn on_demand(&self, module: &str) -> bool {
+        self.aliases.iter().any(|(pattern, m)| {
+            m == module
+                && !pattern.contains(':')
+                && !pattern.starts_with("char-major-")
+                && !pattern.starts_with("block-major-")
+        })
+    }
+
+    /// The device alias patterns of `module` (`virtio:d00000001v*`), not
+    /// `devname:` ones (a node name, not a device).
+    pub fn device_patterns<'a>(&'a self, module: &'a str) -> impl Iterator<Item = &'a str> {
+        self.aliases
+            .iter()
+            .filter(move |(pattern, m)| {
+                m == module && pattern.contains(':') && !pattern.starts_with("devname:")
+            })
+            .map(|(pattern, _)| pattern.as_str())
     }
 
     /// A module name for `name`: itself when `modules.dep` or
@@ -397,13 +429,17 @@ fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
     None
 }
 
-/// The `modalias` of every device on every bus in `/sys/bus`.
-pub fn device_modaliases(sys: &dyn Sys) -> Vec<String> {
+/// The `modalias` of every device on the buses in `/sys/bus` (only those
+/// named in `buses`, when given).
+pub fn device_modaliases(sys: &dyn Sys, buses: Option<&BTreeSet<String>>) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(buses) = sys.read_dir(Path::new("/sys/bus")) else {
+    let Ok(all) = sys.read_dir(Path::new("/sys/bus")) else {
         return out;
     };
-    for bus in buses {
+    for bus in all
+        .into_iter()
+        .filter(|b| buses.is_none_or(|only| only.contains(&b.name)))
+    {
         let devices = PathBuf::from("/sys/bus").join(&bus.name).join("devices");
         for device in sys.names(&devices).unwrap_or_default() {
             if let Ok(alias) = sys.read(&devices.join(&device).join("modalias")) {
@@ -434,20 +470,39 @@ pub struct Loaded {
     pub load_ms: u64,
 }
 
-/// Which modules to load: the boot's ([`Stage::Boot`]: `modules.load` and
-/// the devices' modules, except [`INIT_MODULES`] that `modules.load` does
-/// not name), or the init's own, later ([`Stage::Init`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Before the onboot bundles.
-    Boot,
-    /// Once the services have started.
-    Init,
+/// The boot's modules (`modules.load`, the present devices' drivers and
+/// [`INIT_MODULES`]) in two parts: what the first container may need,
+/// loaded before it, and the rest, loaded off its path ([`Plan::later`]).
+#[derive(Debug)]
+pub struct Plan {
+    dir: PathBuf,
+    index: Index,
+    /// Paths to load before the onboot bundles, dependencies first.
+    pub now: Vec<String>,
+    /// Paths to load once the first container is on its way: listed
+    /// modules the kernel asks for by name when something needs them (a
+    /// filesystem at mount, a protocol family, a link type, a crypto
+    /// algorithm: see [`Index::on_demand`] and [`modprobe`]), drivers of
+    /// devices the machine does not have, and [`INIT_MODULES`].
+    pub later: Vec<String>,
+    prepare_ms: u64,
 }
 
-/// Load the modules of `stage` from `/lib/modules/<release>`, on up to
-/// `workers` threads.
-pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> Loaded {
+/// Read the index of `/lib/modules/<release>` and the devices, and split
+/// the boot's modules into [`Plan::now`] and [`Plan::later`].
+///
+/// A listed module is needed now when a present device matches one of its
+/// device aliases, or when nothing could ask for it later (no alias the
+/// kernel requests and no device alias: only the list says to load it).
+/// A listed module that another listed module depends on goes with the
+/// modules that need it. Drivers of present devices beyond the list are
+/// needed now; a root device's storage drivers are left to `root=` (q35's
+/// AHCI controller would otherwise cost every boot ahci, libahci and
+/// libata).
+///
+/// `early`: every listed module is needed now, as when nothing asks for
+/// modules on demand.
+pub fn plan(sys: &dyn Sys, release: &str, early: bool) -> Plan {
     let start = sys.now_ms();
     let dir = modules_dir(release);
     let index = read_index(sys, &dir);
@@ -455,44 +510,156 @@ pub fn load_all(sys: &dyn Sys, release: &str, workers: usize, stage: Stage) -> L
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
+        .map(|l| module_name(l).unwrap_or_else(|| l.replace('-', "_")))
         .collect();
     let loaded_now = loaded(sys);
-    let wanted: Vec<String> = match stage {
-        Stage::Boot => {
-            let name_of = |m: &String| module_name(m).unwrap_or_else(|| m.replace('-', "_"));
-            let is_init = |m: &String| INIT_MODULES.contains(&name_of(m).as_str());
-            let is_root_driver = |m: &String| root_drivers().any(|d| d == name_of(m));
-            // What the list brings with its dependencies, the init's own,
-            // a root device's drivers and the loaded: when they cover every
-            // module with an alias (the usual kernel package), the devices
-            // are not read.
-            let mut covered: HashSet<String> = index
-                .load_order(&listed, &HashSet::new())
-                .iter()
-                .filter_map(|p| module_name(p))
-                .chain(INIT_MODULES.iter().map(|m| (*m).to_owned()))
-                .chain(root_drivers().map(str::to_owned))
-                .collect();
-            covered.extend(loaded_now.iter().cloned());
-            let devices = if index.devices_can_add(&covered) {
-                index.modules_for(&device_modaliases(sys))
-            } else {
-                Vec::new()
-            };
-            // The kernel package may list them too: they still wait for
-            // the init stage. A root device's drivers are loaded for a
-            // device only when `root=` asks for one (q35's AHCI controller
-            // would otherwise cost every boot ahci, libahci and libata).
-            listed
+    let none = HashSet::new();
+    // Listed modules another listed module needs (hard or soft).
+    let needed_by_others: HashSet<String> = listed
+        .iter()
+        .flat_map(|m| {
+            index
+                .load_order(std::slice::from_ref(m), &none)
                 .into_iter()
-                .chain(devices.into_iter().filter(|m| !is_root_driver(m)))
-                .filter(|m| !is_init(m))
-                .collect()
-        }
-        Stage::Init => INIT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
+                .filter_map(|p| module_name(&p))
+                .filter(move |n| n != m)
+        })
+        .collect();
+    let roots: Vec<&String> = listed
+        .iter()
+        .filter(|m| !needed_by_others.contains(*m))
+        .collect();
+    let is_init = |m: &str| INIT_MODULES.contains(&m);
+    let is_root_driver = |m: &str| root_drivers().any(|d| d == m);
+    // What the list brings with its dependencies, the init's own, a root
+    // device's drivers and the loaded: when they cover every module with
+    // an alias (the usual kernel package), only the buses the listed
+    // modules' device aliases name are read.
+    let mut covered: HashSet<String> = index
+        .load_order(&listed, &none)
+        .iter()
+        .filter_map(|p| module_name(p))
+        .chain(INIT_MODULES.iter().map(|m| (*m).to_owned()))
+        .chain(root_drivers().map(str::to_owned))
+        .collect();
+    covered.extend(loaded_now.iter().cloned());
+    let buses: Option<BTreeSet<String>> = if index.devices_can_add(&covered) {
+        None
+    } else {
+        Some(
+            roots
+                .iter()
+                .flat_map(|m| index.device_patterns(m))
+                .map(bus_of)
+                .collect(),
+        )
     };
-    load_wanted(sys, &dir, &index, &wanted, &loaded_now, workers, start)
+    let modaliases = match &buses {
+        Some(buses) if buses.is_empty() => Vec::new(),
+        _ => device_modaliases(sys, buses.as_ref()),
+    };
+    let devices = index.modules_for(&modaliases);
+    let (mut now, mut later): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for m in roots {
+        if is_init(m) {
+            continue;
+        }
+        let has_device = devices.contains(m);
+        let could_come_later = index.on_demand(m) || index.device_patterns(m).next().is_some();
+        if early || has_device || !could_come_later {
+            now.push(m.clone());
+        } else {
+            later.push(m.clone());
+        }
+    }
+    let extra: Vec<String> = devices
+        .iter()
+        .filter(|m| !is_root_driver(m) && !is_init(m) && !now.contains(m))
+        .cloned()
+        .collect();
+    now.extend(extra);
+    let now = index.load_order(&now, &loaded_now);
+    let mut before_later = loaded_now;
+    before_later.extend(now.iter().filter_map(|p| module_name(p)));
+    let init = INIT_MODULES.iter().map(|m| (*m).to_owned());
+    let later = index.load_order(&init.chain(later).collect::<Vec<_>>(), &before_later);
+    Plan {
+        dir,
+        index,
+        now,
+        later,
+        prepare_ms: sys.now_ms().saturating_sub(start),
+    }
+}
+
+impl Plan {
+    /// Load [`Plan::now`] on up to `workers` threads.
+    pub fn load_now(&self, sys: &dyn Sys, workers: usize) -> Loaded {
+        Loaded {
+            prepare_ms: self.prepare_ms,
+            ..load_order(sys, &self.dir, &self.index, &self.now, workers)
+        }
+    }
+
+    /// Load [`Plan::later`] on up to `workers` threads. Modules loaded in
+    /// the meantime (asked for by the kernel) count as loaded.
+    pub fn load_later(&self, sys: &dyn Sys, workers: usize) -> Loaded {
+        load_order(sys, &self.dir, &self.index, &self.later, workers)
+    }
+}
+
+/// The bus a device alias pattern is for: `virtio` for `virtio:d00000001v*`,
+/// `acpi` for `acpi*:LNXPWRBN:*`.
+fn bus_of(pattern: &str) -> String {
+    let prefix = pattern.split(':').next().unwrap_or_default();
+    prefix.trim_end_matches(['*', '?']).to_owned()
+}
+
+/// What [`modprobe`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Requested {
+    /// The modules loaded (possibly none: already there or built in).
+    Loaded(Loaded),
+    /// No module of this kernel has that name or alias.
+    Unknown,
+}
+
+/// The kernel's request for a module by name or alias (`fs-ext4`,
+/// `net-pf-40`, `rtnl-link-veth`, `crypto-crc32c`): the init is the
+/// kernel's modprobe (`/proc/sys/kernel/modprobe`, see
+/// [`MODPROBE_PATH`]), so what [`Plan::later`] has not loaded yet comes
+/// when a container needs it. Loads it with its dependencies, in order.
+pub fn modprobe(sys: &dyn Sys, release: &str, name: &str) -> Requested {
+    let start = sys.now_ms();
+    let dir = modules_dir(release);
+    let index = read_index(sys, &dir);
+    let name = name.replace('-', "_");
+    if index.resolve(&name).is_none() {
+        return Requested::Unknown;
+    }
+    let order = index.load_order(&[name], &loaded(sys));
+    let prepare_ms = sys.now_ms().saturating_sub(start);
+    Requested::Loaded(Loaded {
+        prepare_ms,
+        ..load_order(sys, &dir, &index, &order, 1)
+    })
+}
+
+/// Where the kernel finds its modprobe: the init itself, which answers
+/// `-q -- NAME` with [`modprobe`].
+pub const MODPROBE_PATH: &str = "/init";
+
+/// Make the init the kernel's modprobe, when it is at [`MODPROBE_PATH`]
+/// (an image that boots the init from elsewhere keeps the kernel's).
+pub fn serve_requests(sys: &dyn Sys) -> bool {
+    sys.exists(Path::new(MODPROBE_PATH))
+        && sys
+            .write(
+                Path::new("/proc/sys/kernel/modprobe"),
+                MODPROBE_PATH.as_bytes(),
+                false,
+            )
+            .is_ok()
 }
 
 /// The storage drivers of a root device (see `slipway_contract::root_device`).
@@ -544,7 +711,23 @@ pub fn load_wanted(
     start: u64,
 ) -> Loaded {
     let order = index.load_order(wanted, loaded);
-    let graph = index.load_graph(&order);
+    let prepared = sys.now_ms();
+    Loaded {
+        prepare_ms: prepared.saturating_sub(start),
+        ..load_order(sys, dir, index, &order, workers)
+    }
+}
+
+/// Load `order` (an [`Index::load_order`] result) from `dir` on up to
+/// `workers` threads, a module once what it depends on has been tried.
+fn load_order(
+    sys: &dyn Sys,
+    dir: &Path,
+    index: &Index,
+    order: &[String],
+    workers: usize,
+) -> Loaded {
+    let graph = index.load_graph(order);
     let loading = sys.now_ms();
     let results = load_parallel(&graph, workers, |i| {
         let path = &order[i];
@@ -553,14 +736,13 @@ pub fn load_wanted(
     });
     let mut result = Loaded {
         workers: workers.clamp(1, order.len().max(1)),
-        prepare_ms: loading.saturating_sub(start),
         load_ms: sys.now_ms().saturating_sub(loading),
         ..Loaded::default()
     };
-    for (path, outcome) in order.into_iter().zip(results) {
+    for (path, outcome) in order.iter().zip(results) {
         match outcome {
             Ok(()) => result.loaded += 1,
-            Err(e) => result.failed.push((path, chain(&e))),
+            Err(e) => result.failed.push((path.clone(), chain(&e))),
         }
     }
     result
@@ -668,29 +850,138 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         assert!(!builtin.devices_can_add(&HashSet::new()));
     }
 
-    #[test]
-    fn a_device_module_beyond_the_list_is_still_found() {
+    fn machine(load: &str, devices: &[(&str, &str)]) -> FakeSys {
         let sys = FakeSys::new();
         let dir = "/lib/modules/6.12.0";
         sys.add_file(&format!("{dir}/modules.dep"), DEP);
-        sys.add_file(&format!("{dir}/modules.alias"), ALIAS);
-        sys.add_file(&format!("{dir}/modules.load"), "overlay\n");
-        sys.add_file(
-            "/sys/bus/virtio/devices/virtio0/modalias",
-            "virtio:d00000001v00001AF4\n",
-        );
-        load_all(&sys, "6.12.0", 1, Stage::Boot);
+        let alias = format!("{ALIAS}alias fs-ext4 ext4\nalias crypto-crc32c crc32c_generic\n");
+        sys.add_file(&format!("{dir}/modules.alias"), &alias);
+        sys.add_file(&format!("{dir}/modules.softdep"), SOFTDEP);
+        sys.add_file(&format!("{dir}/modules.load"), load);
+        for (path, alias) in devices {
+            sys.add_file(path, &format!("{alias}\n"));
+        }
+        sys
+    }
+
+    const VIRTIO_NET: (&str, &str) = (
+        "/sys/bus/virtio/devices/virtio0/modalias",
+        "virtio:d00000001v00001AF4",
+    );
+
+    fn names(paths: &[String]) -> Vec<String> {
+        paths.iter().filter_map(|p| module_name(p)).collect()
+    }
+
+    #[test]
+    fn a_device_module_beyond_the_list_is_still_found() {
+        let sys = machine("overlay\n", &[VIRTIO_NET]);
+        let plan = plan(&sys, "6.12.0", false);
         assert_eq!(
-            sys.calls_starting("finit_module").len(),
-            4,
-            "overlay, then virtio_net after failover and net_failover"
+            names(&plan.now),
+            ["failover", "net_failover", "virtio_net"],
+            "the present device's driver, after what it needs"
         );
-        // The list covering virtio_net: the same modules, devices unread.
+        assert_eq!(names(&plan.later), ["button", "evdev", "overlay"]);
+        assert_eq!(plan.load_now(&sys, 1).loaded, 3);
+        assert_eq!(sys.calls_starting("finit_module").len(), 3);
+    }
+
+    #[test]
+    fn what_the_kernel_can_ask_for_or_no_device_needs_comes_later() {
+        // The list with its dependencies, as the kernel package writes it.
+        let load = "kernel/lib/crc16.ko.xz\nkernel/fs/jbd2/jbd2.ko.xz\nkernel/fs/mbcache.ko.xz\n\
+                    kernel/crypto/crc32c_generic.ko.xz\nkernel/fs/ext4/ext4.ko.xz\n\
+                    kernel/net/core/failover.ko.xz\nkernel/drivers/net/net_failover.ko.xz\n\
+                    kernel/drivers/net/virtio_net.ko.xz\nkernel/fs/overlayfs/overlay.ko\n";
+        let sys = machine(load, &[VIRTIO_NET]);
+        let plan = plan(&sys, "6.12.0", false);
+        // crc16, jbd2 and mbcache have no alias, but ext4 needs them: they
+        // go with it.
+        assert_eq!(names(&plan.now), ["failover", "net_failover", "virtio_net"]);
+        assert_eq!(
+            names(&plan.later),
+            [
+                "button",
+                "evdev",
+                "crc32c_generic",
+                "jbd2",
+                "mbcache",
+                "crc16",
+                "ext4",
+                "overlay"
+            ]
+        );
+        // No virtio network device: its driver comes later too.
+        let ahci = (
+            "/sys/bus/pci/devices/0000:00:1f.2/modalias",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01",
+        );
+        let sys = machine(load, &[ahci]);
+        let plan = super::plan(&sys, "6.12.0", false);
+        assert!(plan.now.is_empty(), "{:?}", plan.now);
+        assert!(names(&plan.later).contains(&"virtio_net".to_owned()));
+        // Early: the whole list now.
+        let early = super::plan(&sys, "6.12.0", true);
+        assert_eq!(early.now.len(), 9, "{:?}", early.now);
+        assert_eq!(names(&early.later), ["button", "evdev"]);
+        // A listed module nothing could ask for (no alias) is loaded now.
+        let sys = machine("crc16\n", &[]);
+        assert_eq!(names(&super::plan(&sys, "6.12.0", false).now), ["crc16"]);
+    }
+
+    #[test]
+    fn the_kernel_s_requests_load_by_alias_with_dependencies() {
+        let sys = machine("", &[]);
+        sys.add_dir("/sys/module/jbd2");
+        let Requested::Loaded(loaded) = modprobe(&sys, "6.12.0", "fs-overlay") else {
+            panic!("fs-overlay is overlay's alias");
+        };
+        assert_eq!(loaded.loaded, 1);
+        assert!(matches!(
+            modprobe(&sys, "6.12.0", "fs-ext4"),
+            Requested::Loaded(_)
+        ));
+        assert_eq!(
+            sys.calls_starting("finit_module"),
+            [
+                "finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0",
+                "finit_module /lib/modules/6.12.0/kernel/crypto/crc32c_generic.ko.xz flags 4",
+                "finit_module /lib/modules/6.12.0/kernel/fs/mbcache.ko.xz flags 4",
+                "finit_module /lib/modules/6.12.0/kernel/lib/crc16.ko.xz flags 4",
+                "finit_module /lib/modules/6.12.0/kernel/fs/ext4/ext4.ko.xz flags 4",
+            ],
+            "jbd2 is loaded already"
+        );
+        assert_eq!(modprobe(&sys, "6.12.0", "net-pf-40"), Requested::Unknown);
+    }
+
+    #[test]
+    fn device_patterns_name_their_bus() {
+        assert_eq!(bus_of("virtio:d00000001v*"), "virtio");
+        assert_eq!(bus_of("acpi*:LNXPWRBN:*"), "acpi");
+        assert_eq!(bus_of("pci:v00001AF4d00001041sv*sd*bc*sc*i*"), "pci");
+        let index = Index::parse(
+            DEP,
+            "alias devname:net/tun tun\nalias char-major-10-200 tun\nalias fs-overlay overlay\n",
+            "",
+            "",
+        );
+        assert!(!index.on_demand("tun"), "no node to open without it");
+        assert_eq!(index.device_patterns("tun").count(), 0);
+        assert!(index.on_demand("overlay"));
+    }
+
+    #[test]
+    fn the_init_is_the_kernel_s_modprobe_when_it_is_there() {
         let sys = FakeSys::new();
-        sys.add_file(&format!("{dir}/modules.dep"), DEP);
-        sys.add_file(&format!("{dir}/modules.alias"), ALIAS);
-        sys.add_file(&format!("{dir}/modules.load"), "overlay\nvirtio_net\n");
-        assert_eq!(load_all(&sys, "6.12.0", 1, Stage::Boot).loaded, 4);
+        assert!(!serve_requests(&sys));
+        sys.add_file(MODPROBE_PATH, "");
+        assert!(serve_requests(&sys));
+        assert_eq!(
+            sys.read(Path::new("/proc/sys/kernel/modprobe")).unwrap(),
+            b"/init"
+        );
     }
 
     /// The kernel package's index: a soft dependency and a filesystem
@@ -754,16 +1045,16 @@ alias virtio:d00000002v* virtio_blk
             "/sys/bus/pci/devices/0000:00:1f.2/modalias",
             "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\n",
         );
-        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
-        assert_eq!(result.loaded, 3, "{:?}", sys.calls());
+        let plan = plan(&sys, "6.12.0", false);
+        assert!(plan.now.is_empty(), "{:?}", plan.now);
         assert!(
-            sys.calls_starting("finit_module")
-                .iter()
-                .all(|c| !c.contains("ata"))
+            plan.later.iter().all(|c| !c.contains("ata")),
+            "{:?}",
+            plan.later
         );
         // Listed, a root device's driver loads like any other.
         sys.add_file(&format!("{dir}/modules.load"), "ahci\n");
-        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
+        let result = super::plan(&sys, "6.12.0", false).load_now(&sys, 1);
         assert_eq!(result.loaded, 4, "scsi_mod, libata, libahci, ahci");
     }
 
@@ -798,23 +1089,26 @@ alias virtio:d00000002v* virtio_blk
         );
         sys.add_dir("/sys/module/evdev");
         sys.fail_module("button.ko.xz");
-        let result = load_all(&sys, "6.12.0", 1, Stage::Boot);
-        // The power button's module waits for the init stage, listed or not.
+        let plan = plan(&sys, "6.12.0", false);
+        // The power button's module comes later, listed or not; so does
+        // overlay, which the kernel asks for at mount.
         assert_eq!(
-            sys.calls_starting("finit_module"),
-            ["finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0"]
+            plan.load_now(&sys, 1),
+            Loaded {
+                workers: 1,
+                ..Loaded::default()
+            }
         );
-        assert_eq!((result.loaded, result.workers), (1, 1));
-        let result = load_all(&sys, "6.12.0", 1, Stage::Init);
-        // One thread: exactly the dependency order; evdev is loaded already.
+        let result = plan.load_later(&sys, 1);
+        // One thread: exactly the order; evdev is loaded already.
         assert_eq!(
             sys.calls_starting("finit_module"),
             [
-                "finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0",
                 "finit_module /lib/modules/6.12.0/kernel/drivers/acpi/button.ko.xz flags 4",
+                "finit_module /lib/modules/6.12.0/kernel/fs/overlayfs/overlay.ko flags 0",
             ]
         );
-        assert_eq!(result.loaded, 0);
+        assert_eq!((result.loaded, result.workers), (1, 1));
         assert_eq!(result.failed.len(), 1);
     }
 

@@ -100,11 +100,24 @@ pub fn run() -> ExitCode {
 
     let mut options = Options::read(sys.as_ref());
     options.control_socket = Some(CONTROL_SOCKET.into());
-    let booted = match boot::boot(&sys, &timeline, &options) {
+    let mut booted = match boot::boot(&sys, &timeline, &options) {
         Ok(booted) => booted,
         Err(e) => fatal_stop(sys.as_ref(), &timeline, &chain(&e)),
     };
-    watch_power_button(tx);
+    // The power button's device exists once its modules are loaded.
+    let loading = booted.modules_later.take();
+    let watch = move || {
+        if let Some(loading) = loading {
+            let _ = loading.join();
+        }
+        watch_power_button(tx);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("power-button".into())
+        .spawn(watch)
+    {
+        console_line(&format!("slipway-init: no power button: {e}"));
+    }
     let (action, why) = rx
         .recv()
         .unwrap_or((PowerAction::Poweroff, "no signal source".to_owned()));

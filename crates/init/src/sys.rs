@@ -255,6 +255,9 @@ pub trait Sys: Send + Sync {
     fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<u64>;
     /// `finit_module(2)`; `compressed` passes `MODULE_INIT_COMPRESSED_FILE`.
     fn load_module(&self, path: &Path, compressed: bool) -> io::Result<()>;
+    /// Give the calling thread the lowest scheduling priority (nice 19):
+    /// what it does waits for everything else.
+    fn lower_priority(&self);
     /// `sethostname(2)`.
     fn sethostname(&self, name: &str) -> io::Result<()>;
     /// `setrlimit(2)` for `RLIMIT_NOFILE` and `RLIMIT_NPROC` (`None` = unlimited).

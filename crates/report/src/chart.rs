@@ -274,10 +274,11 @@ pub fn rows(entries: &[Entry]) -> Vec<Row> {
             }
             Event::ModulesDone if e.name.is_some() => {
                 let r = row_for(&mut rows, RowKind::Modules, &format!("modules ({name})"));
+                // The later modules load from the end of the boot's.
                 let start = entries[..i]
                     .iter()
                     .rev()
-                    .find(|p| p.event == Event::ServicesStarted)
+                    .find(|p| p.event == Event::ModulesDone && p.name.is_none())
                     .map_or(e.ms, |p| p.ms);
                 rows[r].bars.push(Bar {
                     start,

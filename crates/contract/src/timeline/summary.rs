@@ -66,8 +66,8 @@ impl Summary {
             }
         }
         // The boot stage's modules-done has no name, a root device's are
-        // `root` and `rootfs`; the init's own ("init") comes after the
-        // services.
+        // `root` and `rootfs`; the later ones (`later`) load beside the
+        // containers.
         let module_loading = entries
             .iter()
             .filter(|e| {
@@ -157,7 +157,7 @@ slipway: 3802 ms onboot-done - 2
 slipway: 3900 ms service-start getty pid 90
 slipway: 3950 ms service-start www pid 95
 slipway: 3951 ms services-started - 2
-slipway: 4100 ms modules-done init 2 loaded, 0 failed, 1 threads; index and devices 3 ms, loading 90 ms
+slipway: 4100 ms modules-done later 2 loaded, 0 failed, 1 threads; index and devices 3 ms, loading 90 ms
 slipway: 9000 ms service-start www pid 140
 ";
 

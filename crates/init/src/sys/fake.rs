@@ -360,6 +360,10 @@ impl Sys for FakeSys {
         Ok(1)
     }
 
+    fn lower_priority(&self) {
+        self.call("lower_priority".to_owned());
+    }
+
     fn load_module(&self, path: &Path, compressed: bool) -> io::Result<()> {
         let file = path
             .file_name()

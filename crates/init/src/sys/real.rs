@@ -133,6 +133,17 @@ impl RealSys {
         Ok(RealSys { reaper })
     }
 
+    /// For a short-lived process that starts no children (the kernel's
+    /// modprobe): no reaper thread.
+    pub fn without_children() -> RealSys {
+        RealSys {
+            reaper: Arc::new(Reaper {
+                state: Mutex::new(ReapState::default()),
+                cond: Condvar::new(),
+            }),
+        }
+    }
+
     fn stdio(&self, output: &Output, name: &str) -> io::Result<Stdio> {
         match output {
             Output::Inherit => Ok(Stdio::inherit()),
@@ -410,6 +421,12 @@ impl Sys for RealSys {
     fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<u64> {
         let dev = fs::symlink_metadata(from)?.dev();
         copy_dir(from, to, dev)
+    }
+
+    fn lower_priority(&self) {
+        // On Linux the nice value belongs to the thread: `PRIO_PROCESS`
+        // with 0 is the calling one. Failing leaves it as it was.
+        let _ = rustix::process::setpriority_process(None, 19);
     }
 
     fn load_module(&self, path: &Path, compressed: bool) -> io::Result<()> {
