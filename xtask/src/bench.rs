@@ -8,6 +8,7 @@
 //! `formats` ([`formats`]): the hybrid ISO and `qcow2-bios` of that image,
 //! cold and warm, against its `kernel+initrd`.
 //! `validate` ([`validate`]): `slipway validate` of 1 to 4 MiB configs.
+//! `boot` ([`boot`]): the guest's boot under TCG against LinuxKit's init.
 //!
 //! It starts Debian's `docker-registry` on a free loopback port, seeds it
 //! (one large image of incompressible layers; a config of small images) by
@@ -33,15 +34,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod assemble;
+mod boot;
 mod formats;
 mod validate;
 
 const USAGE: &str = "\
-usage: cargo xtask bench [pull|assemble|formats|validate] [OPTIONS]
+usage: cargo xtask bench [pull|assemble|formats|validate|boot] [OPTIONS]
   pull [--large-mb N] [--small N] [--small-kb N]
   assemble [--runs N] [--keep]
   formats [--runs N] [--keep]
   validate [--runs N]
+  boot [--runs N] [--examples]
   (no subcommand: all of them, with their default options)";
 
 struct Options {
@@ -370,11 +373,13 @@ fn mib(kib: u64) -> String {
 
 pub fn command(args: &[String]) -> Result<()> {
     let (mut pull, mut assemble, mut formats, mut validate) = (None, None, None, None);
+    let mut boot = None;
     match args.first().map(String::as_str) {
         Some("pull") => pull = Some(options(&args[1..])?),
         Some("assemble") => assemble = Some(assemble::options(&args[1..], assemble::USAGE)?),
         Some("formats") => formats = Some(assemble::options(&args[1..], formats::USAGE)?),
         Some("validate") => validate = Some(validate::options(&args[1..])?),
+        Some("boot") => boot = Some(boot::options(&args[1..])?),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return Ok(());
@@ -386,6 +391,7 @@ pub fn command(args: &[String]) -> Result<()> {
             assemble = Some(assemble::options(&[], assemble::USAGE)?);
             formats = Some(assemble::options(&[], formats::USAGE)?);
             validate = Some(validate::options(&[])?);
+            boot = Some(boot::options(&[])?);
         }
     }
     super::deps::ensure()?;
@@ -408,6 +414,9 @@ pub fn command(args: &[String]) -> Result<()> {
     }
     if let Some(o) = validate {
         validate::run(&o, &bin)?;
+    }
+    if let Some(o) = boot {
+        boot::run(&o)?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ commands:
   deps [--install]
                   list the Debian packages and cargo tools the checks and
                   tests need; install them (packages as root)
-  bench [pull|assemble|formats|validate] [OPTIONS]
+  bench [pull|assemble|formats|validate|boot] [OPTIONS]
                   benchmarks (release build); no subcommand runs all
   bench pull [--large-mb N] [--small N] [--small-kb N]
                   time slipway's pulls against skopeo's from a loopback registry
@@ -45,6 +45,10 @@ commands:
                   and warm, against its kernel+initrd, with peak memory
   bench validate [--runs N]
                   time slipway validate of 1, 2 and 4 MiB configurations
+  bench boot [--runs N] [--examples]
+                  boot the first-service images under TCG (and the examples,
+                  modules deferred and early) and print the guest's times
+                  as ratios to LinuxKit's init on the same kernel
   packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
                   build every package in pkg/ into the cache, timing each
 ";
