@@ -61,11 +61,16 @@ struct Boot {
 /// Build `configs` (in this order) into a kernel+initrd, boot it, and wait
 /// for a clean poweroff.
 fn boot(packages: &Packages, configs: &[&str]) -> Boot {
+    boot_with(packages, configs, &[])
+}
+
+/// [`boot`] with more `slipway run` arguments.
+fn boot_with(packages: &Packages, configs: &[&str], run_args: &[String]) -> Boot {
     let paths: Vec<PathBuf> = configs.iter().map(|c| config(packages, c)).collect();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let out = packages.root.path().join("out");
     let prefix = build(slipway(), &packages.cache, &refs, &out, "guest");
-    let guest = Guest::start(slipway(), &prefix, &[]);
+    let guest = Guest::start(slipway(), &prefix, run_args);
     let (status, console) = guest.wait(BOOT_DEADLINE);
     // Shown by the test runner for a failing test, or with --no-capture.
     eprintln!("console of {configs:?}:\n{console}");
@@ -425,6 +430,82 @@ fn linuxkit_style_image_and_broken_bundles() {
     ] {
         boot.expect_printed(text);
     }
+}
+
+/// Faults the boot survives (`tests/guest/faults.yml`): a runtime that
+/// never answers, a module nobody has, a service that crash-loops, a full
+/// persistent volume, a service that ignores SIGTERM. The boot goes on,
+/// the timeline says what happened, and the poweroff stays clean.
+#[test]
+fn guest_faults() {
+    let packages = standard(slipway());
+    let disk = packages.root.path().join("faults.qcow2");
+    let boot = boot_with(
+        &packages,
+        &["base.yml", "faults.yml"],
+        &[
+            "--append".to_owned(),
+            "slipway.runtime_timeout=10".to_owned(),
+            "--disk".to_owned(),
+            format!("file={},size=64M", disk.display()),
+        ],
+    );
+    // The hook that sleeps: the runtime is killed after 10 s.
+    let hang = boot.one(Event::OnbootFailed, "000-hang");
+    boot.check(
+        boot.detail(hang)
+            .contains("crun run 000-hang: no answer in 10 s"),
+        "000-hang failed for the runtime that did not answer",
+    );
+    // The next onboot task ran: the kernel asked for the filesystem's
+    // module, the init said it has none, the mount failed.
+    boot.check(
+        boot.printed("CHECK nomodule-mount=") && !boot.printed("CHECK nomodule-mount=0"),
+        "the mount of a filesystem without a module failed",
+    );
+    boot.expect_printed("CHECK nomodule-logged=yes");
+    boot.expect_printed("format: /dev/vda as ext4, LABEL=faults");
+    boot.check(
+        boot.detail(boot.one(Event::OnbootExit, "003-mount")) == "exit status 0",
+        "the volume was mounted",
+    );
+    // The volume filled up, and the service said so.
+    let free: u64 = boot
+        .console
+        .lines()
+        .find_map(|l| {
+            l.split_once("CHECK filler-free-kb=")
+                .map(|(_, n)| n.trim().to_owned())
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no free space reported:\n{}", boot.console));
+    boot.check(free < 1024, "the volume is full");
+    // crashloop restarted with its back-off while the others ran.
+    boot.check(
+        boot.all(Event::ServiceRestart, Some("crashloop")).len() >= 3,
+        "crashloop was restarted at least three times",
+    );
+    boot.expect_printed("CHECK stubborn=up");
+    // stubborn ignored SIGTERM and was killed after the grace period; the
+    // onshutdown task still ran, then the machine powered off.
+    let stubborn = boot.all(Event::ServiceExit, Some("stubborn"));
+    boot.check(
+        stubborn
+            .last()
+            .is_some_and(|e| boot.detail(e).contains("killed by signal 9")),
+        "stubborn was killed by SIGKILL",
+    );
+    let order = [
+        boot.index(Event::Shutdown, None),
+        boot.index(Event::OnshutdownStart, Some("000-bye")),
+        boot.index(Event::OnshutdownDone, None),
+        boot.index(Event::Poweroff, None),
+    ];
+    boot.check(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "shutdown, onshutdown, poweroff",
+    );
+    boot.expect_printed("CHECK onshutdown=ran");
 }
 
 #[test]

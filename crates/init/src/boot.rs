@@ -67,6 +67,8 @@ pub struct Options {
     /// first container, none on demand (for containers that need one the
     /// kernel does not ask for).
     pub modules_early: bool,
+    /// `slipway.runtime_timeout=SECONDS`: see [`crate::bundle::OciRuntime::timeout`].
+    pub runtime_timeout: Option<Duration>,
     /// A root device (`root=` and the other `root*` parameters), which
     /// replaces the initramfs (and `root`).
     pub root_device: Option<RootParams>,
@@ -94,6 +96,10 @@ impl Options {
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0),
             modules_early: param("slipway.modules=").as_deref() == Some("early"),
+            runtime_timeout: param("slipway.runtime_timeout=")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs),
             root_device: RootParams::from_cmdline(cmdline),
             control_socket: None,
         }
@@ -169,7 +175,10 @@ pub fn boot(sys: &Arc<dyn Sys>, timeline: &Arc<Timeline>, options: &Options) -> 
     }
     timeline.event(s, Event::SystemDone, None, Some(&hostname));
 
-    let runtime = OciRuntime::choose(s, options.runtime.as_deref(), stayed);
+    let mut runtime = OciRuntime::choose(s, options.runtime.as_deref(), stayed);
+    if let (Some(rt), Some(timeout)) = (runtime.as_mut(), options.runtime_timeout) {
+        rt.timeout = timeout;
+    }
     let mut booted = Booted {
         runtime,
         supervisor: None,
@@ -492,6 +501,10 @@ mod tests {
             None
         );
         assert!(Options::from_cmdline("slipway.modules=early").modules_early);
+        assert_eq!(
+            Options::from_cmdline("slipway.runtime_timeout=5").runtime_timeout,
+            Some(Duration::from_secs(5))
+        );
         assert!(!Options::from_cmdline("slipway.modules=x").modules_early);
         let o = Options::from_cmdline("console=ttyS0");
         assert_eq!((o.root, o.runtime), (RootStrategy::Bind, None));
@@ -539,6 +552,7 @@ mod tests {
             runtime: None,
             module_threads: None,
             modules_early: false,
+            runtime_timeout: None,
             root_device: None,
             control_socket: None,
         };
@@ -627,6 +641,7 @@ mod tests {
             runtime: None,
             module_threads: None,
             modules_early: false,
+            runtime_timeout: None,
             root_device: None,
             control_socket,
         };

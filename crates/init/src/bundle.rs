@@ -3,6 +3,7 @@
 //! then interfaces and bound namespaces between `create` and `start`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use slipway_contract::annotations::SlipwayAnnotations;
 use slipway_contract::bundle::{CONFIG_JSON, ROOTFS, RUNTIME_JSON};
@@ -21,7 +22,16 @@ pub struct OciRuntime {
     pub root: PathBuf,
     /// Pass `--no-pivot` (when PID 1 stayed on the initramfs).
     pub no_pivot: bool,
+    /// How long a runtime command (`create`, `run --detach`, `start`,
+    /// `delete`) may take before it is killed and the container counts
+    /// as failed (`slipway.runtime_timeout=SECONDS`).
+    pub timeout: Duration,
 }
+
+/// The default [`OciRuntime::timeout`]: creating a container takes well
+/// under a second even under emulation; a minute is a runtime (or one of
+/// the bundle's hooks) that hangs.
+pub const RUNTIME_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl OciRuntime {
     /// Pick the runtime: `preference` (`crun` or `runc`, from the kernel
@@ -40,6 +50,7 @@ impl OciRuntime {
                     program,
                     root: PathBuf::from(format!("/run/{name}")),
                     no_pivot,
+                    timeout: RUNTIME_TIMEOUT,
                 })
         })
     }
@@ -334,7 +345,7 @@ impl Bundle {
         cmd.stderr = stderr;
         let what = format!("{} {} {}", rt.name(), args[0], self.id);
         let runner = sys.spawn(&cmd).map_err(|e| Error::io(&what, e))?;
-        let exit = sys.wait(runner).map_err(|e| Error::io(&what, e))?;
+        let exit = self.wait_runtime(sys, rt, runner, &what)?;
         if !exit.success() {
             return Err(self.failed(sys, &what, exit));
         }
@@ -359,12 +370,34 @@ impl Bundle {
         cmd.stdout = Output::Null;
         let what = format!("{} {} {}", rt.name(), verb.join(" "), self.id);
         let pid = sys.spawn(&cmd).map_err(|e| Error::io(&what, e))?;
-        let exit = sys.wait(pid).map_err(|e| Error::io(&what, e))?;
+        let exit = self.wait_runtime(sys, rt, pid, &what)?;
         if exit.success() {
             Ok(())
         } else {
             Err(self.failed(sys, &what, exit))
         }
+    }
+
+    /// Wait for a runtime command, at most [`OciRuntime::timeout`]: one
+    /// that does not answer (a hook that hangs, a mount that blocks) is
+    /// killed and the container fails, so the boot goes on.
+    fn wait_runtime(&self, sys: &dyn Sys, rt: &OciRuntime, pid: i32, what: &str) -> Result<Exit> {
+        if let Some(exit) = sys
+            .wait_timeout(pid, rt.timeout)
+            .map_err(|e| Error::io(what, e))?
+        {
+            return Ok(exit);
+        }
+        let _ = sys.kill(pid, 9);
+        // Reaped now, or by the reaper later: either way it is gone.
+        let _ = sys.wait_timeout(pid, Duration::from_secs(1));
+        Err(Error::Bundle {
+            bundle: self.id.clone(),
+            reason: format!(
+                "{what}: no answer in {} s (slipway.runtime_timeout=); killed",
+                rt.timeout.as_secs()
+            ),
+        })
     }
 
     /// Where the runtime writes its own messages about this container.
@@ -500,6 +533,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: RUNTIME_TIMEOUT,
         }
     }
 
@@ -582,6 +616,30 @@ mod tests {
                 "umount /containers/onboot/000-net/tmp"
             ]
         );
+    }
+
+    #[test]
+    fn a_runtime_that_does_not_answer_is_killed_and_the_bundle_fails() {
+        let sys = FakeSys::new();
+        setup(&sys, "{}");
+        sys.hold("crun");
+        let bundle = Bundle::load(&sys, Path::new(DIR)).unwrap();
+        let rt = OciRuntime {
+            timeout: Duration::from_secs(5),
+            ..rt()
+        };
+        let before = sys.now();
+        let err = bundle
+            .launch(&sys, &rt, Output::Inherit, Output::Inherit)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("crun run 000-net: no answer in 5 s (slipway.runtime_timeout=); killed"),
+            "{err}"
+        );
+        // The runner, then the delete that cleans up after it (held too).
+        assert_eq!(sys.calls_starting("kill"), ["kill 101 9", "kill 102 9"]);
+        assert!(sys.now() - before >= 5000);
     }
 
     #[test]

@@ -303,6 +303,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: crate::bundle::RUNTIME_TIMEOUT,
         };
         Held::Init(Supervisor::new(
             sys,

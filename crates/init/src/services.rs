@@ -730,6 +730,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: crate::bundle::RUNTIME_TIMEOUT,
         };
         let sys_dyn: Arc<dyn Sys> = sys.clone();
         (

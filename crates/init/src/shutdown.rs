@@ -224,6 +224,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: crate::bundle::RUNTIME_TIMEOUT,
         };
         let timeline = Timeline::default();
         run(
@@ -281,6 +282,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: crate::bundle::RUNTIME_TIMEOUT,
         };
         run(
             sys.as_ref(),
@@ -326,6 +328,7 @@ mod tests {
             program: "/usr/bin/crun".into(),
             root: "/run/crun".into(),
             no_pivot: false,
+            timeout: crate::bundle::RUNTIME_TIMEOUT,
         };
         let timeline = Timeline::default();
         let err = run(

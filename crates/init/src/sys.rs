@@ -269,6 +269,8 @@ pub trait Sys: Send + Sync {
     /// Wait for a process to end: a child of the init, or any process
     /// reparented to it (container processes after `runtime create`).
     fn wait(&self, pid: i32) -> io::Result<Exit>;
+    /// [`Sys::wait`] for at most `timeout`: `None` when it is still running.
+    fn wait_timeout(&self, pid: i32, timeout: Duration) -> io::Result<Option<Exit>>;
     /// Whether a process is still running (not yet reaped).
     fn alive(&self, pid: i32) -> bool;
     /// `kill(2)`; pid -1 signals every process but the init.

@@ -447,6 +447,23 @@ impl Sys for FakeSys {
         Ok(exit)
     }
 
+    fn wait_timeout(&self, pid: i32, timeout: Duration) -> io::Result<Option<Exit>> {
+        let held = {
+            let s = self.lock();
+            let program = program_of(&s, pid);
+            let scripted = s.exits.get(&program).is_some_and(|e| !e.is_empty());
+            !scripted && s.held.contains(&program) && !s.killed.contains(&pid)
+        };
+        if held {
+            // Still running when the time is up, on the fake clock.
+            let mut s = self.lock();
+            s.now += timeout.as_millis() as u64;
+            s.calls.push(format!("timeout {}", timeout.as_millis()));
+            return Ok(None);
+        }
+        self.wait(pid).map(Some)
+    }
+
     fn alive(&self, pid: i32) -> bool {
         let s = self.lock();
         s.held.contains(&program_of(&s, pid)) && !s.killed.contains(&pid)

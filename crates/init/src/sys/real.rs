@@ -102,10 +102,37 @@ impl Reaper {
         }
     }
 
+    /// [`Reaper::wait`] until `deadline_ms` on [`boottime_ms`]'s clock.
+    fn wait_until(&self, pid: i32, deadline_ms: u64) -> Option<Exit> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(exit) = state.exited.remove(&pid) {
+                state.order.retain(|p| *p != pid);
+                return Some(exit);
+            }
+            let left = deadline_ms.saturating_sub(boottime_ms());
+            if left == 0 {
+                return None;
+            }
+            state = self
+                .cond
+                .wait_timeout(state, Duration::from_millis(left))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn reaped(&self, pid: i32) -> bool {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.exited.contains_key(&pid)
     }
+}
+
+/// Milliseconds since boot, suspend included (the timeline's clock).
+fn boottime_ms() -> u64 {
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
 }
 
 /// The real system.
@@ -502,6 +529,11 @@ impl Sys for RealSys {
         Ok(self.reaper.wait(pid))
     }
 
+    fn wait_timeout(&self, pid: i32, timeout: Duration) -> io::Result<Option<Exit>> {
+        let deadline = boottime_ms().saturating_add(timeout.as_millis() as u64);
+        Ok(self.reaper.wait_until(pid, deadline))
+    }
+
     fn alive(&self, pid: i32) -> bool {
         !self.reaper.reaped(pid) && kill(Pid::from_raw(pid), None).is_ok()
     }
@@ -515,9 +547,7 @@ impl Sys for RealSys {
     }
 
     fn now_ms(&self) -> u64 {
-        clock_gettime(ClockId::CLOCK_BOOTTIME)
-            .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
-            .unwrap_or(0)
+        boottime_ms()
     }
 
     fn sleep(&self, duration: Duration) {
