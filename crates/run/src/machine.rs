@@ -96,6 +96,9 @@ pub struct Outcome {
     pub panicked: bool,
     /// The init reported a fatal error (its `fatal` timeline line).
     pub init_failure: Option<String>,
+    /// The kernel could not unpack the whole initramfs (why, as it said):
+    /// the machine booted without some of its files.
+    pub initramfs_failure: Option<String>,
     /// The timeout passed and the machine was killed.
     pub timed_out: bool,
     /// A second interrupt came and the machine was killed at once.
@@ -110,6 +113,7 @@ impl Outcome {
         self.status.is_some_and(|s| s.success())
             && !self.panicked
             && self.init_failure.is_none()
+            && self.initramfs_failure.is_none()
             && !self.timed_out
     }
 
@@ -264,9 +268,19 @@ pub fn run(boot: &Boot, options: &Options, interrupt: &Interrupt) -> Result<Outc
         status,
         panicked,
         init_failure,
+        initramfs_failure: initramfs_failure(&console),
         timed_out,
         stopped,
         console,
+    })
+}
+
+/// Why the kernel stopped unpacking the initramfs, when it says so
+/// ("write error" when the files do not fit in the machine's memory).
+fn initramfs_failure(console: &str) -> Option<String> {
+    console.lines().find_map(|l| {
+        l.split_once("Initramfs unpacking failed: ")
+            .map(|(_, why)| why.trim().to_owned())
     })
 }
 
@@ -341,4 +355,20 @@ pub fn start_detached(boot: &Boot, options: &Options) -> Result<Detached, RunErr
         console,
         qmp: options.qmp_socket(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_initramfs_the_kernel_could_not_unpack_is_found() {
+        let console = "[    2.1] Trying to unpack rootfs image as initramfs...\n\
+                       [    9.9] Initramfs unpacking failed: write error\n";
+        assert_eq!(initramfs_failure(console).as_deref(), Some("write error"));
+        assert_eq!(
+            initramfs_failure("[ 1.0] Freeing initrd memory: 9000K\n"),
+            None
+        );
+    }
 }

@@ -295,6 +295,18 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         "the guest kernel panicked".to_owned()
     } else if let Some(failure) = &outcome.init_failure {
         format!("the guest's init failed: {failure}")
+    } else if let Some(why) = &outcome.initramfs_failure {
+        format!(
+            "the kernel could not unpack all of the initramfs ({why}), so the machine ran without some of its files{}",
+            if why.contains("write error") {
+                format!(
+                    ": it does not fit in {} MiB of memory; give the machine more with --mem",
+                    args.mem
+                )
+            } else {
+                String::new()
+            }
+        )
     } else {
         match outcome.status {
             Some(status) => format!("qemu exited with {status}"),
