@@ -173,6 +173,14 @@ impl Index {
         })
     }
 
+    /// Whether `module` is a filesystem (an `fs-*` alias, as the kernel
+    /// asks for one at mount).
+    pub fn is_filesystem(&self, module: &str) -> bool {
+        self.aliases
+            .iter()
+            .any(|(pattern, m)| m == module && pattern.starts_with("fs-"))
+    }
+
     /// The device alias patterns of `module` (`virtio:d00000001v*`), not
     /// `devname:` ones (a node name, not a device).
     pub fn device_patterns<'a>(&'a self, module: &'a str) -> impl Iterator<Item = &'a str> {
@@ -559,12 +567,16 @@ pub fn plan(sys: &dyn Sys, release: &str, early: bool) -> Plan {
         _ => device_modaliases(sys, buses.as_ref()),
     };
     let devices = index.modules_for(&modaliases);
+    // A container may mount a disk without naming its filesystem (`mount
+    // DEV DIR` tries each one in /proc/filesystems), and then the kernel
+    // asks for no module: with a disk, the filesystems come now.
+    let disk = has_disk(sys, &devices);
     let (mut now, mut later): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for m in roots {
         if is_init(m) {
             continue;
         }
-        let has_device = devices.contains(m);
+        let has_device = devices.contains(m) || (disk && index.is_filesystem(m));
         let could_come_later = index.on_demand(m) || index.device_patterns(m).next().is_some();
         if early || has_device || !could_come_later {
             now.push(m.clone());
@@ -606,6 +618,22 @@ impl Plan {
     pub fn load_later(&self, sys: &dyn Sys, workers: usize) -> Loaded {
         load_order(sys, &self.dir, &self.index, &self.later, workers)
     }
+}
+
+/// Whether the machine has a disk: a virtio or NVMe one (whose driver
+/// `devices` holds), or one a built-in driver already shows in
+/// `/sys/block` (not loop, RAM or network block devices).
+fn has_disk(sys: &dyn Sys, devices: &[String]) -> bool {
+    devices.iter().any(|m| m == "virtio_blk" || m == "nvme")
+        || sys
+            .names(Path::new("/sys/block"))
+            .unwrap_or_default()
+            .iter()
+            .any(|d| {
+                !["loop", "ram", "zram", "nbd"]
+                    .iter()
+                    .any(|p| d.starts_with(p))
+            })
 }
 
 /// The bus a device alias pattern is for: `virtio` for `virtio:d00000001v*`,
@@ -921,9 +949,46 @@ alias pci:v00001AF4d00001041sv*sd*bc*sc*i* virtio_net
         let plan = super::plan(&sys, "6.12.0", false);
         assert!(plan.now.is_empty(), "{:?}", plan.now);
         assert!(names(&plan.later).contains(&"virtio_net".to_owned()));
+        // With a disk, the filesystems come now: a container may mount it
+        // without naming its type, and then the kernel asks for nothing.
+        let disk = (
+            "/sys/bus/virtio/devices/virtio1/modalias",
+            "virtio:d00000002v00001AF4",
+        );
+        let sys = machine(
+            &format!("{load}kernel/drivers/block/virtio_blk.ko.xz\n"),
+            &[VIRTIO_NET, disk],
+        );
+        sys.add_file(
+            "/lib/modules/6.12.0/modules.dep",
+            &format!("{DEP}kernel/drivers/block/virtio_blk.ko.xz:\n"),
+        );
+        sys.add_file(
+            "/lib/modules/6.12.0/modules.alias",
+            &format!(
+                "{ALIAS}alias fs-ext4 ext4\nalias crypto-crc32c crc32c_generic\nalias virtio:d00000002v* virtio_blk\n"
+            ),
+        );
+        let with_disk = super::plan(&sys, "6.12.0", false);
+        assert_eq!(
+            names(&with_disk.now),
+            [
+                "crc32c_generic",
+                "jbd2",
+                "mbcache",
+                "crc16",
+                "ext4",
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "overlay",
+                "virtio_blk"
+            ]
+        );
+        assert_eq!(names(&with_disk.later), ["button", "evdev"]);
         // Early: the whole list now.
         let early = super::plan(&sys, "6.12.0", true);
-        assert_eq!(early.now.len(), 9, "{:?}", early.now);
+        assert_eq!(early.now.len(), 10, "{:?}", early.now);
         assert_eq!(names(&early.later), ["button", "evdev"]);
         // A listed module nothing could ask for (no alias) is loaded now.
         let sys = machine("crc16\n", &[]);
