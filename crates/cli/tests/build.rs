@@ -1897,3 +1897,55 @@ fn report_diff_as_json() {
             .all(|r| r["change"] != 0)
     );
 }
+
+/// Without `--compress`, the initrd is zstd when the kernel image's
+/// `org.slipway.kernel.initrd-compression` label lists zstd, gzip when the
+/// label does not or is absent; `--compress` still decides.
+#[test]
+fn initrd_compression_follows_the_kernel_label() {
+    const LABEL: &str = "org.slipway.kernel.initrd-compression";
+    let fx = Fixture::new();
+    let kernel = || {
+        ImageBuilder::new().layer([
+            Entry::file("kernel", pseudo_random_bytes(7, 5000)),
+            Entry::file("kernel.tar", tar_bytes(&[Entry::dir("lib")]).unwrap()),
+        ])
+    };
+    push(
+        &fx.registry,
+        "test/zkernel",
+        kernel().label(LABEL, "gzip,bzip2,zstd"),
+    );
+    push(
+        &fx.registry,
+        "test/xkernel",
+        kernel().label(LABEL, "gzip,xz"),
+    );
+    let initrd = |image: &str, extra: &[&str]| -> Vec<u8> {
+        std::fs::write(
+            fx.config(),
+            CONFIG.replace("example.org/test/kernel:1", image),
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let config = fx.config();
+        let mut args = vec!["build", "--format", "kernel+initrd", "--dir"];
+        args.push(out.path().to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.push(config.to_str().unwrap());
+        fx.slipway(fx.work.path(), "022", &args).assert().success();
+        std::fs::read(out.path().join("image-initrd.img")).unwrap()
+    };
+    let zstd = initrd("example.org/test/zkernel:1", &[]);
+    assert_eq!(&zstd[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame");
+    let cpio = zstd::decode_all(&zstd[..]).unwrap();
+    assert!(cpio.starts_with(b"070701"), "a newc archive inside");
+    for (image, extra) in [
+        ("example.org/test/xkernel:1", &[][..]),
+        ("example.org/test/kernel:1", &[][..]),
+        ("example.org/test/zkernel:1", &["--compress", "gzip"][..]),
+    ] {
+        let gz = initrd(image, extra);
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip for {image} {extra:?}");
+    }
+}
