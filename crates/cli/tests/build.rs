@@ -1193,8 +1193,8 @@ fn bulk_text(len: usize) -> Vec<u8> {
     out
 }
 
-/// gzip (zlib-rs) and zstd pick SIMD code by the CPU's features at run
-/// time. The same build natively (AVX-512, AVX2, PCLMULQDQ, SSE4.2 on our
+/// gzip (libdeflate for these small segments, zlib-rs for large ones) and
+/// zstd pick SIMD code by the CPU's features at run time. The same build natively (AVX-512, AVX2, PCLMULQDQ, SSE4.2 on our
 /// machines) and under qemu-x86_64 -cpu qemu64 (none of them, as glibc's
 /// own hardware-capability report confirms) gives the same bytes.
 #[test]
