@@ -52,9 +52,12 @@ pub const GZIP_LEVEL: u32 = 4;
 pub const SEGMENT_TARGET: u64 = 4 << 20;
 /// The largest gzip segment compressed in one buffer (libdeflate); larger
 /// ones are streamed (zlib). The input buffer and the output buffer each
-/// hold at most about this much, per compressor (twice [`SEGMENT_TARGET`]:
-/// a segment ends with the entry that crossed the target).
-pub const WHOLE_LIMIT: usize = 8 << 20;
+/// hold at most about this much, per compressor. Large enough for most of
+/// the big files an image has (runc, containerd's shims and `ctr`, the
+/// largest kernel modules: a segment ends with the entry that crossed
+/// [`SEGMENT_TARGET`], so a big file makes a big segment), small enough that
+/// two compressors' buffers stay under 100 MiB.
+pub const WHOLE_LIMIT: usize = 24 << 20;
 const BLOCK: usize = 1 << 20;
 
 /// How an initrd is compressed.
