@@ -93,7 +93,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub decompress_kernel: bool,
 
-    /// Compression of the initrd: gzip (default), zstd or none
+    /// Compression of the initrd: gzip, zstd or none [default: zstd when the kernel image says its kernel unpacks it, else gzip]
     #[arg(long, value_name = "ALGORITHM")]
     pub compress: Option<Compression>,
 
