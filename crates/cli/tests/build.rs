@@ -1193,8 +1193,8 @@ fn bulk_text(len: usize) -> Vec<u8> {
     out
 }
 
-/// gzip (zlib-rs) and zstd pick SIMD code by the CPU's features at run
-/// time. The same build natively (AVX-512, AVX2, PCLMULQDQ, SSE4.2 on our
+/// gzip (libdeflate for these small segments, zlib-rs for large ones) and
+/// zstd pick SIMD code by the CPU's features at run time. The same build natively (AVX-512, AVX2, PCLMULQDQ, SSE4.2 on our
 /// machines) and under qemu-x86_64 -cpu qemu64 (none of them, as glibc's
 /// own hardware-capability report confirms) gives the same bytes.
 #[test]
@@ -1896,4 +1896,56 @@ fn report_diff_as_json() {
             .iter()
             .all(|r| r["change"] != 0)
     );
+}
+
+/// Without `--compress`, the initrd is zstd when the kernel image's
+/// `org.slipway.kernel.initrd-compression` label lists zstd, gzip when the
+/// label does not or is absent; `--compress` still decides.
+#[test]
+fn initrd_compression_follows_the_kernel_label() {
+    const LABEL: &str = "org.slipway.kernel.initrd-compression";
+    let fx = Fixture::new();
+    let kernel = || {
+        ImageBuilder::new().layer([
+            Entry::file("kernel", pseudo_random_bytes(7, 5000)),
+            Entry::file("kernel.tar", tar_bytes(&[Entry::dir("lib")]).unwrap()),
+        ])
+    };
+    push(
+        &fx.registry,
+        "test/zkernel",
+        kernel().label(LABEL, "gzip,bzip2,zstd"),
+    );
+    push(
+        &fx.registry,
+        "test/xkernel",
+        kernel().label(LABEL, "gzip,xz"),
+    );
+    let initrd = |image: &str, extra: &[&str]| -> Vec<u8> {
+        std::fs::write(
+            fx.config(),
+            CONFIG.replace("example.org/test/kernel:1", image),
+        )
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let config = fx.config();
+        let mut args = vec!["build", "--format", "kernel+initrd", "--dir"];
+        args.push(out.path().to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.push(config.to_str().unwrap());
+        fx.slipway(fx.work.path(), "022", &args).assert().success();
+        std::fs::read(out.path().join("image-initrd.img")).unwrap()
+    };
+    let zstd = initrd("example.org/test/zkernel:1", &[]);
+    assert_eq!(&zstd[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame");
+    let cpio = zstd::decode_all(&zstd[..]).unwrap();
+    assert!(cpio.starts_with(b"070701"), "a newc archive inside");
+    for (image, extra) in [
+        ("example.org/test/xkernel:1", &[][..]),
+        ("example.org/test/kernel:1", &[][..]),
+        ("example.org/test/zkernel:1", &["--compress", "gzip"][..]),
+    ] {
+        let gz = initrd(image, extra);
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip for {image} {extra:?}");
+    }
 }

@@ -325,7 +325,7 @@ fn build() -> Built {
     .unwrap();
     let listed = run(Command::new("sh")
         .arg("-c")
-        .arg(format!("gzip -dc {} | cpio -t --quiet", small.display())));
+        .arg(format!("zstd -dcq {} | cpio -t --quiet", small.display())));
     let in_cpio: Vec<&str> = listed.lines().map(normal).collect();
     assert_eq!(
         in_cpio,
@@ -656,7 +656,7 @@ fn the_small_initrd_holds_the_init_and_the_root_modules() {
         assert!(!names.iter().any(|n| n == absent), "{absent}: {names:?}");
     }
     let listed = run(Command::new("sh").arg("-c").arg(format!(
-        "gzip -dc {} | cpio -t --quiet",
+        "zstd -dcq {} | cpio -t --quiet",
         built.small_initrd.display()
     )));
     assert!(listed.lines().any(|l| normal(l) == "init"), "{listed}");

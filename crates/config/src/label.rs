@@ -20,6 +20,12 @@ use crate::yaml;
 /// The label an image carries its default runtime configuration in.
 pub const LABEL: &str = "org.mobyproject.config";
 
+/// The label of a kernel image (`slipway pkg build`'s kernel step): the
+/// compressions its kernel unpacks an initramfs in, comma-separated, from
+/// the kernel's `CONFIG_RD_*` (`gzip,bzip2,lzma,xz,lzo,lz4,zstd`, those it
+/// has). `slipway build` compresses the initrd with zstd when it is listed.
+pub const INITRD_COMPRESSION_LABEL: &str = "org.slipway.kernel.initrd-compression";
+
 /// Parse and check a label's text (JSON or YAML). `image` names the image in messages.
 pub fn parse_label(image: &str, text: &str) -> Result<(ImageSpec, Diagnostics), LoadError> {
     let mut sources = SourceMap::new();

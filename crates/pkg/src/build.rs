@@ -178,6 +178,9 @@ pub fn build(dir: &Path, store: &Store, opts: &BuildOptions) -> Result<Built, Pk
         let mut manifests = Vec::new();
         let mut attestations = Vec::new();
         for (arch, tree, recorder) in trees.iter().filter(|(a, _, _)| list.contains(a)) {
+            let mut meta = meta.clone();
+            meta.labels
+                .extend(tree.labels().iter().map(|(k, v)| (k.clone(), v.clone())));
             let manifest = write_image(store, tree, *arch, &meta)?;
             attestations.push(crate::image::attach_sbom(
                 store, &reference, &manifest, recorder,

@@ -139,7 +139,35 @@ fn alias_provider(
     Ok(None)
 }
 
+/// The initramfs compressions a kernel config (`boot/config-*`) enables,
+/// in a fixed order, comma-separated.
+pub fn initrd_compressions(config: &str) -> String {
+    const OPTIONS: [(&str, &str); 7] = [
+        ("CONFIG_RD_GZIP", "gzip"),
+        ("CONFIG_RD_BZIP2", "bzip2"),
+        ("CONFIG_RD_LZMA", "lzma"),
+        ("CONFIG_RD_XZ", "xz"),
+        ("CONFIG_RD_LZO", "lzo"),
+        ("CONFIG_RD_LZ4", "lz4"),
+        ("CONFIG_RD_ZSTD", "zstd"),
+    ];
+    let set: BTreeSet<&str> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix("=y"))
+        .collect();
+    OPTIONS
+        .iter()
+        .filter(|(option, _)| set.contains(option))
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Applies the step: the tree afterwards holds only `kernel` and `kernel.tar`.
+/// The kernel's `boot/config-<version>`, when the package has it, is
+/// recorded in the [`INITRD_COMPRESSION_LABEL`] label.
+///
+/// [`INITRD_COMPRESSION_LABEL`]: slipway_config::label::INITRD_COMPRESSION_LABEL
 pub fn apply(tree: &mut Tree, step: &KernelStep, epoch: u64) -> Result<(), PkgError> {
     let vmlinuz: Vec<(String, Content)> = tree
         .entries()
@@ -422,6 +450,20 @@ pub fn apply(tree: &mut Tree, step: &KernelStep, epoch: u64) -> Result<(), PkgEr
         .map_err(PkgError::io("rewinding", std::env::temp_dir()))?;
     let tar = tree.stage(&mut staged)?;
     let kernel = kernel.clone();
+    // The kernel has no IKCONFIG to ask later: what it unpacks is read here.
+    if let Some(Entry {
+        kind: Kind::File(c),
+        ..
+    }) = tree.get(&format!("boot/config-{version}"))
+    {
+        let config = c
+            .read_all(16 << 20)
+            .map_err(PkgError::read("kernel", "the kernel's boot/config"))?;
+        tree.set_label(
+            slipway_config::label::INITRD_COMPRESSION_LABEL,
+            initrd_compressions(&String::from_utf8_lossy(&config)),
+        );
+    }
     tree.remove("");
     tree.add_file("kernel", kernel, 0o644)?;
     tree.add_file("kernel.tar", tar, 0o644)?;

@@ -68,6 +68,9 @@ pub struct Tree {
     entries: BTreeMap<String, Entry>,
     staging: tempfile::TempDir,
     staged: u64,
+    /// Image labels a step found in the tree (the kernel step's), added to
+    /// those of `build.yml`.
+    labels: BTreeMap<String, String>,
 }
 
 /// `./a//b/../c/` -> `a/c`; `None` if it escapes the root.
@@ -90,6 +93,15 @@ fn parent(path: &str) -> Option<&str> {
 }
 
 impl Tree {
+    /// Labels the steps set on the image.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    pub fn set_label(&mut self, key: &str, value: String) {
+        self.labels.insert(key.to_string(), value);
+    }
+
     pub fn new() -> Result<Tree, PkgError> {
         let staging = tempfile::Builder::new()
             .prefix("slipway-pkg-")
@@ -102,6 +114,7 @@ impl Tree {
             entries: BTreeMap::new(),
             staging,
             staged: 0,
+            labels: BTreeMap::new(),
         })
     }
 

@@ -413,3 +413,39 @@ fn cargo_step_for_an_arch_the_toolchain_cannot_build() {
     );
     assert!(store.refs().unwrap().is_empty());
 }
+
+/// The kernel's `boot/config-*` decides the image's initramfs compression
+/// label (only `=y` counts: a module cannot unpack the initramfs); without
+/// it there is no label, and `slipway build` keeps gzip.
+#[test]
+fn kernel_initrd_compression_label_from_the_kernel_config() {
+    let label = |config: Option<&[u8]>| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("kern");
+        kernel_fixture(&dir, "[virtio-blk]");
+        if let Some(config) = config {
+            write(&dir, "rootfs/boot/config-6.1.0-test", config);
+        }
+        let store = Store::open(tmp.path().join("cache")).unwrap();
+        let reference = build(&dir, &store);
+        let image = store
+            .resolve(&reference, &Platform::linux(Arch::Amd64))
+            .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(
+            &store
+                .read_blob(&image.manifest.config.digest, "config")
+                .unwrap(),
+        )
+        .unwrap();
+        // The config file itself is not kept.
+        let names: Vec<String> = layer(&store, &reference).into_keys().collect();
+        assert_eq!(names, ["kernel", "kernel.tar"]);
+        config["config"]["Labels"][slipway_config::label::INITRD_COMPRESSION_LABEL]
+            .as_str()
+            .map(str::to_string)
+    };
+    let debian = b"CONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_RD_BZIP2=y\n# CONFIG_RD_LZMA is not set\nCONFIG_RD_XZ=m\nCONFIG_RD_ZSTD=y\n";
+    assert_eq!(label(Some(debian)).as_deref(), Some("gzip,bzip2,zstd"));
+    assert_eq!(label(Some(b"CONFIG_RD_GZIP=y\n")).as_deref(), Some("gzip"));
+    assert_eq!(label(None), None);
+}

@@ -3,6 +3,7 @@
 //! own; `--decompress-kernel`.
 
 use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
 use crate::blobs::BlobSource;
 use crate::entry::{EntrySink, Header, Kind};
@@ -20,6 +21,40 @@ pub(super) struct KernelUnit {
     pub(super) tar: Option<String>,
     pub(super) ucode: Option<String>,
     pub(super) decompress: bool,
+    pub(super) plans: SharedPlans,
+}
+
+/// The kernel image's plan and `kernel.tar`'s, read once for the unit and
+/// its parts: a kernel+initrd build writes both at once, and every read of
+/// the layer holding a large `kernel.tar` inflates all of it. The first
+/// caller reads; another waits for it instead of reading too. A failed read
+/// is not kept (each caller reports its own error).
+#[derive(Clone, Default)]
+pub(super) struct SharedPlans(Arc<Mutex<Option<Arc<KernelPlans>>>>);
+
+/// The image's plan, and `kernel.tar`'s when the unit has one.
+type KernelPlans = (Plan, Option<Plan>);
+
+impl std::fmt::Debug for SharedPlans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedPlans")
+    }
+}
+
+impl SharedPlans {
+    fn get(&self, k: &KernelUnit, src: &dyn TarSource) -> Result<Arc<KernelPlans>> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(plans) = slot.as_ref() {
+            return Ok(Arc::clone(plans));
+        }
+        // The outer plan and kernel.tar's plan in one read of the layers.
+        let plans = Arc::new(match &k.tar {
+            Some(t) => Plan::build_with_nested(src, None, t)?,
+            None => (Plan::build(src, None)?, None),
+        });
+        *slot = Some(Arc::clone(&plans));
+        Ok(plans)
+    }
 }
 
 /// Streams one part of the kernel unit (the kernel, the cmdline, the
@@ -43,7 +78,8 @@ pub(super) fn write_part(
         },
     };
     let src = k.image.layers(store);
-    let plan = Plan::build(&src, None)?;
+    let plans = k.plans.get(k, &src)?;
+    let plan = &plans.0;
     let mut found = false;
     plan.stream_file(&src, name, &mut |_h, r| {
         found = true;
@@ -71,13 +107,11 @@ pub(super) fn write_kernel(
     sink: &mut dyn EntrySink,
 ) -> Result<()> {
     let src = k.image.layers(store);
-    // The outer plan and kernel.tar's plan in one read of the layers, then
-    // the kernel, microcode and kernel.tar's entries in one more: a large
-    // kernel.tar is inflated twice, not four times.
-    let (plan, inner) = match &k.tar {
-        Some(t) => Plan::build_with_nested(&src, None, t)?,
-        None => (Plan::build(&src, None)?, None),
-    };
+    // The plans in one read of the layers (shared with the parts), then the
+    // kernel, microcode and kernel.tar's entries in one more: a large
+    // kernel.tar is inflated twice in a kernel+initrd build, not four times.
+    let plans = k.plans.get(k, &src)?;
+    let (plan, inner) = (&plans.0, &plans.1);
     let source = k.image.name.as_str();
     let tag = |h: Header| h.with_origin(source, "kernel");
     let missing = |what: &str| AssembleError::Image {

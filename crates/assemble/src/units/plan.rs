@@ -181,6 +181,7 @@ fn kernel_unit(config: &Config, inputs: &Inputs) -> Result<Option<Unit>> {
         ucode: get(&k.ucode).filter(|u| !u.is_empty()),
         decompress: inputs.decompress_kernel,
         image,
+        plans: Default::default(),
     };
     let key = hash_parts(&[
         b"kernel",

@@ -93,7 +93,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub decompress_kernel: bool,
 
-    /// Compression of the initrd: gzip (default), zstd or none
+    /// Compression of the initrd: gzip, zstd or none [default: zstd when the kernel image says its kernel unpacks it, else gzip]
     #[arg(long, value_name = "ALGORITHM")]
     pub compress: Option<Compression>,
 
@@ -409,6 +409,45 @@ impl slipway_config::metadata::ImageNames for MetadataNames<'_> {
     }
 }
 
+/// The initrd's compression without `--compress`: zstd when the kernel
+/// image's [`INITRD_COMPRESSION_LABEL`] says its kernel unpacks it (smaller
+/// and faster to unpack at boot than gzip), else gzip, which every kernel
+/// LinuxKit boots unpacks.
+///
+/// [`INITRD_COMPRESSION_LABEL`]: slipway_config::label::INITRD_COMPRESSION_LABEL
+fn default_compression(
+    loaded: &Loaded,
+    entries: &[resolve::ResolvedEntry],
+    store: &dyn slipway_assemble::BlobSource,
+) -> Compression {
+    let Some(image) = loaded
+        .config
+        .kernel
+        .as_ref()
+        .and_then(|k| k.value.image.as_ref())
+    else {
+        return Compression::Gzip;
+    };
+    let Some(entry) = entries.iter().find(|e| e.name == image.value) else {
+        return Compression::Gzip;
+    };
+    let unpacks_zstd = store
+        .read_blob(&entry.image.manifest.config.digest, "image config")
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| {
+            v["config"]["Labels"][slipway_config::label::INITRD_COMPRESSION_LABEL]
+                .as_str()
+                .map(|list| list.split(',').any(|c| c.trim() == "zstd"))
+        })
+        .unwrap_or(false);
+    if unpacks_zstd {
+        Compression::Zstd
+    } else {
+        Compression::Gzip
+    }
+}
+
 /// The kernel image as resolved (`NAME:TAG`, an `@pkg:` package's tag),
 /// for messages about it.
 fn kernel_reference(loaded: &Loaded, entries: &[resolve::ResolvedEntry]) -> String {
@@ -442,7 +481,6 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
     let outputs = outputs(args, crate::context::arch(global)?)?;
     let disk_size = disk_size(args)?;
     let loader_choice = loader_choice(args, &outputs)?;
-    let compression = args.compress.unwrap_or(Compression::Gzip);
     let destination = destination(args);
     if args.json && destination == Destination::Stdout {
         anyhow::bail!(
@@ -465,6 +503,10 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
     let resolution = resolve::resolve_config(args, global, loaded, loader_choice.as_ref())?;
     let resolved_at = Instant::now();
     let store = resolution.store;
+    let compression = match args.compress {
+        Some(c) => c,
+        None => default_compression(loaded, &resolution.entries, &store),
+    };
     let loader = match &resolution.bootloader {
         Some((reference, image)) => Some(bootloader::read(reference, image, &store)?),
         None => None,
