@@ -26,6 +26,15 @@ pub enum AssembleError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{image}: layer {layer}: inflates to more than {limit} bytes \
+         (--max-layer-size, default 16G)"
+    )]
+    LayerTooLarge {
+        image: String,
+        layer: String,
+        limit: u64,
+    },
     #[error("{image}: layer {layer}: entry `{path}`")]
     Entry {
         image: String,

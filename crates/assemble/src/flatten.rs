@@ -339,7 +339,9 @@ impl Plan {
                 let iter = archive.entries().map_err(io_error(src, layer))?;
                 for (index, entry) in iter.enumerate() {
                     let mut entry = entry.map_err(io_error(src, layer))?;
-                    let raw = read_raw(&mut entry).map_err(|m| entry_error(src, layer, "?", m))?;
+                    let raw = read_raw(&mut entry).map_err(|m| {
+                        entry_error(src, layer, &String::from_utf8_lossy(&entry.path_bytes()), m)
+                    })?;
                     let Some(raw) = raw else { continue };
                     let key = (l, index as u32);
                     let cleaned = path::clean(&raw.name);
