@@ -10,6 +10,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,10 @@ commands:
                   and warm, against its kernel+initrd, with peak memory
   bench validate [--runs N]
                   time slipway validate of 1, 2 and 4 MiB configurations
+  fuzz [--minutes N] [TARGET...]
+                  run every fuzz target (or those named) for N minutes each
+                  (default 10), one after the other, with cargo-fuzz on the
+                  nightly toolchain; crash inputs land in fuzz/seeds/
   packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
                   build every package in pkg/ into the cache, timing each
 ";
@@ -77,6 +82,7 @@ fn run() -> Result<()> {
         }
         Some("bench") => bench::command(&rest),
         Some("packages") => packages::command(&rest),
+        Some("fuzz") => fuzz::command(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
