@@ -379,6 +379,11 @@ fn time(cmd: &mut Command, case: &Case) -> Output {
         .next_back()
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{}: no maxrss in {all}", case.name));
+    eprintln!(
+        "{}: {:?}: peak {kib} KiB resident",
+        case.name,
+        cmd.get_args().nth(2)
+    );
     assert!(kib < 512 << 10, "{}: {kib} KiB resident", case.name);
     out
 }
