@@ -56,6 +56,19 @@ fn write_all(sink: &mut dyn EntrySink, groups: &[Group]) -> bool {
 }
 
 fn tar_round_trip(groups: &[Group]) {
+    // The tar crate splits PAX records at newlines rather than by their
+    // lengths, so a name holding one reads back cut (Python's tarfile and
+    // GNU tar read slipway's record whole): such entries are not compared.
+    let newline = |h: &Header| {
+        h.path.contains('\n')
+            || matches!(&h.kind, Kind::Symlink { target } | Kind::Link { target } if target.contains('\n'))
+    };
+    if groups
+        .iter()
+        .any(|g| newline(&g.header) || g.links.iter().any(newline))
+    {
+        return;
+    }
     let mut writer = TarWriter::new(Vec::new());
     if !write_all(&mut writer, groups) {
         return;

@@ -127,7 +127,7 @@ fn run(target: &str, seconds: u64) -> Result<Run> {
     let mut cmd = fuzz_cmd("run");
     cmd.arg(target).arg(&corpus).arg(&seeds).arg("--");
     cmd.arg(format!("-max_total_time={seconds}"));
-    cmd.arg(format!("-artifact_prefix={}/crash-", seeds.display()));
+    cmd.arg(format!("-artifact_prefix={}/", seeds.display()));
     cmd.args(["-print_final_stats=1", "-timeout=10", "-rss_limit_mb=2048"]);
     // A crash stops the run; the rest of its time is not spent on it.
     cmd.stderr(Stdio::piped());

@@ -71,6 +71,8 @@ pub type Result<T, E = AssembleError> = std::result::Result<T, E>;
 pub enum EntryProblem {
     #[error("the name is not valid UTF-8")]
     NotUtf8,
+    #[error("the name or link target holds a NUL byte")]
+    Nul,
     #[error("bad {field}")]
     Header {
         field: &'static str,

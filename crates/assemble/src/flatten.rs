@@ -134,7 +134,12 @@ fn io_error(src: &dyn TarSource, layer: usize) -> impl Fn(io::Error) -> Assemble
     }
 }
 
+/// A name or link target: UTF-8 without NUL (a PAX record can carry one,
+/// no filesystem name can; Go's archive/tar refuses it too).
 fn utf8(bytes: &[u8]) -> std::result::Result<String, EntryProblem> {
+    if bytes.contains(&0) {
+        return Err(EntryProblem::Nul);
+    }
     String::from_utf8(bytes.to_vec()).map_err(|_| EntryProblem::NotUtf8)
 }
 

@@ -503,3 +503,19 @@ fn a_name_that_is_not_utf8_is_refused_naming_the_entry() {
     let err = flatten_image(image, None, 0).unwrap_err();
     assert!(err.contains("entry `bad-\u{fffd}-name`"), "{err}");
 }
+
+#[test]
+fn a_nul_in_a_pax_name_or_link_target_is_refused_naming_the_entry() {
+    use slipway_testkit::hostile::{RawEntry, layer};
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[
+        RawEntry::symlink("evil", "harmless").pax("linkpath", b"/tmp/a\0\0/b".as_slice())
+    ]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("entry `evil`"), "{err}");
+    assert!(err.contains("NUL"), "{err}");
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[
+        RawEntry::file("f", "x").pax("path", b"a\0b".as_slice())
+    ]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("NUL"), "{err}");
+}

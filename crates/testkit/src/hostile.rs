@@ -132,7 +132,7 @@ impl RawEntry {
         self
     }
 
-    fn pax(mut self, key: &str, value: impl AsRef<[u8]>) -> RawEntry {
+    pub fn pax(mut self, key: &str, value: impl AsRef<[u8]>) -> RawEntry {
         self.pax.push((key.to_string(), value.as_ref().to_vec()));
         self
     }
@@ -583,6 +583,14 @@ pub fn cases() -> Vec<Case> {
             RawEntry::file("evil/pwned", "x"),
         ])],
         contained(&[&inside("pax-linkpath-escape", "pwned")]),
+    ));
+    add(case(
+        "pax-nul-linkpath",
+        "a PAX linkpath holding NUL bytes, on a symlink named through it",
+        vec![layer(&[
+            RawEntry::symlink("evil-nul", "harmless").pax("linkpath", b"/tmp/a\0\0/b".as_slice())
+        ])],
+        refused("evil-nul"),
     ));
     add(case(
         "pax-size-lies",
