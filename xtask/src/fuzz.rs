@@ -32,7 +32,8 @@ pub const TARGETS: &[&str] = &[
 struct Run {
     target: String,
     execs: u64,
-    seconds: u64,
+    /// libFuzzer's own average (a crash ends a run early).
+    rate: u64,
     crashes: Vec<String>,
 }
 
@@ -100,7 +101,7 @@ pub fn command(args: &[String]) -> Result<()> {
             "{:<14} {:>14} {:>10} {:>8}",
             r.target,
             r.execs,
-            r.execs / r.seconds.max(1),
+            r.rate,
             r.crashes.len()
         );
         for c in &r.crashes {
@@ -136,12 +137,21 @@ fn run(target: &str, seconds: u64) -> Result<Run> {
         .output()
         .with_context(|| format!("could not start cargo fuzz for {target}"))?;
     let log = String::from_utf8_lossy(&out.stderr);
-    let execs = log
-        .lines()
-        .filter_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-        .filter_map(|n| n.trim().parse::<u64>().ok())
-        .next_back()
-        .unwrap_or(0);
+    // libFuzzer's own output, for a closer look (crash stacks).
+    let logs = root.join("target/fuzz/logs");
+    std::fs::create_dir_all(&logs).with_context(|| logs.display().to_string())?;
+    let log_file = logs.join(format!("{target}.log"));
+    std::fs::write(&log_file, out.stderr.as_slice())
+        .with_context(|| log_file.display().to_string())?;
+    let stat = |name: &str| {
+        log.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter_map(|n| n.trim().parse::<u64>().ok())
+            .next_back()
+            .unwrap_or(0)
+    };
+    let execs = stat("stat::number_of_executed_units:");
+    let rate = stat("stat::average_exec_per_sec:");
     let crashes: Vec<String> = listing(&seeds)?
         .into_iter()
         .filter(|f| !before.contains(f))
@@ -149,12 +159,16 @@ fn run(target: &str, seconds: u64) -> Result<Run> {
     if !out.status.success() && crashes.is_empty() {
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("cargo fuzz run {target} failed:\n{}", tail.join("\n"));
+        bail!(
+            "cargo fuzz run {target} failed ({}):\n{}",
+            log_file.display(),
+            tail.join("\n")
+        );
     }
     Ok(Run {
         target: target.to_string(),
         execs,
-        seconds,
+        rate,
         crashes,
     })
 }

@@ -73,6 +73,8 @@ pub enum EntryProblem {
     NotUtf8,
     #[error("the name or link target holds a NUL byte")]
     Nul,
+    #[error("a symbolic link with an empty target")]
+    EmptySymlink,
     #[error("bad {field}")]
     Header {
         field: &'static str,

@@ -173,6 +173,9 @@ fn read_raw<R: Read>(
             Kind::File { size: entry.size() }
         }
         tar::EntryType::Directory => Kind::Dir,
+        // No filesystem makes a symlink to nothing: containerd and GNU tar
+        // fail on it, and the kernel's initramfs unpacker skips it.
+        tar::EntryType::Symlink if link.is_empty() => return Err(EntryProblem::EmptySymlink),
         tar::EntryType::Symlink => Kind::Symlink { target: link },
         tar::EntryType::Link => Kind::Link { target: link },
         tar::EntryType::Char => Kind::Char { major, minor },

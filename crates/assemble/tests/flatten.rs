@@ -519,3 +519,12 @@ fn a_nul_in_a_pax_name_or_link_target_is_refused_naming_the_entry() {
     let err = flatten_image(image, None, 0).unwrap_err();
     assert!(err.contains("NUL"), "{err}");
 }
+
+#[test]
+fn a_symlink_with_an_empty_target_is_refused_naming_the_entry() {
+    use slipway_testkit::hostile::{RawEntry, layer};
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[RawEntry::symlink("empty", "")]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("entry `empty`"), "{err}");
+    assert!(err.contains("empty target"), "{err}");
+}

@@ -449,6 +449,15 @@ pub fn cases() -> Vec<Case> {
         refused("a/f"),
     ));
     add(case(
+        "symlink-empty",
+        "a symlink with an empty target, then a file below it",
+        vec![layer(&[
+            RawEntry::symlink("empty-link", ""),
+            RawEntry::file("empty-link/f", "x"),
+        ])],
+        refused("empty-link"),
+    ));
+    add(case(
         "symlink-resolv-conf",
         "etc/resolv.conf a symlink to the host's /etc/shadow",
         vec![layer(&[
