@@ -1,11 +1,4 @@
-//! Image labels (`org.mobyproject.config`) come from images, not from the
-//! user: any bytes must give a label or an error, never a panic.
+//! `cargo xtask fuzz`: see [`slipway_fuzz::label`].
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = slipway_config::label::parse_label("fuzz", text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| slipway_fuzz::label(data));

@@ -10,6 +10,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,10 @@ commands:
                   boot the first-service images under TCG (and the examples,
                   modules deferred and early) and print the guest's times
                   as ratios to LinuxKit's init on the same kernel
+  fuzz [--minutes N] [TARGET...]
+                  run every fuzz target (or those named) for N minutes each
+                  (default 10), one after the other, with cargo-fuzz on the
+                  nightly toolchain; crash inputs land in fuzz/seeds/
   packages [--release] [--force] [--locked] [--cache DIR] [PKG...]
                   build every package in pkg/ into the cache, timing each
 ";
@@ -81,6 +86,7 @@ fn run() -> Result<()> {
         }
         Some("bench") => bench::command(&rest),
         Some("packages") => packages::command(&rest),
+        Some("fuzz") => fuzz::command(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -26,6 +26,15 @@ pub enum AssembleError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{image}: layer {layer}: inflates to more than {limit} bytes \
+         (--max-layer-size, default 16G)"
+    )]
+    LayerTooLarge {
+        image: String,
+        layer: String,
+        limit: u64,
+    },
     #[error("{image}: layer {layer}: entry `{path}`")]
     Entry {
         image: String,
@@ -62,6 +71,10 @@ pub type Result<T, E = AssembleError> = std::result::Result<T, E>;
 pub enum EntryProblem {
     #[error("the name is not valid UTF-8")]
     NotUtf8,
+    #[error("the name or link target holds a NUL byte")]
+    Nul,
+    #[error("a symbolic link with an empty target")]
+    EmptySymlink,
     #[error("bad {field}")]
     Header {
         field: &'static str,

@@ -134,7 +134,12 @@ fn io_error(src: &dyn TarSource, layer: usize) -> impl Fn(io::Error) -> Assemble
     }
 }
 
+/// A name or link target: UTF-8 without NUL (a PAX record can carry one,
+/// no filesystem name can; Go's archive/tar refuses it too).
 fn utf8(bytes: &[u8]) -> std::result::Result<String, EntryProblem> {
+    if bytes.contains(&0) {
+        return Err(EntryProblem::Nul);
+    }
     String::from_utf8(bytes.to_vec()).map_err(|_| EntryProblem::NotUtf8)
 }
 
@@ -168,6 +173,9 @@ fn read_raw<R: Read>(
             Kind::File { size: entry.size() }
         }
         tar::EntryType::Directory => Kind::Dir,
+        // No filesystem makes a symlink to nothing: containerd and GNU tar
+        // fail on it, and the kernel's initramfs unpacker skips it.
+        tar::EntryType::Symlink if link.is_empty() => return Err(EntryProblem::EmptySymlink),
         tar::EntryType::Symlink => Kind::Symlink { target: link },
         tar::EntryType::Link => Kind::Link { target: link },
         tar::EntryType::Char => Kind::Char { major, minor },
@@ -339,7 +347,9 @@ impl Plan {
                 let iter = archive.entries().map_err(io_error(src, layer))?;
                 for (index, entry) in iter.enumerate() {
                     let mut entry = entry.map_err(io_error(src, layer))?;
-                    let raw = read_raw(&mut entry).map_err(|m| entry_error(src, layer, "?", m))?;
+                    let raw = read_raw(&mut entry).map_err(|m| {
+                        entry_error(src, layer, &String::from_utf8_lossy(&entry.path_bytes()), m)
+                    })?;
                     let Some(raw) = raw else { continue };
                     let key = (l, index as u32);
                     let cleaned = path::clean(&raw.name);

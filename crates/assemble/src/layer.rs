@@ -23,12 +23,41 @@ pub trait TarSource {
     ) -> Result<()>;
 }
 
+/// What one layer may inflate to unless the caller says otherwise: far
+/// above any real layer, far below what fills a disk. A layer's tar can
+/// claim any size and a gzip stream inflates about a thousand times, so
+/// the uncompressed bytes are counted as they are read.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 16 << 30;
+
 /// The layers of an image in a blob source (the image cache).
 #[derive(Clone)]
 pub struct StoreLayers<'a> {
     pub store: &'a dyn BlobSource,
     pub image: String,
     pub layers: Vec<Descriptor>,
+    /// The most uncompressed bytes one layer may hold.
+    pub max_layer_size: u64,
+}
+
+/// Counts what the decompressor yields and fails past `limit`.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::other(format!(
+                "the layer inflates to more than {} bytes",
+                self.limit
+            )));
+        }
+        Ok(n)
+    }
 }
 
 /// Wraps `reader` in the decompressor its first bytes call for: gzip, zstd,
@@ -91,20 +120,36 @@ impl TarSource for StoreLayers<'_> {
                     image: self.image.clone(),
                     source,
                 })?;
-        let mut reader = decompress(blob).map_err(|source| AssembleError::LayerIo {
+        let reader = decompress(blob).map_err(|source| AssembleError::LayerIo {
             image: self.image.clone(),
             layer: descriptor.digest.to_string(),
             source,
         })?;
-        f(&mut reader)?;
+        let mut reader = Capped {
+            inner: reader,
+            read: 0,
+            limit: self.max_layer_size,
+        };
+        let too_large = |reader: &Capped<_>| AssembleError::LayerTooLarge {
+            image: self.image.clone(),
+            layer: descriptor.digest.to_string(),
+            limit: reader.limit,
+        };
+        let result = f(&mut reader);
+        if reader.read > reader.limit {
+            return Err(too_large(&reader));
+        }
+        result?;
         // Read to the end so the blob's digest is checked even when the tar
         // stopped early (its end marker, or a caller that found what it sought).
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
-            AssembleError::LayerIo {
-                image: self.image.clone(),
-                layer: descriptor.digest.to_string(),
-                source,
-            }
+        let rest = std::io::copy(&mut reader, &mut std::io::sink());
+        if reader.read > reader.limit {
+            return Err(too_large(&reader));
+        }
+        rest.map_err(|source| AssembleError::LayerIo {
+            image: self.image.clone(),
+            layer: descriptor.digest.to_string(),
+            source,
         })?;
         Ok(())
     }

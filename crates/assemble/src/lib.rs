@@ -24,6 +24,6 @@ pub use blobs::{Blob, BlobSource};
 pub use entry::{Collect, DEFAULT_MTIME, EntrySink, Header, Kind, PAX_LOCATION, PAX_SOURCE};
 pub use error::{AssembleError, EntryProblem};
 pub use flatten::{Filters, Plan};
-pub use layer::{StoreLayers, TarSource};
+pub use layer::{DEFAULT_MAX_LAYER_SIZE, StoreLayers, TarSource};
 pub use root_initrd::{RootInitrd, missing_root_modules, root_initrd_of, write_root_initrd};
 pub use units::{FORMAT_VERSION, ImageInput, Inputs, KernelPart, Unit, plan_units};

@@ -25,6 +25,21 @@ fn flatten_image(
     filters: Option<Filters>,
     keep: usize,
 ) -> Result<Vec<(Header, Vec<u8>)>, String> {
+    flatten_capped(
+        builder,
+        filters,
+        keep,
+        slipway_assemble::DEFAULT_MAX_LAYER_SIZE,
+    )
+}
+
+/// As [`flatten_image`], each layer inflating to at most `max` bytes.
+fn flatten_capped(
+    builder: ImageBuilder,
+    filters: Option<Filters>,
+    keep: usize,
+    max: u64,
+) -> Result<Vec<(Header, Vec<u8>)>, String> {
     let dir = tempfile::tempdir().unwrap();
     Artifact::from(builder.build().unwrap())
         .write_oci_layout(dir.path(), Some("docker.io/library/t:1"))
@@ -40,6 +55,7 @@ fn flatten_image(
         store: &store,
         image: "t:1".into(),
         layers: resolved.manifest.layers.clone(),
+        max_layer_size: max,
     };
     let plan = Plan::build(&src, filters).map_err(|e| slipway_contract::errors::chain(&e))?;
     let mut sink = Collect::keeping(keep);
@@ -379,6 +395,7 @@ fn nested_plan_and_parts_in_one_read_match_separate_reads() {
         store: &store,
         image: "k:1".into(),
         layers: resolved.manifest.layers.clone(),
+        max_layer_size: slipway_assemble::DEFAULT_MAX_LAYER_SIZE,
     };
 
     let (plan, inner) = Plan::build_with_nested(&src, None, "kernel.tar").unwrap();
@@ -459,4 +476,55 @@ fn nested_plan_and_parts_in_one_read_match_separate_reads() {
         "{got:?}"
     );
     assert!(!got.iter().any(|n| n.ends_with("old.ko")), "{got:?}");
+}
+
+#[test]
+fn a_layer_inflating_past_the_limit_is_refused_naming_image_layer_and_limit() {
+    let image = ImageBuilder::new().layer([Entry::file("zeros", vec![0u8; 1 << 20])]);
+    let digest = image.clone().build().unwrap().layers[0]
+        .digest()
+        .to_string();
+    let err = flatten_capped(image.clone(), None, 0, 256 << 10).unwrap_err();
+    assert!(err.contains("t:1"), "{err}");
+    assert!(err.contains(&digest), "{err}");
+    assert!(err.contains("inflates to more than 262144 bytes"), "{err}");
+    // At the limit, it reads.
+    let size = slipway_testkit::image::tar_bytes(&[Entry::file("zeros", vec![0u8; 1 << 20])])
+        .unwrap()
+        .len() as u64;
+    assert!(flatten_capped(image, None, 0, size).is_ok());
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_refused_naming_the_entry() {
+    use slipway_testkit::hostile::{RawEntry, layer};
+    let image = ImageBuilder::new()
+        .prebuilt_layer(layer(&[RawEntry::file(b"bad-\xff-name".as_slice(), "x")]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("entry `bad-\u{fffd}-name`"), "{err}");
+}
+
+#[test]
+fn a_nul_in_a_pax_name_or_link_target_is_refused_naming_the_entry() {
+    use slipway_testkit::hostile::{RawEntry, layer};
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[
+        RawEntry::symlink("evil", "harmless").pax("linkpath", b"/tmp/a\0\0/b".as_slice())
+    ]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("entry `evil`"), "{err}");
+    assert!(err.contains("NUL"), "{err}");
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[
+        RawEntry::file("f", "x").pax("path", b"a\0b".as_slice())
+    ]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("NUL"), "{err}");
+}
+
+#[test]
+fn a_symlink_with_an_empty_target_is_refused_naming_the_entry() {
+    use slipway_testkit::hostile::{RawEntry, layer};
+    let image = ImageBuilder::new().prebuilt_layer(layer(&[RawEntry::symlink("empty", "")]));
+    let err = flatten_image(image, None, 0).unwrap_err();
+    assert!(err.contains("entry `empty`"), "{err}");
+    assert!(err.contains("empty target"), "{err}");
 }

@@ -64,6 +64,17 @@ pub struct GlobalArgs {
     /// Print errors only
     #[arg(short = 'q', long = "quiet", global = true)]
     pub quiet: bool,
+
+    /// The most one image layer may inflate to, in M (MiB) or G (GiB): a
+    /// larger layer is refused as it is read
+    #[arg(long = "max-layer-size", global = true, value_name = "SIZE",
+          env = "SLIPWAY_MAX_LAYER_SIZE", default_value = "16G", value_parser = layer_size)]
+    pub max_layer_size: u64,
+}
+
+/// `--max-layer-size`: the syntax of `--size`.
+fn layer_size(text: &str) -> Result<u64, String> {
+    slipway_formats::disk::parse_size(text).map_err(|e| e.to_string())
 }
 
 impl GlobalArgs {

@@ -192,6 +192,7 @@ fn small_initrd(slipway: &Path, pkgs: &Packages, out: &Path) -> RootInitrd {
             ImageInput {
                 name: reference.to_string(),
                 resolved,
+                max_layer_size: slipway_assemble::DEFAULT_MAX_LAYER_SIZE,
             },
         );
     }

@@ -173,6 +173,17 @@ mod tests {
     }
 
     #[test]
+    fn unknown_numbers_survive_a_round_trip_to_the_last_bit() {
+        // The default float parser of serde_json reads this one ulp off.
+        let text = r#"{"schemaVersion":2,"manifests":[],"x":1.9622222222222214e+21}"#;
+        let index: ImageIndex = serde_json::from_str(text).unwrap();
+        let again: ImageIndex =
+            serde_json::from_str(&serde_json::to_string(&index).unwrap()).unwrap();
+        assert_eq!(again, index);
+        assert_eq!(serde_json::to_string(&index).unwrap(), text);
+    }
+
+    #[test]
     fn tells_index_from_manifest() {
         let m = br#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
         assert!(matches!(

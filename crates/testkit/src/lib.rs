@@ -8,6 +8,7 @@
 //! - [`FileServer`]: plain HTTP files on loopback (a copy of a Debian suite).
 //! - [`initramfs`], [`packages`]: what the boot tests boot; [`boot`]: build
 //!   it with `slipway build` and boot it with `slipway run`.
+//! - [`hostile`]: a corpus of hostile layers (escapes, bombs, lies).
 //! - [`tiny`]: a busybox initramfs that boots in seconds; [`media`]: UKIs,
 //!   ISOs and disks made with the standard tools.
 
@@ -18,6 +19,7 @@
 
 pub mod boot;
 pub mod files;
+pub mod hostile;
 pub mod http;
 pub mod image;
 pub mod initramfs;

@@ -47,6 +47,9 @@ pub struct ImageInput {
     /// The fully expanded reference, as written into `LINUXKIT.source`.
     pub name: String,
     pub resolved: ResolvedImage,
+    /// The most uncompressed bytes one of its layers may hold
+    /// ([`crate::layer::DEFAULT_MAX_LAYER_SIZE`] unless the user says).
+    pub max_layer_size: u64,
 }
 
 impl ImageInput {
@@ -55,6 +58,7 @@ impl ImageInput {
             store,
             image: self.name.clone(),
             layers: self.resolved.manifest.layers.clone(),
+            max_layer_size: self.max_layer_size,
         }
     }
 

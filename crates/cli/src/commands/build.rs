@@ -525,6 +525,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
                     ImageInput {
                         name: e.reference.clone(),
                         resolved: e.image.clone(),
+                        max_layer_size: global.max_layer_size,
                     },
                 )
             })

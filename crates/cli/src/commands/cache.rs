@@ -341,6 +341,7 @@ fn export_filesystem(
     let image = slipway_assemble::ImageInput {
         name: reference.to_string(),
         resolved,
+        max_layer_size: global.max_layer_size,
     };
     // Composed here: the cache reads the image, assemble flattens it,
     // formats writes the tar.

@@ -87,6 +87,8 @@ pub fn read(reference: &str, image: &ResolvedImage, store: &Store) -> anyhow::Re
     let input = slipway_assemble::ImageInput {
         name: reference.to_string(),
         resolved: image.clone(),
+        // Boot loader images are small; the default bounds them.
+        max_layer_size: slipway_assemble::DEFAULT_MAX_LAYER_SIZE,
     };
     let mut loader = BootLoader::new(reference);
     input.write_filesystem(store, &mut loader)?;
