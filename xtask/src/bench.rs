@@ -363,6 +363,14 @@ fn skopeo_copy(host: &str, repo: &str, layout: &Path) -> Command {
     cmd
 }
 
+/// The value of `--runs`: a positive number.
+fn positive_runs(value: Option<&String>, usage: &str) -> Result<usize> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .with_context(|| format!("--runs needs a positive number\n{usage}"))
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }

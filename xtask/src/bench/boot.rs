@@ -43,11 +43,7 @@ pub fn options(args: &[String]) -> Result<Options> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--runs" => {
-                o.runs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .with_context(|| format!("--runs needs a positive number\n{USAGE}"))?;
+                o.runs = super::positive_runs(it.next(), USAGE)?;
             }
             "--examples" => o.examples = true,
             _ => bail!("unknown option {arg:?}\n{USAGE}"),

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 const USAGE: &str = "usage: cargo xtask bench validate [--runs N]";
 /// The largest file must validate within this.
@@ -29,11 +29,7 @@ pub fn options(args: &[String]) -> Result<Options> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--runs" => {
-                o.runs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .with_context(|| format!("--runs needs a positive number\n{USAGE}"))?;
+                o.runs = super::positive_runs(it.next(), USAGE)?;
             }
             _ => anyhow::bail!("unknown option {arg:?}\n{USAGE}"),
         }

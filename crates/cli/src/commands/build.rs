@@ -420,12 +420,7 @@ fn default_compression(
     entries: &[resolve::ResolvedEntry],
     store: &dyn slipway_assemble::BlobSource,
 ) -> Compression {
-    let Some(image) = loaded
-        .config
-        .kernel
-        .as_ref()
-        .and_then(|k| k.value.image.as_ref())
-    else {
+    let Some(image) = kernel_image(loaded) else {
         return Compression::Gzip;
     };
     let Some(entry) = entries.iter().find(|e| e.name == image.value) else {
@@ -448,15 +443,21 @@ fn default_compression(
     }
 }
 
-/// The kernel image as resolved (`NAME:TAG`, an `@pkg:` package's tag),
-/// for messages about it.
-fn kernel_reference(loaded: &Loaded, entries: &[resolve::ResolvedEntry]) -> String {
-    let Some(image) = loaded
+/// The `kernel:` section's image, when there is one.
+fn kernel_image(
+    loaded: &Loaded,
+) -> Option<&slipway_config::source::Sp<slipway_config::model::ImageName>> {
+    loaded
         .config
         .kernel
         .as_ref()
         .and_then(|k| k.value.image.as_ref())
-    else {
+}
+
+/// The kernel image as resolved (`NAME:TAG`, an `@pkg:` package's tag),
+/// for messages about it.
+fn kernel_reference(loaded: &Loaded, entries: &[resolve::ResolvedEntry]) -> String {
+    let Some(image) = kernel_image(loaded) else {
         return "(none)".into();
     };
     resolved_name(entries, &image.value)
@@ -488,12 +489,7 @@ fn build(args: &BuildArgs, global: &GlobalArgs, loaded: &Loaded) -> anyhow::Resu
         );
     }
     if let Some(o) = outputs.iter().find(|o| o.needs_kernel())
-        && loaded
-            .config
-            .kernel
-            .as_ref()
-            .and_then(|k| k.value.image.as_ref())
-            .is_none()
+        && kernel_image(loaded).is_none()
     {
         anyhow::bail!(
             "the {o} format needs a `kernel:` with an image; use --format tar for an image without one"
