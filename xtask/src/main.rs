@@ -8,6 +8,7 @@
 )]
 
 mod bench;
+mod chaos;
 mod demo;
 mod deps;
 mod fuzz;
@@ -50,6 +51,12 @@ commands:
                   boot the first-service images under TCG (and the examples,
                   modules deferred and early) and print the guest's times
                   as ratios to LinuxKit's init on the same kernel
+  chaos [--quick] [--kills N] [--races N] [--seed S]
+                  the crash campaign: cache pull, build, pkg build and cache
+                  clean each SIGKILLed at N seeded random moments (default
+                  50; --quick is the suite's 3), racing builds and a pull,
+                  a full disk; every kill leaves a sound cache and whole
+                  outputs
   fuzz [--minutes N] [TARGET...]
                   run every fuzz target (or those named) for N minutes each
                   (default 10), one after the other, with cargo-fuzz on the
@@ -87,6 +94,7 @@ fn run() -> Result<()> {
         Some("bench") => bench::command(&rest),
         Some("packages") => packages::command(&rest),
         Some("fuzz") => fuzz::command(&rest),
+        Some("chaos") => chaos::command(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

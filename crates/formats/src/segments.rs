@@ -131,6 +131,10 @@ fn lift(e: FormatError) -> FormatError {
     e
 }
 
+/// The scratch name of a unit file or segment being written: renamed when
+/// whole, removed by a later build's prune if its writer was killed.
+const SCRATCH: &str = ".slipway-";
+
 /// The segment cache directory, with a size cap.
 #[derive(Clone, Debug)]
 pub struct SegmentCache {
@@ -152,8 +156,10 @@ impl SegmentCache {
         self.dir.join(key)
     }
 
-    /// Removes the least recently used files until the total is under the cap.
+    /// Removes what killed builds left (their scratch files), then the
+    /// least recently used files until the total is under the cap.
     pub fn prune(&self) -> io::Result<()> {
+        slipway_scratch::reap(&self.dir, SCRATCH);
         let mut files = Vec::new();
         let mut total = 0u64;
         for e in fs::read_dir(&self.dir)? {
@@ -417,10 +423,16 @@ impl Segmenter<'_> {
 
     fn close(&mut self) -> io::Result<()> {
         if let Some(open) = self.open.take() {
-            let mut w = open.cpio.finish()?;
-            w.flush()?;
-            w.tx = None;
+            let finished = open.cpio.finish().and_then(|mut w| {
+                w.flush()?;
+                w.tx = None;
+                Ok(())
+            });
+            // Joined by `finish` even when this failed: a compressor still
+            // running could otherwise write its file after the caller
+            // removed the parts.
             self.done.push((open.thread, open.path));
+            finished?;
         }
         Ok(())
     }
@@ -484,11 +496,11 @@ fn write_unit(
 ) -> Result<usize, FormatError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let stem = format!(
-        ".{}.tmp{}",
+        "{}{}",
+        slipway_scratch::prefix(SCRATCH),
         dest.file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default(),
-        std::process::id()
     );
     let tmp = dir.join(&stem);
     // Removed on drop unless renamed into place: a failed unit leaves nothing.
@@ -519,13 +531,12 @@ fn write_unit(
             }
             written.map_err(FormatError::from)?;
             finished.map_err(io_at("compressing", &tmp))?;
-            let mut out = BufWriter::new(File::create(&tmp).map_err(io_at("creating", &tmp))?);
+            let joined = join_parts(&parts, &tmp);
+            // Gone whether or not the unit's file was written (a full disk).
             for p in &parts {
-                let mut f = File::open(p).map_err(io_at("reading", p))?;
-                io::copy(&mut f, &mut out).map_err(io_at("writing", &tmp))?;
                 let _ = fs::remove_file(p);
             }
-            out.flush().map_err(io_at("writing", &tmp))?;
+            joined?;
             parts.len()
         }
     };
@@ -533,6 +544,16 @@ fn write_unit(
         .persist(dest)
         .map_err(|e| io_at("renaming", dest)(e.error))?;
     Ok(segments)
+}
+
+/// Concatenates a unit's compressed parts into its file `tmp`.
+fn join_parts(parts: &[PathBuf], tmp: &Path) -> Result<(), FormatError> {
+    let mut out = BufWriter::new(File::create(tmp).map_err(io_at("creating", tmp))?);
+    for p in parts {
+        let mut f = File::open(p).map_err(io_at("reading", p))?;
+        io::copy(&mut f, &mut out).map_err(io_at("writing", tmp))?;
+    }
+    out.flush().map_err(io_at("writing", tmp))
 }
 
 /// Writes every unit (in parallel, from the cache when it has them) and

@@ -164,6 +164,7 @@ fn store_unknown(
 /// and images are named in `index.json` only once all their blobs are in.
 pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, ArchiveError> {
     let _guard = store.gc_guard()?;
+    store.reap_scratch();
     let mut archive = tar::Archive::new(reader);
     let mut index_json: Option<Vec<u8>> = None;
     let mut docker_manifest: Option<Vec<u8>> = None;

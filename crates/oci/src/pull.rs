@@ -83,6 +83,7 @@ impl<'a> Puller<'a> {
         };
         // Keeps `cache clean` from collecting blobs between their download and naming.
         let _guard = self.store.gc_guard().map_err(store_error)?;
+        self.store.reap_scratch();
         let root = self.client.fetch_manifest(&reference).await?;
         let kind = parse(&reference, &root.descriptor, &root.bytes)?;
         let mut manifests: Vec<(Descriptor, Vec<u8>, ImageManifest)> = Vec::new();

@@ -21,6 +21,9 @@ use crate::sbom::Recorder;
 use crate::tree::Tree;
 use crate::{cargo_step, elf, kernel, steps, tag};
 
+/// The scratch name of the OCI layout buildx writes (see `slipway_scratch`).
+const BUILDX_OUT: &str = "slipway-buildx-";
+
 /// How to build.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -112,6 +115,8 @@ fn arches(def: &PackageDef, opts: &BuildOptions) -> Result<Vec<Arch>, PkgError> 
 }
 
 pub fn build(dir: &Path, store: &Store, opts: &BuildOptions) -> Result<Built, PkgError> {
+    // What a killed build left in the cache goes first.
+    store.reap_scratch();
     let def = def::load(dir)?;
     let arches = arches(&def, opts)?;
     if def.steps.is_empty() {
@@ -540,10 +545,10 @@ fn docker_build(def: &PackageDef, store: &Store, arches: &[Arch]) -> Result<Buil
     })?;
     let tag = tag::tag(def, first)?;
     let reference = reference_for(def, &tag)?;
-    let out = tempfile::tempdir().map_err(PkgError::io(
-        "creating a temporary directory in",
-        std::env::temp_dir(),
-    ))?;
+    let tmp = std::env::temp_dir();
+    slipway_scratch::reap(&tmp, BUILDX_OUT);
+    let out = slipway_scratch::dir_in(&tmp, BUILDX_OUT)
+        .map_err(PkgError::io("creating a temporary directory in", tmp))?;
     let layout = out.path().join("oci");
     let mut cmd = Command::new("docker");
     cmd.args(buildx_args(def, arches, &layout));

@@ -12,6 +12,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::PkgError;
 
+/// The staging directory's scratch name in the temporary directory.
+const STAGING: &str = "slipway-pkg-";
+
 /// Where a regular file's bytes are.
 #[derive(Clone, Debug)]
 pub enum Content {
@@ -66,7 +69,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Tree {
     entries: BTreeMap<String, Entry>,
-    staging: tempfile::TempDir,
+    staging: slipway_scratch::ScratchDir,
     staged: u64,
     /// Image labels a step found in the tree (the kernel step's), added to
     /// those of `build.yml`.
@@ -103,13 +106,11 @@ impl Tree {
     }
 
     pub fn new() -> Result<Tree, PkgError> {
-        let staging = tempfile::Builder::new()
-            .prefix("slipway-pkg-")
-            .tempdir()
-            .map_err(PkgError::io(
-                "creating a staging directory in",
-                std::env::temp_dir(),
-            ))?;
+        // A killed build's staging tree stays until a later build reaps it.
+        let tmp = std::env::temp_dir();
+        slipway_scratch::reap(&tmp, STAGING);
+        let staging = slipway_scratch::dir_in(&tmp, STAGING)
+            .map_err(PkgError::io("creating a staging directory in", tmp))?;
         Ok(Tree {
             entries: BTreeMap::new(),
             staging,

@@ -14,6 +14,9 @@ use crate::output::outln;
 use crate::progress::ProgressDisplay;
 use crate::report::chain;
 
+/// The scratch name of an export being written beside its file.
+const EXPORT_SCRATCH: &str = ".slipway-export-";
+
 #[derive(Debug, Args)]
 pub struct CacheArgs {
     #[command(subcommand)]
@@ -295,18 +298,25 @@ fn export(
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
+        // What a killed export left beside it goes first.
+        slipway_scratch::reap(dir, EXPORT_SCRATCH);
         let temp = tempfile::Builder::new()
-            .prefix(".slipway-export-")
+            .prefix(&slipway_scratch::prefix(EXPORT_SCRATCH))
             // 0666 less the umask, like any file a tool writes.
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        slipway_scratch::hold(temp.as_file());
         let writer = std::io::BufWriter::with_capacity(1 << 20, temp);
         let (writer, report) =
             slipway_oci::export(store, &reference, platform.as_ref(), format, writer)?;
         let temp = writer
             .into_inner()
             .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {output}"))?;
+        // On disk before it has its name: a power cut leaves the old file.
+        temp.as_file()
+            .sync_all()
             .with_context(|| format!("writing {output}"))?;
         temp.persist(path)
             .with_context(|| format!("cannot write {output}"))?;

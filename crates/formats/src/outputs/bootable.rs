@@ -20,6 +20,9 @@ use crate::error::FormatError;
 use crate::tar::{TarWriter, finish};
 use slipway_assemble::{BlobSource, EntrySink, Header, Kind, Unit};
 
+/// The scratch raw disk a re-encoding format reads, beside the outputs.
+const SCRATCH_DISK: &str = ".slipway-disk-";
+
 /// GCP imports raw disks whose size is a whole number of GiB.
 const GIB: u64 = 1 << 30;
 
@@ -188,10 +191,12 @@ impl<'a> Writer<'a> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
+            slipway_scratch::reap(dir, SCRATCH_DISK);
             let mut tmp = tempfile::Builder::new()
-                .prefix(".slipway-disk-")
+                .prefix(&slipway_scratch::prefix(SCRATCH_DISK))
                 .tempfile_in(dir)
                 .map_err(io_at("creating a temporary file in", dir))?;
+            slipway_scratch::hold(tmp.as_file());
             if efi {
                 self.efi_disk(tmp.as_file_mut(), format)?;
             } else {

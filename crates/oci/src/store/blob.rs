@@ -40,9 +40,10 @@ impl BlobWriter {
         std::fs::create_dir_all(&dir).map_err(StoreError::io("creating", &dir))?;
         // Same directory as the final name, so the rename is atomic.
         let temp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(&slipway_scratch::prefix(super::BLOB_SCRATCH))
             .tempfile_in(&dir)
             .map_err(StoreError::io("creating a temporary file in", &dir))?;
+        slipway_scratch::hold(temp.as_file());
         Ok(BlobWriter {
             dir,
             temp,

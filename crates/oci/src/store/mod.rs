@@ -19,7 +19,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use slipway_reference::{Digest, Reference};
+use slipway_reference::{Algorithm, Digest, Reference};
 
 pub use blob::{BlobWriter, VerifyingReader};
 pub(crate) use blob::{is_verify_error, verify_error_to_store};
@@ -30,6 +30,9 @@ pub use resolve::{ResolvedImage, select_platform};
 
 use crate::descriptor::{Descriptor, ImageIndex, REF_NAME_ANNOTATION};
 use crate::error::StoreError;
+
+/// The temporary name of a blob being written (see `slipway_scratch`).
+pub(crate) const BLOB_SCRATCH: &str = ".tmp-";
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 /// Manifests, indexes and configs larger than this are refused: they are
@@ -215,6 +218,19 @@ impl Store {
         lock::IndexLock::acquire(&self.root)
     }
 
+    /// Removes the temporary files that killed processes left (a blob
+    /// half fetched, an index never renamed); a live writer's stay. Pulls
+    /// and imports call it, so what one killed leaves, the next removes.
+    pub fn reap_scratch(&self) {
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self.root.join("blobs").join(algorithm.as_str());
+            slipway_scratch::reap(&dir, BLOB_SCRATCH);
+        }
+        for name in ["index.json", "oci-layout"] {
+            slipway_scratch::reap(&self.root, &format!(".{name}.tmp-"));
+        }
+    }
+
     /// A shared hold on the blobs: while any is held, `clean` and `verify`
     /// wait. Take one around everything that writes blobs and then names
     /// them (a pull, an import), so the blobs are not collected in between.
@@ -292,7 +308,7 @@ impl Store {
 /// disk before the rename, so a power cut cannot leave it named but empty.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
+        .prefix(&slipway_scratch::prefix(&format!(".{name}.tmp-")))
         .tempfile_in(dir)
         .map_err(StoreError::io("creating a temporary file in", dir))?;
     temp.write_all(bytes)

@@ -28,20 +28,23 @@ pub const PACKAGE: &[(&str, &str)] = &[
     ),
 ];
 
+/// The scratch name of the package written out (see `slipway_scratch`).
+const SCRATCH: &str = "slipway-bootloader-";
+
 /// Where `pkg/bootloader` is in slipway's source tree, for messages.
 pub const PACKAGE_DIR: &str = "pkg/bootloader";
 
 /// The built-in package written out to a temporary directory named like
 /// the tree's, so that it can be hashed (and built) as a package.
 pub struct Package {
-    dir: tempfile::TempDir,
+    dir: slipway_scratch::ScratchDir,
 }
 
 impl Package {
     pub fn write() -> anyhow::Result<Package> {
-        let dir = tempfile::Builder::new()
-            .prefix("slipway-bootloader-")
-            .tempdir()?;
+        let tmp = std::env::temp_dir();
+        slipway_scratch::reap(&tmp, SCRATCH);
+        let dir = slipway_scratch::dir_in(&tmp, SCRATCH)?;
         let pkg = dir.path().join("bootloader");
         std::fs::create_dir(&pkg)?;
         for (name, text) in PACKAGE {
