@@ -1,9 +1,11 @@
 //! The hostile layer corpus (`slipway_testkit::hostile`) through the real
-//! registry on loopback, `slipway build` (tar, kernel+initrd,
-//! kernel+squashfs), `cache export --format filesystem` and `cache
-//! import`; every output unpacked as root by GNU tar (`-P`: names taken as
-//! written), GNU cpio (without `--no-absolute-filenames`) and unsquashfs
-//! into an empty directory. Each case is refused naming its image, layer
+//! registry on loopback, `slipway build` (tar, kernel+initrd and the
+//! three root formats: kernel+squashfs, kernel+erofs, kernel+iso), `cache
+//! export --format filesystem` and `cache import`; every output unpacked
+//! as root by GNU tar (`-P`: names taken as written), GNU cpio (without
+//! `--no-absolute-filenames`), unsquashfs, fsck.erofs and xorriso into an
+//! empty directory. The disk and ISO boot formats wrap the kernel+initrd
+//! output byte for byte, so its unpacking covers them. Each case is refused naming its image, layer
 //! and entry, or contained: built, with nothing outside the output.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +18,13 @@ use slipway_testkit::hostile::{self, Case, Expect, OUTSIDE};
 use slipway_testkit::image::{pseudo_random_bytes, tar_bytes};
 use slipway_testkit::{Artifact, Entry, ImageBuilder, PushTarget, Registry};
 
-const FORMATS: &[&str] = &["tar", "kernel+initrd", "kernel+squashfs"];
+const FORMATS: &[&str] = &[
+    "tar",
+    "kernel+initrd",
+    "kernel+squashfs",
+    "kernel+erofs",
+    "kernel+iso",
+];
 
 fn slipway(cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
@@ -173,6 +181,32 @@ fn unpack_squashfs(case: &str, image: &Path, dir: &Path, present: &[String]) {
             .arg(image),
     );
     assert_nothing_outside(case, &format!("unsquashfs of {}", image.display()));
+    assert_unpacked(case, &image.display().to_string(), dir, present);
+}
+
+fn unpack_erofs(case: &str, image: &Path, dir: &Path, present: &[String]) {
+    std::fs::create_dir_all(dir).unwrap();
+    run_ok(
+        Command::new("fsck.erofs")
+            .arg(format!("--extract={}", dir.join("root").display()))
+            .arg(image),
+    );
+    assert_nothing_outside(case, &format!("fsck.erofs of {}", image.display()));
+    assert_unpacked(case, &image.display().to_string(), dir, present);
+}
+
+/// The ISO 9660 root through its Rock Ridge names, as xorriso restores
+/// them (devices and hard links included).
+fn unpack_iso(case: &str, image: &Path, dir: &Path, present: &[String]) {
+    std::fs::create_dir_all(dir).unwrap();
+    run_ok(
+        Command::new("xorriso")
+            .args(["-osirrox", "on:device_files", "-hardlinks", "on", "-indev"])
+            .arg(image)
+            .args(["-extract", "/"])
+            .arg(dir.join("root")),
+    );
+    assert_nothing_outside(case, &format!("xorriso of {}", image.display()));
     assert_unpacked(case, &image.display().to_string(), dir, present);
 }
 
@@ -348,6 +382,18 @@ impl Fixture {
                     case.name,
                     &out_dir.join("kernel+squashfs/img-squashfs.img"),
                     &unpacked.join("squashfs"),
+                    present,
+                );
+                unpack_erofs(
+                    case.name,
+                    &out_dir.join("kernel+erofs/img-erofs.img"),
+                    &unpacked.join("erofs"),
+                    present,
+                );
+                unpack_iso(
+                    case.name,
+                    &out_dir.join("kernel+iso/img.iso"),
+                    &unpacked.join("iso"),
                     present,
                 );
             }
