@@ -400,7 +400,11 @@ fn pulls_killed_at_random_moments_lose_nothing() {
         match kill_after(&mut pull(), at, &work.path().join("log")) {
             Ran::Killed => tally.kills += 1,
             Ran::Finished(status) => {
-                assert!(status.success(), "{context}: {status}");
+                assert!(
+                    status.success(),
+                    "{context}: {status}\n{}",
+                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
+                );
                 tally.finished_first += 1;
             }
         }
@@ -470,7 +474,11 @@ fn cleans_killed_at_random_moments_lose_nothing() {
         match kill_after(&mut clean(), at, &work.path().join("log")) {
             Ran::Killed => tally.kills += 1,
             Ran::Finished(status) => {
-                assert!(status.success(), "{context}: {status}");
+                assert!(
+                    status.success(),
+                    "{context}: {status}\n{}",
+                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
+                );
                 tally.finished_first += 1;
             }
         }
@@ -556,7 +564,11 @@ fn package_builds_killed_at_random_moments_lose_nothing() {
         match kill_after(&mut build(), at, &work.path().join("log")) {
             Ran::Killed => tally.kills += 1,
             Ran::Finished(status) => {
-                assert!(status.success(), "{context}: {status}");
+                assert!(
+                    status.success(),
+                    "{context}: {status}\n{}",
+                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
+                );
                 tally.finished_first += 1;
             }
         }
@@ -695,7 +707,11 @@ fn builds_killed_at_random_moments_keep_their_outputs_whole() {
         match ran {
             Ran::Killed => tally.kills += 1,
             Ran::Finished(status) => {
-                assert!(status.success(), "{context}: {status}");
+                assert!(
+                    status.success(),
+                    "{context}: {status}\n{}",
+                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
+                );
                 tally.finished_first += 1;
             }
         }

@@ -9,7 +9,7 @@ use crate::blobs::BlobSource;
 use crate::entry::{EntrySink, Header, Kind};
 use crate::error::{AssembleError, Result};
 use crate::flatten::Plan;
-use crate::layer::TarSource;
+use crate::layer::{Replayed, Spools, TarSource};
 
 use super::{ImageInput, KernelPart, dir, file};
 
@@ -29,8 +29,14 @@ pub(super) struct KernelUnit {
 /// the layer holding a large `kernel.tar` inflates all of it. The first
 /// caller reads; another waits for it instead of reading too. A failed read
 /// is not kept (each caller reports its own error).
+///
+/// The layers' tars are spooled by that first read, so the reads after
+/// (the entries, the kernel file) replay them instead of inflating again.
 #[derive(Clone, Default)]
-pub(super) struct SharedPlans(Arc<Mutex<Option<Arc<KernelPlans>>>>);
+pub(super) struct SharedPlans {
+    plans: Arc<Mutex<Option<Arc<KernelPlans>>>>,
+    spools: Arc<Spools>,
+}
 
 /// The image's plan, and `kernel.tar`'s when the unit has one.
 type KernelPlans = (Plan, Option<Plan>);
@@ -43,7 +49,7 @@ impl std::fmt::Debug for SharedPlans {
 
 impl SharedPlans {
     fn get(&self, k: &KernelUnit, src: &dyn TarSource) -> Result<Arc<KernelPlans>> {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(plans) = slot.as_ref() {
             return Ok(Arc::clone(plans));
         }
@@ -77,7 +83,11 @@ pub(super) fn write_part(
             None => return Ok(false),
         },
     };
-    let src = k.image.layers(store);
+    let layers = k.image.layers(store);
+    let src = Replayed {
+        inner: &layers,
+        spools: &k.plans.spools,
+    };
     let plans = k.plans.get(k, &src)?;
     let plan = &plans.0;
     let mut found = false;
@@ -106,7 +116,11 @@ pub(super) fn write_kernel(
     store: &dyn BlobSource,
     sink: &mut dyn EntrySink,
 ) -> Result<()> {
-    let src = k.image.layers(store);
+    let layers = k.image.layers(store);
+    let src = Replayed {
+        inner: &layers,
+        spools: &k.plans.spools,
+    };
     // The plans in one read of the layers (shared with the parts), then the
     // kernel, microcode and kernel.tar's entries in one more: a large
     // kernel.tar is inflated twice in a kernel+initrd build, not four times.
