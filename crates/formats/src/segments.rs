@@ -558,70 +558,75 @@ fn join_parts(parts: &[PathBuf], tmp: &Path) -> Result<(), FormatError> {
 
 /// Writes every unit (in parallel, from the cache when it has them) and
 /// returns each unit's file, in order, with a report.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "a unit's report says how long it took, and a cached unit is touched for the cache's least-recently-used order; no output byte depends on either"
-)]
 pub fn build_units(
     units: &[&Unit],
     blobs: &dyn BlobSource,
     writer: Writer,
     cache: &SegmentCache,
 ) -> Result<Vec<(PathBuf, UnitReport)>, FormatError> {
+    build_units_into(units, blobs, writer, cache, &mut |_| Ok(()))
+}
+
+/// What each unit's slot holds once a worker is done with it.
+type Done = Option<Result<(PathBuf, UnitReport), FormatError>>;
+
+/// [`build_units`], also handing each unit's file to `sink` in order as
+/// soon as it and every unit before it are done, on the calling thread:
+/// an output can be written (and reach the disk) while later units are
+/// still being encoded. A failing `sink` stops the feeding, not the units.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a unit's report says how long it took, and a cached unit is touched for the cache's least-recently-used order; no output byte depends on either"
+)]
+pub fn build_units_into(
+    units: &[&Unit],
+    blobs: &dyn BlobSource,
+    writer: Writer,
+    cache: &SegmentCache,
+    sink: &mut dyn FnMut(&Path) -> Result<(), FormatError>,
+) -> Result<Vec<(PathBuf, UnitReport)>, FormatError> {
     fs::create_dir_all(&cache.dir).map_err(io_at("creating", &cache.dir))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = Arc::new(Slots::new(cores));
-    type Slot = Mutex<Option<Result<(PathBuf, UnitReport), FormatError>>>;
-    let results: Vec<Slot> = units.iter().map(|_| Mutex::new(None)).collect();
+    let results: Mutex<Vec<Done>> = Mutex::new(units.iter().map(|_| None).collect());
+    let ready = Condvar::new();
     let next = AtomicUsize::new(0);
+    let mut sunk: Result<(), FormatError> = Ok(());
     std::thread::scope(|scope| {
         for _ in 0..cores.min(units.len()).max(1) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(unit) = units.get(i) else { break };
-                    let started = Instant::now();
-                    let path = cache.path(&segment_key(unit, writer));
-                    let result = if path.is_file() {
-                        // Touch it, for the cache's least-recently-used order.
-                        let _ = File::options()
-                            .append(true)
-                            .open(&path)
-                            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                        Ok(1).map(|s| (s, true))
-                    } else {
-                        write_unit(unit, blobs, writer, &path, &slots)
-                            .map(|s| (s, false))
-                            .map_err(lift)
-                    };
-                    let result = result
-                        .and_then(|(segments, cached)| {
-                            let bytes = fs::metadata(&path).map_err(io_at("reading", &path))?.len();
-                            Ok((
-                                path.clone(),
-                                UnitReport {
-                                    title: unit.title.clone(),
-                                    bytes,
-                                    cached,
-                                    segments,
-                                    time: started.elapsed(),
-                                },
-                            ))
-                        })
-                        .map_err(|e| FormatError::Unit {
-                            unit: unit.title.clone(),
-                            source: Box::new(e),
-                        });
-                    if let Some(slot) = results.get(i) {
-                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    let result = build_unit(unit, blobs, writer, cache, &slots);
+                    let mut done = results.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(slot) = done.get_mut(i) {
+                        *slot = Some(result);
                     }
+                    ready.notify_all();
                 }
             });
         }
+        // The calling thread feeds the sink in order while the workers run.
+        for i in 0..units.len() {
+            let mut done = results.lock().unwrap_or_else(|p| p.into_inner());
+            while done.get(i).is_some_and(Option::is_none) {
+                done = ready.wait(done).unwrap_or_else(|p| p.into_inner());
+            }
+            let Some(Some(Ok((path, _)))) = done.get(i) else {
+                break;
+            };
+            let path = path.clone();
+            drop(done);
+            sunk = sink(&path);
+            if sunk.is_err() {
+                break;
+            }
+        }
     });
     let mut out = Vec::new();
-    for r in results {
-        match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    for r in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        match r {
             Some(r) => out.push(r?),
             None => {
                 return Err(FormatError::Io {
@@ -632,8 +637,55 @@ pub fn build_units(
             }
         }
     }
+    sunk?;
     let _ = cache.prune();
     Ok(out)
+}
+
+/// One unit's file: from the cache, or written now.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a unit's report says how long it took, and a cached unit is touched for the cache's least-recently-used order; no output byte depends on either"
+)]
+fn build_unit(
+    unit: &Unit,
+    blobs: &dyn BlobSource,
+    writer: Writer,
+    cache: &SegmentCache,
+    slots: &Arc<Slots>,
+) -> Result<(PathBuf, UnitReport), FormatError> {
+    let started = Instant::now();
+    let path = cache.path(&segment_key(unit, writer));
+    let result = if path.is_file() {
+        // Touch it, for the cache's least-recently-used order.
+        let _ = File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Ok(1).map(|s| (s, true))
+    } else {
+        write_unit(unit, blobs, writer, &path, slots)
+            .map(|s| (s, false))
+            .map_err(lift)
+    };
+    result
+        .and_then(|(segments, cached)| {
+            let bytes = fs::metadata(&path).map_err(io_at("reading", &path))?.len();
+            Ok((
+                path.clone(),
+                UnitReport {
+                    title: unit.title.clone(),
+                    bytes,
+                    cached,
+                    segments,
+                    time: started.elapsed(),
+                },
+            ))
+        })
+        .map_err(|e| FormatError::Unit {
+            unit: unit.title.clone(),
+            source: Box::new(e),
+        })
 }
 
 /// Copies the unit files, in order, to `out`.

@@ -253,6 +253,12 @@ impl Unit {
         matches!(self.body, Body::Kernel(_))
     }
 
+    /// Whether this is a kernel unit with microcode, which an initrd
+    /// carries before its archives.
+    pub fn has_ucode(&self) -> bool {
+        matches!(&self.body, Body::Kernel(k) if k.ucode.is_some())
+    }
+
     /// Whether this is the unit of an init image (`init[N]`).
     pub fn is_init(&self) -> bool {
         matches!(self.body, Body::Init { .. })

@@ -59,6 +59,9 @@ pub(super) struct Writer<'a> {
     efi_raw: Option<Raw>,
     /// The units, for the root filesystem images and their small initrd.
     units: &'a [&'a Unit],
+    /// The kernel+initrd output's initrd, when it was written as the
+    /// units were encoded.
+    pub(super) early_initrd: Option<Staged>,
     blobs: &'a dyn BlobSource,
 }
 
@@ -85,6 +88,7 @@ impl<'a> Writer<'a> {
             efi_raw: None,
             units,
             blobs,
+            early_initrd: None,
         })
     }
 
@@ -339,13 +343,16 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn kernel_initrd(&self, staged: &mut Vec<Staged>) -> Result<(), FormatError> {
+    fn kernel_initrd(&mut self, staged: &mut Vec<Staged>) -> Result<(), FormatError> {
         if let Some(k) = &self.built.kernel {
             staged.push(stage(&self.name("-kernel"), |w| copy_file(k, w))?);
         }
-        staged.push(stage(&self.name("-initrd.img"), |w| {
-            self.built.write_initrd(w)
-        })?);
+        match self.early_initrd.take() {
+            Some(initrd) => staged.push(initrd),
+            None => staged.push(stage(&self.name("-initrd.img"), |w| {
+                self.built.write_initrd(w)
+            })?),
+        }
         if let Some(c) = &self.built.cmdline {
             staged.push(stage(&self.name("-cmdline"), |w| copy_file(c, w))?);
         }

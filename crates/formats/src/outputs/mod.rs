@@ -23,9 +23,11 @@ pub use stage::{OutputFile, write_file};
 
 use crate::boot::{BootFiles, BootLoader};
 use crate::error::FormatError;
-use crate::segments::{Compression, SegmentCache, UnitReport, Writer, build_units, concatenate};
+use crate::segments::{
+    Compression, SegmentCache, UnitReport, Writer, build_units, build_units_into, concatenate,
+};
 use crate::tar::{TarWriter, finish};
-use stage::{Staged, commit, io_at, stage};
+use stage::{Staged, commit, io_at, stage, stage_synced_ahead};
 
 /// The time of the entries an output adds itself: the units' (all the same).
 fn generated_mtime(units: &[&Unit]) -> u64 {
@@ -166,11 +168,14 @@ impl Built {
 
 /// Builds the initrd's segments and reads the kernel's parts, at once: the
 /// kernel's image is read while the units are encoded, so no core waits.
+/// With `initrd`, the segments are also written there, in order, as they
+/// are done (the initrd without microcode).
 fn build_boot(
     units: &[&Unit],
     blobs: &dyn BlobSource,
     cache: &SegmentCache,
     compression: Compression,
+    mut initrd: Option<&mut dyn Write>,
 ) -> Result<Built, FormatError> {
     let kernel = units
         .iter()
@@ -187,7 +192,16 @@ fn build_boot(
                 part(KernelPart::Ucode)?,
             ))
         });
-        let built = build_units(units, blobs, Writer::Initrd(compression), cache);
+        let built = build_units_into(
+            units,
+            blobs,
+            Writer::Initrd(compression),
+            cache,
+            &mut |unit| match initrd.as_mut() {
+                Some(w) => copy_file(unit, *w),
+                None => Ok(()),
+            },
+        );
         let parts = parts.join().unwrap_or_else(|_| {
             Err(FormatError::Io {
                 what: "reading",
@@ -253,7 +267,35 @@ pub fn write_outputs(
                 format: first.name().into(),
             });
         }
-        let built = build_boot(units, blobs, cache, options.compression)?;
+        // The kernel+initrd output's initrd is written while its units
+        // are encoded (and on its way to the disk), unless microcode must
+        // come first: the parts are read beside the units.
+        let early =
+            bootable.contains(&Output::KernelInitrd) && !units.iter().any(|u| u.has_ucode());
+        let (built, early) = if early {
+            let mut built = None;
+            let initrd = stage_synced_ahead(&name("-initrd.img"), |w| {
+                built = Some(build_boot(
+                    units,
+                    blobs,
+                    cache,
+                    options.compression,
+                    Some(w),
+                )?);
+                Ok(())
+            })?;
+            let built = built.ok_or_else(|| FormatError::Io {
+                what: "building",
+                path: cache.dir.clone(),
+                source: io::Error::other("the initrd was not built"),
+            })?;
+            (built, Some(initrd))
+        } else {
+            (
+                build_boot(units, blobs, cache, options.compression, None)?,
+                None,
+            )
+        };
         reports = built.segments.iter().map(|(_, r)| r.clone()).collect();
         let boot = match &built.kernel {
             Some(kernel) => Some(BootFiles {
@@ -269,6 +311,7 @@ pub fn write_outputs(
             None => None,
         };
         let mut writer = bootable::Writer::new(&built, boot.as_ref(), options, base, units, blobs)?;
+        writer.early_initrd = early;
         writer.check(&bootable)?;
         for output in bootable::in_writing_order(&bootable) {
             writer.write(output, &mut staged)?;

@@ -44,6 +44,62 @@ pub(crate) fn stage(
     })
 }
 
+/// How much of an output is written between two pushes to the disk.
+const SYNC_STEP: u64 = 16 << 20;
+
+/// [`stage`] for a large output made over a long time (an initrd written
+/// as its units are encoded): every [`SYNC_STEP`] bytes a second thread
+/// pushes what is written to the disk, so the disk works while the
+/// output is still being made and the sync before the rename waits for
+/// the last step alone.
+pub(crate) fn stage_synced_ahead(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> Result<(), FormatError>,
+) -> Result<Staged, FormatError> {
+    stage_file(path, |file| {
+        let syncer = file.try_clone().map_err(io_at("writing", path))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for () in rx {
+                    // Only a head start: the sync before the rename reports.
+                    let _ = syncer.sync_data();
+                }
+            });
+            let mut w = BufWriter::with_capacity(1 << 20, SyncAhead { file, since: 0, tx });
+            let written = f(&mut w);
+            let flushed = w.flush().map_err(io_at("writing", path));
+            // Dropping the writer ends the syncing thread.
+            drop(w);
+            written.and(flushed)
+        })
+    })
+}
+
+/// Writes to a file and asks for a sync every [`SYNC_STEP`] bytes (none
+/// when one is still running: they coalesce).
+struct SyncAhead<'f> {
+    file: &'f mut File,
+    since: u64,
+    tx: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Write for SyncAhead<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n as u64;
+        if self.since >= SYNC_STEP {
+            self.since = 0;
+            let _ = self.tx.try_send(());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 pub(crate) fn stage_file(
     path: &Path,
     f: impl FnOnce(&mut File) -> Result<(), FormatError>,
