@@ -95,6 +95,34 @@ struct Tally {
 }
 
 impl Tally {
+    /// Runs `cmd`, SIGKILLs it `at` its start unless it ends first (then
+    /// successfully), and counts which; returns `context` with the moment.
+    fn kill(&mut self, cmd: &mut Command, at: Duration, work: &Path, context: &str) -> String {
+        let log = work.join("log");
+        match kill_after(cmd, at, &log) {
+            Ran::Killed => self.kills += 1,
+            Ran::Finished(status) => {
+                assert!(
+                    status.success(),
+                    "{context}: {status}\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+                self.finished_first += 1;
+            }
+        }
+        format!("{context}, killed at {at:?}")
+    }
+
+    /// Prints the tally and checks the campaign's size was reached.
+    fn finish(&self, command: &str, plan: &Plan) {
+        self.print(command, plan.seed);
+        assert!(
+            self.kills >= plan.kills,
+            "{command}: only {} kills landed",
+            self.kills
+        );
+    }
+
     fn print(&self, command: &str, seed: u64) {
         println!(
             "CHAOS command={command} seed={seed} trials={} kills={} finished-before-kill={} \
@@ -287,6 +315,12 @@ fn scratch(cache: &Path, others: &[&Path], tmp: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// No temporary file is left: what the killed run left, this one removed.
+fn nothing_left(cache: &Path, others: &[&Path], tmp: &Path, context: &str) {
+    let left = scratch(cache, others, tmp);
+    assert!(left.is_empty(), "{context}: left behind: {left:?}");
+}
+
 /// Text that compresses about as well as real files do.
 fn filler(seed: u64, len: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
@@ -366,10 +400,9 @@ fn fresh_tmp(work: &Path) -> PathBuf {
     tmp
 }
 
-#[test]
-fn pulls_killed_at_random_moments_lose_nothing() {
-    let plan = plan();
-    let mut rng = Rng::new(plan.seed, "pull");
+/// The images pushed, a work directory, a cache there holding the kept
+/// image (and its digest), and the commands' `TMPDIR`.
+fn with_kept_image() -> (Images, tempfile::TempDir, PathBuf, PathBuf, String) {
     let images = Images::push();
     let work = workdir();
     let (cache, tmp) = (work.path().join("cache"), fresh_tmp(work.path()));
@@ -378,6 +411,14 @@ fn pulls_killed_at_random_moments_lose_nothing() {
         "keep",
     );
     let kept = image_digest(&check_cache(&cache, &tmp, "keep"), &images.keep).unwrap();
+    (images, work, cache, tmp, kept)
+}
+
+#[test]
+fn pulls_killed_at_random_moments_lose_nothing() {
+    let plan = plan();
+    let mut rng = Rng::new(plan.seed, "pull");
+    let (images, work, cache, tmp, kept) = with_kept_image();
     let pull = || {
         let mut cmd = slipway(&cache, &tmp);
         cmd.args(["cache", "pull"]).args(&images.churn);
@@ -396,19 +437,7 @@ fn pulls_killed_at_random_moments_lose_nothing() {
             &context,
         );
         run_ok(slipway(&cache, &tmp).args(["cache", "clean"]), &context);
-        let at = rng.moment(span);
-        match kill_after(&mut pull(), at, &work.path().join("log")) {
-            Ran::Killed => tally.kills += 1,
-            Ran::Finished(status) => {
-                assert!(
-                    status.success(),
-                    "{context}: {status}\n{}",
-                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
-                );
-                tally.finished_first += 1;
-            }
-        }
-        let context = format!("{context}, killed at {at:?}");
+        let context = tally.kill(&mut pull(), rng.moment(span), work.path(), &context);
         let report = check_cache(&cache, &tmp, &context);
         assert_eq!(image_digest(&report, &images.keep), Some(kept.clone()));
         tally.scratch_after_kill += scratch(&cache, &[], &tmp).len();
@@ -418,15 +447,9 @@ fn pulls_killed_at_random_moments_lose_nothing() {
         for name in &images.churn {
             assert!(image_digest(&report, name).is_some(), "{context}: {name}");
         }
-        let left = scratch(&cache, &[], &tmp);
-        assert!(left.is_empty(), "{context}: left behind: {left:?}");
+        nothing_left(&cache, &[], &tmp, &context);
     }
-    tally.print("cache-pull", plan.seed);
-    assert!(
-        tally.kills >= plan.kills,
-        "only {} kills landed",
-        tally.kills
-    );
+    tally.finish("cache-pull", &plan);
     drop(images.registry);
 }
 
@@ -434,14 +457,7 @@ fn pulls_killed_at_random_moments_lose_nothing() {
 fn cleans_killed_at_random_moments_lose_nothing() {
     let plan = plan();
     let mut rng = Rng::new(plan.seed, "clean");
-    let images = Images::push();
-    let work = workdir();
-    let (cache, tmp) = (work.path().join("cache"), fresh_tmp(work.path()));
-    run_ok(
-        slipway(&cache, &tmp).args(["cache", "pull", &images.keep]),
-        "keep",
-    );
-    let kept = image_digest(&check_cache(&cache, &tmp, "keep"), &images.keep).unwrap();
+    let (images, work, cache, tmp, kept) = with_kept_image();
     let blobs = |cache: &Path| fs::read_dir(cache.join("blobs/sha256")).unwrap().count();
     let kept_blobs = blobs(&cache);
     let garbage = |context: &str| {
@@ -470,34 +486,16 @@ fn cleans_killed_at_random_moments_lose_nothing() {
         tally.trials += 1;
         let context = format!("clean trial {} (seed {})", tally.trials, plan.seed);
         garbage(&context);
-        let at = rng.moment(span);
-        match kill_after(&mut clean(), at, &work.path().join("log")) {
-            Ran::Killed => tally.kills += 1,
-            Ran::Finished(status) => {
-                assert!(
-                    status.success(),
-                    "{context}: {status}\n{}",
-                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
-                );
-                tally.finished_first += 1;
-            }
-        }
-        let context = format!("{context}, killed at {at:?}");
+        let context = tally.kill(&mut clean(), rng.moment(span), work.path(), &context);
         let report = check_cache(&cache, &tmp, &context);
         assert_eq!(image_digest(&report, &images.keep), Some(kept.clone()));
         tally.scratch_after_kill += scratch(&cache, &[], &tmp).len();
         run_ok(&mut clean(), &context);
         check_cache(&cache, &tmp, &context);
         assert_eq!(blobs(&cache), kept_blobs, "{context}: garbage left");
-        let left = scratch(&cache, &[], &tmp);
-        assert!(left.is_empty(), "{context}: left behind: {left:?}");
+        nothing_left(&cache, &[], &tmp, &context);
     }
-    tally.print("cache-clean", plan.seed);
-    assert!(
-        tally.kills >= plan.kills,
-        "only {} kills landed",
-        tally.kills
-    );
+    tally.finish("cache-clean", &plan);
 }
 
 /// A package of local files only (no Debian archive), big enough to take
@@ -560,19 +558,7 @@ fn package_builds_killed_at_random_moments_lose_nothing() {
         };
         let context = format!("pkg trial {} (seed {})", tally.trials, plan.seed);
         write_package(&dir, variant);
-        let at = rng.moment(span);
-        match kill_after(&mut build(), at, &work.path().join("log")) {
-            Ran::Killed => tally.kills += 1,
-            Ran::Finished(status) => {
-                assert!(
-                    status.success(),
-                    "{context}: {status}\n{}",
-                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
-                );
-                tally.finished_first += 1;
-            }
-        }
-        let context = format!("{context}, killed at {at:?}");
+        let context = tally.kill(&mut build(), rng.moment(span), work.path(), &context);
         let report = check_cache(&cache, &tmp, &context);
         let (name, digest) = &expected[previous];
         assert_eq!(
@@ -585,15 +571,9 @@ fn package_builds_killed_at_random_moments_lose_nothing() {
         let out = run_ok(&mut build(), &context);
         assert_eq!(&built(&out), &expected[variant], "{context}: rebuilt");
         check_cache(&cache, &tmp, &context);
-        let left = scratch(&cache, &[], &tmp);
-        assert!(left.is_empty(), "{context}: left behind: {left:?}");
+        nothing_left(&cache, &[], &tmp, &context);
     }
-    tally.print("pkg-build", plan.seed);
-    assert!(
-        tally.kills >= plan.kills,
-        "only {} kills landed",
-        tally.kills
-    );
+    tally.finish("pkg-build", &plan);
 }
 
 /// The standard packages' images in a cache of this test's own: hard
@@ -698,24 +678,12 @@ fn builds_killed_at_random_moments_keep_their_outputs_whole() {
         let context = format!("build trial {} (seed {})", tally.trials, plan.seed);
         // Cold: the moment falls anywhere in a whole build.
         let _ = fs::remove_dir_all(cache.join("segments"));
-        let at = rng.moment(span);
-        let ran = kill_after(
+        let context = tally.kill(
             &mut build.command(&cache, &tmp, variant, &out),
-            at,
-            &work.path().join("log"),
+            rng.moment(span),
+            work.path(),
+            &context,
         );
-        match ran {
-            Ran::Killed => tally.kills += 1,
-            Ran::Finished(status) => {
-                assert!(
-                    status.success(),
-                    "{context}: {status}\n{}",
-                    fs::read_to_string(work.path().join("log")).unwrap_or_default()
-                );
-                tally.finished_first += 1;
-            }
-        }
-        let context = format!("{context}, killed at {at:?}");
         check_cache(&cache, &tmp, &context);
         // Every output is whole: the previous build's or this one's.
         let now = outputs(&out);
@@ -741,15 +709,9 @@ fn builds_killed_at_random_moments_keep_their_outputs_whole() {
         tally.scratch_after_kill += scratch(&cache, &[&out], &tmp).len();
         run_ok(&mut build.command(&cache, &tmp, variant, &out), &context);
         assert_eq!(outputs(&out), expected[variant], "{context}: rebuilt");
-        let left = scratch(&cache, &[&out], &tmp);
-        assert!(left.is_empty(), "{context}: left behind: {left:?}");
+        nothing_left(&cache, &[&out], &tmp, &context);
     }
-    tally.print("build", plan.seed);
-    assert!(
-        tally.kills >= plan.kills,
-        "only {} kills landed",
-        tally.kills
-    );
+    tally.finish("build", &plan);
 }
 
 #[test]
