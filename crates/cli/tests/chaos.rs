@@ -126,8 +126,7 @@ impl Tally {
     fn print(&self, command: &str, seed: u64) {
         println!(
             "CHAOS command={command} seed={seed} trials={} kills={} finished-before-kill={} \
-             scratch-left-by-kills={} outputs-previous={} outputs-new={} outputs-mixed={} \
-             corrupt=0 lost=0",
+             scratch-left-by-kills={} outputs-previous={} outputs-new={} outputs-mixed={}",
             self.trials,
             self.kills,
             self.finished_first,
