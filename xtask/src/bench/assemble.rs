@@ -106,6 +106,15 @@ pub(super) struct Run {
 
 /// Runs `program args` under `/usr/bin/time`; fails if it fails.
 pub(super) fn measure(program: &Path, args: &[&std::ffi::OsStr], report: &Path) -> Result<Run> {
+    // Each run starts with nothing dirty to write: the run before it (the
+    // baseline's 500 MB of unpacked files) would otherwise be written back
+    // during this one, and an fsync on ext4 waits for it.
+    let synced = Command::new("sync")
+        .status()
+        .context("could not start sync")?;
+    if !synced.success() {
+        bail!("sync failed with {synced}");
+    }
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f")
         .arg("%U %S %M")
