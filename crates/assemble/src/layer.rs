@@ -177,6 +177,21 @@ impl Spools {
         files.get(index).cloned().flatten()
     }
 
+    /// Lets every spool go, on a thread of its own: freeing 400 MB of page
+    /// cache takes about a tenth of a second, better spent beside the last
+    /// segments' compression than between the outputs and the process's
+    /// exit. A reader still replaying keeps its spool until it is done; a
+    /// later read inflates the layer again.
+    pub fn release(&self) {
+        let files = std::mem::take(&mut *self.files.lock().unwrap_or_else(|p| p.into_inner()));
+        if files.iter().any(Option::is_some) {
+            // Detached: whatever is left of it, the process's exit finishes.
+            let _ = std::thread::Builder::new()
+                .name("spool-release".into())
+                .spawn(move || drop(files));
+        }
+    }
+
     fn put(&self, index: usize, file: File) {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         if files.len() <= index {

@@ -154,7 +154,7 @@ pub(super) fn write_kernel(
         parts.push(t);
         parts.len() - 1
     });
-    plan.stream_parts(&src, &parts, &mut |i, h, r| {
+    let streamed = plan.stream_parts(&src, &parts, &mut |i, h, r| {
         if i == 0 {
             if k.decompress {
                 let bytes = decompress_kernel(r, &k.image.name)?;
@@ -184,7 +184,12 @@ pub(super) fn write_kernel(
         } else {
             Ok(())
         }
-    })
+    });
+    // The unit's reads are done, and the kernel file's too in practice (it
+    // is read as soon as the plans are, from the layer's first megabytes);
+    // a read after this inflates the layer again.
+    k.plans.spools.release();
+    streamed
 }
 
 /// `--decompress-kernel`: a gzip, xz or zstd kernel, or a bzImage whose
