@@ -39,15 +39,16 @@ use crate::error::{FormatError, io_at};
 use crate::tar::TarWriter;
 
 /// Part of every segment cache key: bump when a writer's bytes change.
-pub const SEGMENT_VERSION: u32 = 4;
-/// The initrd's gzip level, libdeflate's and zlib's alike. LinuxKit uses
-/// gzip's default, 6; libdeflate's 4 is both smaller than zlib's 4 and
-/// faster (measured with `cargo xtask bench assemble`, see
-/// docs/performance.md).
-pub const GZIP_LEVEL: u32 = 4;
+pub const SEGMENT_VERSION: u32 = 5;
+/// The initrd's gzip level (libdeflate's). LinuxKit uses gzip's default,
+/// 6. libdeflate's 4 is smaller than zlib's 4 and faster; its 3 costs
+/// about 5% less CPU than its 4 for 0.5% more bytes, which took the bench
+/// image's cold build under 0.25x LinuxKit's (`cargo xtask bench
+/// assemble`, docs/performance.md).
+pub const GZIP_LEVEL: u32 = 3;
 /// zlib's level for a segment past [`WHOLE_LIMIT`] (one big file: in the
 /// bench image containerd's 48 MB binary, 8% of a cold build's CPU at
-/// level 4). zlib-rs's 2 is its fast matcher: 0.44 s instead of 0.78 s for
+/// zlib-rs's level 4). zlib-rs's 2 is its fast matcher: 0.44 s instead of 0.78 s for
 /// that binary, 17.8 MB instead of 16.7 MB (libdeflate's 4, whole: 16.4).
 pub const STREAM_LEVEL: u32 = 2;
 /// Uncompressed bytes after which a unit is cut at the next entry boundary.
