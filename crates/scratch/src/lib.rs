@@ -27,6 +27,24 @@ pub fn hold(file: &File) {
     let _ = file.try_lock();
 }
 
+/// A scratch file of `kind` in `dir`, removed on drop unless persisted,
+/// locked while it is open; what killed writers of that kind left in
+/// `dir` is removed first. `mode` (less the umask) is what an ordinary
+/// file gets (0666) when the file becomes an output; tempfile's 0600
+/// otherwise.
+pub fn file_in(dir: &Path, kind: &str, mode: Option<u32>) -> io::Result<tempfile::NamedTempFile> {
+    reap(dir, kind);
+    let name = prefix(kind);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&name);
+    if let Some(mode) = mode {
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+    }
+    let file = builder.tempfile_in(dir)?;
+    hold(file.as_file());
+    Ok(file)
+}
+
 /// A scratch directory in `dir`, removed on drop, locked while it lives.
 pub fn dir_in(dir: &Path, kind: &str) -> io::Result<ScratchDir> {
     let dir = tempfile::Builder::new()
@@ -169,6 +187,20 @@ mod tests {
         }
         drop(lock);
         assert_eq!(reap(dir.path(), ".s-"), vec![held]);
+    }
+
+    #[test]
+    fn a_scratch_file_reaps_its_kind_first_and_is_locked_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!(".f-{}-old", dead_pid()));
+        std::fs::write(&stale, b"half").unwrap();
+        let file = file_in(dir.path(), ".f-", Some(0o640)).unwrap();
+        assert!(!stale.exists());
+        assert!(locked(file.path()));
+        let mode = file.as_file().metadata().unwrap().permissions().mode();
+        // 0640 less the umask: the owner's bits are kept, others get none.
+        assert_eq!(mode & 0o707, 0o600);
     }
 
     #[test]

@@ -298,15 +298,10 @@ fn export(
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        // What a killed export left beside it goes first.
-        slipway_scratch::reap(dir, EXPORT_SCRATCH);
-        let temp = tempfile::Builder::new()
-            .prefix(&slipway_scratch::prefix(EXPORT_SCRATCH))
-            // 0666 less the umask, like any file a tool writes.
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
+        // 0666 less the umask, like any file a tool writes; what a killed
+        // export left beside it goes first.
+        let temp = slipway_scratch::file_in(dir, EXPORT_SCRATCH, Some(0o666))
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-        slipway_scratch::hold(temp.as_file());
         let writer = std::io::BufWriter::with_capacity(1 << 20, temp);
         let (writer, report) =
             slipway_oci::export(store, &reference, platform.as_ref(), format, writer)?;

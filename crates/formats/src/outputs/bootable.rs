@@ -195,12 +195,8 @@ impl<'a> Writer<'a> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            slipway_scratch::reap(dir, SCRATCH_DISK);
-            let mut tmp = tempfile::Builder::new()
-                .prefix(&slipway_scratch::prefix(SCRATCH_DISK))
-                .tempfile_in(dir)
+            let mut tmp = slipway_scratch::file_in(dir, SCRATCH_DISK, None)
                 .map_err(io_at("creating a temporary file in", dir))?;
-            slipway_scratch::hold(tmp.as_file());
             if efi {
                 self.efi_disk(tmp.as_file_mut(), format)?;
             } else {

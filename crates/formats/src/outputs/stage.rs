@@ -18,7 +18,7 @@ pub struct OutputFile {
 
 /// Scratch names beside the outputs (see `slipway_scratch`): an output
 /// being written, and the previous output kept until all are renamed.
-pub(crate) const STAGED: &str = ".slipway-";
+const STAGED: &str = ".slipway-";
 const BACKUP: &str = ".slipway-previous-";
 
 /// An output written in full to a temporary file beside its final name,
@@ -115,20 +115,16 @@ pub(crate) fn stage_file(
             source: io::Error::new(io::ErrorKind::IsADirectory, "a directory is in the way"),
         });
     }
-    // What a killed build left here: its staged outputs and backups.
-    slipway_scratch::reap(dir, STAGED);
+    // What a killed build left here: its backups (its staged outputs go
+    // as the new one is made).
     slipway_scratch::reap(dir, BACKUP);
     // An output is an ordinary file: 0666 less the umask, as any tool
     // writing a file makes it (a temporary file would be 0600).
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&slipway_scratch::prefix(STAGED))
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
+    let mut tmp = slipway_scratch::file_in(dir, STAGED, Some(0o666))
         // tempfile's error names the temporary file, which means nothing
         // to the user; the directory and the reason are what matter.
         .map_err(|e| io::Error::new(e.kind(), io_reason(&e)))
         .map_err(io_at("cannot write in", dir))?;
-    slipway_scratch::hold(tmp.as_file());
     f(tmp.as_file_mut())?;
     tmp.as_file().sync_all().map_err(io_at("syncing", path))?;
     let bytes = tmp
