@@ -7,8 +7,9 @@
 //! depends on the host filesystem, so only the zero check decides what the
 //! containers allocate, and every encoding is the same on every host. The
 //! result is a list of runs of non-zero granules (a few bytes per run,
-//! whatever the disk size) and a SHA-256 over each non-zero granule's offset
-//! and bytes, from which the containers derive their ids.
+//! whatever the disk size) and, when a container asks for it to derive its
+//! ids from (VHD, VMDK; qcow2 has none), a SHA-256 over each non-zero
+//! granule's offset and bytes.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -35,7 +36,8 @@ pub struct RawImage {
     len: u64,
     /// Runs of non-zero granules, `[start, end)` granule indices, ascending.
     runs: Vec<(u64, u64)>,
-    digest: [u8; 32],
+    /// Computed on first use: hashing the image costs more than the scan.
+    digest: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl RawImage {
@@ -61,7 +63,7 @@ impl RawImage {
             name: name.to_string(),
             len,
             runs: Vec::new(),
-            digest: [0; 32],
+            digest: std::sync::OnceLock::new(),
         };
         image.scan()?;
         Ok(image)
@@ -77,8 +79,21 @@ impl RawImage {
     }
 
     /// SHA-256 over the size and every non-zero granule's offset and bytes.
-    pub fn digest(&self) -> &[u8; 32] {
-        &self.digest
+    pub fn digest(&self) -> Result<&[u8; 32], DiskError> {
+        if let Some(d) = self.digest.get() {
+            return Ok(d);
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"slipway raw image\0");
+        hash.update(self.len.to_le_bytes());
+        self.each_chunk(|off, data| {
+            for (k, granule) in data.chunks(GRANULE as usize).enumerate() {
+                hash.update((off / GRANULE + k as u64).to_le_bytes());
+                hash.update(granule);
+            }
+            Ok(())
+        })?;
+        Ok(self.digest.get_or_init(|| hash.finalize().into()))
     }
 
     /// Runs of non-zero granules, `[start, end)` granule indices.
@@ -135,9 +150,6 @@ impl RawImage {
     }
 
     fn scan(&mut self) -> Result<(), DiskError> {
-        let mut hash = Sha256::new();
-        hash.update(b"slipway raw image\0");
-        hash.update(self.len.to_le_bytes());
         let mut buf = vec![0u8; (CHUNK * GRANULE) as usize];
         let granules = self.len.div_ceil(GRANULE);
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -155,8 +167,6 @@ impl RawImage {
                         continue;
                     }
                     let index = g + k as u64;
-                    hash.update(index.to_le_bytes());
-                    hash.update(granule);
                     match runs.last_mut() {
                         Some(run) if run.1 == index => run.1 += 1,
                         _ => runs.push((index, index + 1)),
@@ -167,7 +177,6 @@ impl RawImage {
             next = end.max(next + 1);
         }
         self.runs = runs;
-        self.digest = hash.finalize().into();
         Ok(())
     }
 
@@ -292,8 +301,8 @@ mod tests {
         let zeros = vec![0u8; 4 * GRANULE as usize];
         let b = image(&[(0, &zeros), (GRANULE, b"a")], 4 * GRANULE);
         let c = image(&[(GRANULE, b"b")], 4 * GRANULE);
-        assert_eq!(a.digest(), b.digest());
-        assert_ne!(a.digest(), c.digest());
+        assert_eq!(a.digest().unwrap(), b.digest().unwrap());
+        assert_ne!(a.digest().unwrap(), c.digest().unwrap());
         let short = image(&[(0, b"x")], 1024);
         assert_eq!(short.runs(), &[(0, 1)]);
         let mut all = Vec::new();

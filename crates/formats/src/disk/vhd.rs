@@ -74,7 +74,7 @@ fn checksum(bytes: &[u8]) -> u32 {
         .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)))
 }
 
-fn footer(raw: &RawImage, mtime: u64, dynamic: bool) -> [u8; 512] {
+fn footer(raw: &RawImage, mtime: u64, dynamic: bool) -> Result<[u8; 512], DiskError> {
     let size = raw.len();
     let mut f = [0u8; 512];
     f[0..8].copy_from_slice(b"conectix");
@@ -94,11 +94,11 @@ fn footer(raw: &RawImage, mtime: u64, dynamic: bool) -> [u8; 512] {
     f[58] = h;
     f[59] = s;
     f[60..64].copy_from_slice(&(if dynamic { 3u32 } else { 2 }).to_be_bytes());
-    let id = derive("slipway vhd unique id", &[raw.digest()]);
+    let id = derive("slipway vhd unique id", &[raw.digest()?]);
     f[68..84].copy_from_slice(&id[..16]);
     let sum = checksum(&f);
     f[64..68].copy_from_slice(&sum.to_be_bytes());
-    f
+    Ok(f)
 }
 
 fn check_size(raw: &RawImage) -> Result<(), DiskError> {
@@ -123,7 +123,7 @@ pub fn write_fixed<W: Write + Seek>(raw: &RawImage, out: W, mtime: u64) -> Resul
         sw.write_all(data).map_err(DiskError::io("writing VHD"))
     })?;
     sw.skip_to(raw.len()).map_err(&io)?;
-    sw.write_all(&footer(raw, mtime, false)).map_err(&io)?;
+    sw.write_all(&footer(raw, mtime, false)?).map_err(&io)?;
     sw.finish().map_err(io)
 }
 
@@ -136,7 +136,7 @@ pub fn write_dynamic<W: Write>(raw: &RawImage, mut out: W, mtime: u64) -> Result
     let mut used: Vec<u64> = raw.granules().map(|g| g / per_block).collect();
     used.dedup();
 
-    let foot = footer(raw, mtime, true);
+    let foot = footer(raw, mtime, true)?;
     out.write_all(&foot).map_err(&io)?;
 
     let mut h = [0u8; 1024];

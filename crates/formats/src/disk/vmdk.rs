@@ -70,8 +70,8 @@ fn marker(sectors: u64, kind: u32) -> [u8; 512] {
 }
 
 /// The embedded descriptor. `extent` names the file itself.
-fn descriptor(raw: &RawImage, extent: &str) -> Vec<u8> {
-    let h = derive("slipway vmdk cid", &[raw.digest()]);
+fn descriptor(raw: &RawImage, extent: &str) -> Result<Vec<u8>, DiskError> {
+    let h = derive("slipway vmdk cid", &[raw.digest()?]);
     let mut cid = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     // ffffffff means "no parent" and fffffffe is reserved.
     if cid >= 0xffff_fffe {
@@ -100,7 +100,7 @@ fn descriptor(raw: &RawImage, extent: &str) -> Vec<u8> {
     );
     let mut out = text.into_bytes();
     out.resize((DESCRIPTOR_SECTORS * SECTOR) as usize, 0);
-    out
+    Ok(out)
 }
 
 /// Counts what goes out, to know each structure's sector.
@@ -240,7 +240,7 @@ pub fn write<W: Write>(raw: &RawImage, out: W, extent: &str) -> Result<u64, Disk
     }
     let mut w = Counter { out, at: 0 };
     w.put(&header(capacity, GD_AT_END))?;
-    w.put(&descriptor(raw, extent))?;
+    w.put(&descriptor(raw, extent)?)?;
     w.put(&vec![
         0u8;
         ((OVERHEAD - 1 - DESCRIPTOR_SECTORS) * SECTOR) as usize
