@@ -286,7 +286,9 @@ fn image_digest(report: &Value, name: &str) -> Option<String> {
 }
 
 /// Temporary files: dot files in the cache's directories (its two lock
-/// files aside), slipway's scratch names in `others`, anything in `tmp`.
+/// files aside), slipway's scratch names in `others` (the spares kept
+/// beside outputs are not scratch: they outlive a build by design),
+/// anything in `tmp`.
 fn scratch(cache: &Path, others: &[&Path], tmp: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let dot = |name: &str| name.starts_with('.') && name != ".lock" && name != ".gc.lock";
@@ -308,7 +310,9 @@ fn scratch(cache: &Path, others: &[&Path], tmp: &Path) -> Vec<PathBuf> {
         scan(&dir, &dot);
     }
     for dir in others {
-        scan(dir, &|n: &str| n.starts_with(".slipway-"));
+        scan(dir, &|n: &str| {
+            n.starts_with(".slipway-") && !n.starts_with(".slipway-spare-")
+        });
     }
     scan(tmp, &|_| true);
     found

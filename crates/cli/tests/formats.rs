@@ -104,6 +104,17 @@ fn file(prefix: &Path, suffix: &str) -> PathBuf {
 /// `slipway build --offline -f F... --name NAME --dir DIR CONFIG` under
 /// `umask`; returns `DIR/NAME`.
 fn build(cache: &Path, config: &Path, dir: &Path, formats: &[&str], umask: &str) -> PathBuf {
+    build_all(cache, &[config], dir, formats, umask)
+}
+
+/// [`build`] of several configuration files, merged in order.
+fn build_all(
+    cache: &Path,
+    configs: &[&Path],
+    dir: &Path,
+    formats: &[&str],
+    umask: &str,
+) -> PathBuf {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
@@ -115,17 +126,17 @@ fn build(cache: &Path, config: &Path, dir: &Path, formats: &[&str], umask: &str)
     for f in formats {
         cmd.args(["-f", f]);
     }
-    cmd.arg(config);
+    cmd.args(configs);
     run(&mut cmd);
     dir.join("img")
 }
 
-/// The files of `dir` and their hashes.
+/// The files of `dir` and their hashes (not the spares, dot files).
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
@@ -391,6 +402,25 @@ fn every_format_of_minimal_reads_back_and_rebuilds_identically() {
     let (a, b) = (hashes(&out), hashes(&again));
     assert_eq!(a.len(), 15, "{a:#?}");
     assert_eq!(a, b);
+
+    // Two builds of other images in the same place, then this one: the
+    // last is written over the spares the first variant's outputs became,
+    // and must still be these bytes.
+    for n in 1..=2 {
+        let variant = work.path().join(format!("variant{n}.yml"));
+        let entry = format!("files:\n  - path: etc/variant\n    contents: \"{n}\"\n");
+        fs::write(&variant, entry).unwrap();
+        build_all(&fresh, &[&config, &variant], &again, ONE_BUILD, "022");
+    }
+    build(&fresh, &config, &again, ONE_BUILD, "077");
+    assert_eq!(hashes(&again), a);
+    let spares: Vec<String> = fs::read_dir(&again)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".slipway-spare-"))
+        .collect();
+    // One per output of a mebibyte or more, and the two scratch disks.
+    assert!(spares.len() >= 12, "{spares:?}");
 }
 
 /// A `--size` smaller than the image is refused with the size it needs,

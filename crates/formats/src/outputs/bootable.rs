@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{Boot, Output};
+use super::patch::PatchFile;
 use super::root::{with_root, write_root_image, write_small_initrd};
+use super::spare;
 use super::stage::{Staged, io_at, stage, stage_file};
 use super::{Built, OutputOptions, copy_file, suffixed};
 use crate::boot::{
@@ -44,8 +46,23 @@ fn failed(format: Output) -> impl FnOnce(BootError) -> FormatError {
 /// A raw disk image to re-encode: a staged output or a scratch file.
 struct Raw {
     path: PathBuf,
-    /// Removes a scratch file when dropped.
-    _scratch: Option<tempfile::TempPath>,
+    /// Kept as a spare when dropped, for the next build's scratch disk.
+    _scratch: Option<ScratchDisk>,
+}
+
+/// A scratch raw disk; dropped, it becomes the spare of `key` (a name no
+/// output has), so the next build writes its disk over this one's.
+struct ScratchDisk {
+    held: Option<tempfile::TempPath>,
+    key: PathBuf,
+}
+
+impl Drop for ScratchDisk {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            spare::keep(held, &self.key);
+        }
+    }
 }
 
 pub(super) struct Writer<'a> {
@@ -165,7 +182,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The hybrid ISO grown to `--size`, into `file` (empty).
-    fn bios_disk(&self, file: &mut File, format: Output) -> Result<(), FormatError> {
+    fn bios_disk(&self, file: &mut PatchFile<'_>, format: Output) -> Result<(), FormatError> {
         let (boot, loader) = (self.boot(format)?, self.loader(format)?);
         let (_, size) = write_hybrid_iso(&mut *file, boot, loader, self.hybrid_efi())
             .map_err(failed(format))?;
@@ -179,7 +196,7 @@ impl<'a> Writer<'a> {
         file.set_len(disk).map_err(io_at("growing", &self.name("")))
     }
 
-    fn efi_disk(&self, file: &mut File, format: Output) -> Result<(), FormatError> {
+    fn efi_disk(&self, file: &mut PatchFile<'_>, format: Output) -> Result<(), FormatError> {
         let (boot, loader) = (self.boot(format)?, self.loader(format)?);
         write_efi_disk(&mut *file, boot, loader, self.options.disk_size).map_err(failed(format))?;
         Ok(())
@@ -195,17 +212,27 @@ impl<'a> Writer<'a> {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let mut tmp = slipway_scratch::file_in(dir, SCRATCH_DISK, None)
-                .map_err(io_at("creating a temporary file in", dir))?;
+            let key = self.name(if efi { "-efi-disk" } else { "-bios-disk" });
+            let (tmp, old) = match spare::claim(&key, dir, SCRATCH_DISK) {
+                Some(spare) => spare,
+                None => slipway_scratch::file_in(dir, SCRATCH_DISK, None)
+                    .map(|t| (t, 0))
+                    .map_err(io_at("creating a temporary file in", dir))?,
+            };
+            let mut disk = PatchFile::over(tmp.as_file(), old);
             if efi {
-                self.efi_disk(tmp.as_file_mut(), format)?;
+                self.efi_disk(&mut disk, format)?;
             } else {
-                self.bios_disk(tmp.as_file_mut(), format)?;
+                self.bios_disk(&mut disk, format)?;
             }
+            disk.finish().map_err(io_at("writing", tmp.path()))?;
             let path = tmp.into_temp_path();
             let raw = Raw {
                 path: path.to_path_buf(),
-                _scratch: Some(path),
+                _scratch: Some(ScratchDisk {
+                    held: Some(path),
+                    key,
+                }),
             };
             if efi {
                 self.efi_raw = Some(raw);

@@ -9,7 +9,9 @@
 
 mod bootable;
 mod format;
+mod patch;
 mod root;
+mod spare;
 mod stage;
 
 use std::fs::{self, File};

@@ -4,13 +4,13 @@
 //! command line that names the root device, and the image's filesystem
 //! less `boot/` as a read-only root image.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use slipway_assemble::{BlobSource, EntrySink, Header, Unit, write_root_initrd};
 
 use super::format::Output;
+use super::patch::PatchFile;
 use super::stage::io_at;
 use crate::boot::{BootError, VOLUME_ID};
 use crate::cpio::CpioWriter;
@@ -126,7 +126,7 @@ pub(super) fn write_root_image(
     units: &[&Unit],
     blobs: &dyn BlobSource,
     epoch: u64,
-    file: &mut File,
+    file: &mut PatchFile<'_>,
     path: &Path,
 ) -> Result<(), FormatError> {
     let iso = |e| FormatError::Boot {
