@@ -11,7 +11,10 @@
 //! /run/slipway/components). With a TCP listener (the `tcp` section of FILE,
 //! default /etc/slipway/mux.json, or `--tcp`; flags win field by field),
 //! also on TCP, with mutual TLS only: a listener without all of its TLS
-//! material is refused, logged, and the rest served. Runs until killed.
+//! material is refused, logged, and the rest served. On SIGTERM it removes
+//! the socket, so no new client comes, gives the calls under way a few
+//! seconds to answer (a `Poweroff` that signalled the init among them),
+//! and exits 0.
 
 use slipway_contract::errors::chain;
 use std::net::SocketAddr;
@@ -30,6 +33,10 @@ const USAGE: &str =
 
 /// How often a TCP address that cannot be bound (not configured yet) is tried again.
 const BIND_RETRY: Duration = Duration::from_secs(5);
+
+/// How long calls under way may take to answer after SIGTERM (less than
+/// the init's grace before SIGKILL).
+const DRAIN: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 struct Args {
@@ -164,9 +171,21 @@ async fn run(args: Args) -> Result<(), String> {
             Err(e) => eprintln!("slipway-mux: {}", chain(&e)),
         }
     }
-    mux.serve_unix(listener)
-        .await
-        .map_err(|e| format!("{}: {e}", args.listen.display()))
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("handling SIGTERM: {e}"))?;
+    tokio::select! {
+        served = mux.serve_unix(listener) => {
+            served.map_err(|e| format!("{}: {e}", args.listen.display()))
+        }
+        _ = term.recv() => {
+            let _ = std::fs::remove_file(&args.listen);
+            let left = mux.drain(DRAIN).await;
+            if left > 0 {
+                eprintln!("slipway-mux: stopping with {left} calls unanswered");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The TCP listener the configuration file and the flags ask for, flags

@@ -61,6 +61,19 @@ impl Mux {
         tokio::spawn(self.activity.clone().trim_when_idle())
     }
 
+    /// Waits until no call is in progress, or `grace` has passed; returns
+    /// how many calls are still going.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        loop {
+            let active = self.activity.active();
+            if active == 0 || Instant::now() >= deadline {
+                return active;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Serves clients connecting to `listener`, each on its own task.
     pub async fn serve_unix(&self, listener: UnixListener) -> std::io::Result<()> {
         loop {

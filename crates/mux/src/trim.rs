@@ -22,6 +22,11 @@ pub(crate) struct Activity {
 pub(crate) struct Call(Arc<Activity>);
 
 impl Activity {
+    /// Calls in progress.
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn call(self: &Arc<Self>) -> Call {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.started.fetch_add(1, Ordering::Relaxed);

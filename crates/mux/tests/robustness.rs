@@ -204,3 +204,52 @@ async fn a_hundred_streams_and_a_stalled_reader_do_not_block_other_callers() {
     );
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_calls_under_way_answer_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mux = start_binary(dir.path());
+    let socket = dir.path().join("mux.sock");
+    let _echo = Component::start(Kind::Echo, &dir.path().join("echo.sock"), "one");
+    register(
+        &dir.path().join("components"),
+        "echo",
+        &dir.path().join("echo.sock"),
+        &[ECHO],
+        None,
+    );
+    let mut echo = EchoClient::new(channel(&socket).await);
+    // Five replies, 300 ms apart: a call still going when the TERM comes.
+    let mut replies = eventually("a stream through the binary", || {
+        let mut echo = echo.clone();
+        async move {
+            let mut req = request("slow");
+            req.count = 5;
+            req.interval_ms = 300;
+            echo.expand(req).await.ok()
+        }
+    })
+    .await
+    .into_inner();
+    assert_eq!(replies.message().await.unwrap().unwrap().index, 0);
+    let pid = nix::unistd::Pid::from_raw(mux.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut indices = Vec::new();
+    while let Some(r) = replies.message().await.unwrap() {
+        indices.push(r.index);
+    }
+    assert_eq!(indices, [1, 2, 3, 4], "the call was cut short");
+    // Then it is gone, and with it its socket: no new client can come.
+    let mut status = None;
+    for _ in 0..200 {
+        status = mux.0.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let status = status.expect("slipway-mux still running 5 s after its last call");
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists());
+    assert!(echo.unary(request("late")).await.is_err());
+}
