@@ -12,8 +12,8 @@
 //! default /etc/slipway/mux.json, or `--tcp`; flags win field by field),
 //! also on TCP, with mutual TLS only: a listener without all of its TLS
 //! material is refused, logged, and the rest served. On SIGTERM it removes
-//! the socket, so no new client comes, gives the calls under way a few
-//! seconds to answer (a `Poweroff` that signalled the init among them),
+//! the socket, so no new client comes, gives the calls under way a
+//! second to answer (a `Poweroff` that signalled the init among them),
 //! and exits 0.
 
 use slipway_contract::errors::chain;
@@ -34,9 +34,10 @@ const USAGE: &str =
 /// How often a TCP address that cannot be bound (not configured yet) is tried again.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-/// How long calls under way may take to answer after SIGTERM (less than
-/// the init's grace before SIGKILL).
-const DRAIN: Duration = Duration::from_secs(3);
+/// How long calls under way may take to answer after SIGTERM: ample for a
+/// unary call, short enough that a client's open stream (logs, events)
+/// does not hold the machine's shutdown up.
+const DRAIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Args {

@@ -219,13 +219,14 @@ async fn sigterm_lets_the_calls_under_way_answer_then_exits_cleanly() {
         None,
     );
     let mut echo = EchoClient::new(channel(&socket).await);
-    // Five replies, 300 ms apart: a call still going when the TERM comes.
+    // Three replies, 150 ms apart: a call still going when the TERM comes,
+    // done well within the second the multiplexer gives it.
     let mut replies = eventually("a stream through the binary", || {
         let mut echo = echo.clone();
         async move {
             let mut req = request("slow");
-            req.count = 5;
-            req.interval_ms = 300;
+            req.count = 3;
+            req.interval_ms = 150;
             echo.expand(req).await.ok()
         }
     })
@@ -238,7 +239,7 @@ async fn sigterm_lets_the_calls_under_way_answer_then_exits_cleanly() {
     while let Some(r) = replies.message().await.unwrap() {
         indices.push(r.index);
     }
-    assert_eq!(indices, [1, 2, 3, 4], "the call was cut short");
+    assert_eq!(indices, [1, 2], "the call was cut short");
     // Then it is gone, and with it its socket: no new client can come.
     let mut status = None;
     for _ in 0..200 {
