@@ -46,6 +46,20 @@ fn start_binary(dir: &Path) -> Running {
     panic!("slipway-mux did not start listening");
 }
 
+/// The built binary in `dir`, with an echo component registered.
+fn binary_with_echo(dir: &Path) -> (Running, Component) {
+    let mux = start_binary(dir);
+    let echo = Component::start(Kind::Echo, &dir.join("echo.sock"), "one");
+    register(
+        &dir.join("components"),
+        "echo",
+        &dir.join("echo.sock"),
+        &[ECHO],
+        None,
+    );
+    (mux, echo)
+}
+
 /// Sends `bytes` and reads until the multiplexer closes the connection;
 /// returns what it sent back.
 fn send_and_wait_for_close(socket: &Path, bytes: &[u8]) -> Vec<u8> {
@@ -68,16 +82,8 @@ fn send_and_wait_for_close(socket: &Path, bytes: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_http1_and_bad_frames_are_refused_and_the_binary_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mux = start_binary(dir.path());
+    let (mut mux, _echo) = binary_with_echo(dir.path());
     let socket = dir.path().join("mux.sock");
-    let _echo = Component::start(Kind::Echo, &dir.path().join("echo.sock"), "one");
-    register(
-        &dir.path().join("components"),
-        "echo",
-        &dir.path().join("echo.sock"),
-        &[ECHO],
-        None,
-    );
 
     let garbage: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -208,16 +214,8 @@ async fn a_hundred_streams_and_a_stalled_reader_do_not_block_other_callers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_calls_under_way_answer_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mux = start_binary(dir.path());
+    let (mut mux, _echo) = binary_with_echo(dir.path());
     let socket = dir.path().join("mux.sock");
-    let _echo = Component::start(Kind::Echo, &dir.path().join("echo.sock"), "one");
-    register(
-        &dir.path().join("components"),
-        "echo",
-        &dir.path().join("echo.sock"),
-        &[ECHO],
-        None,
-    );
     let mut echo = EchoClient::new(channel(&socket).await);
     // Three replies, 150 ms apart: a call still going when the TERM comes,
     // done well within the second the multiplexer gives it.
