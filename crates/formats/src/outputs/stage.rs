@@ -148,13 +148,16 @@ fn staged(
     }
     // What a killed build left here: its backups and staged outputs.
     slipway_scratch::reap(dir, BACKUP);
-    slipway_scratch::reap(dir, STAGED);
     let spare = match reuse {
         Reuse::Spare => spare::claim(path, dir, STAGED),
         Reuse::New => None,
     };
     let (tmp, old) = match spare {
-        Some(spare) => spare,
+        Some(spare) => {
+            // A new file's `file_in` would have reaped these.
+            slipway_scratch::reap(dir, STAGED);
+            spare
+        }
         // An output is an ordinary file: 0666 less the umask, as any tool
         // writing a file makes it (a temporary file would be 0600).
         None => slipway_scratch::file_in(dir, STAGED, Some(0o666))
