@@ -213,12 +213,8 @@ impl<'a> Writer<'a> {
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             let key = self.name(if efi { "-efi-disk" } else { "-bios-disk" });
-            let (tmp, old) = match spare::claim(&key, dir, SCRATCH_DISK) {
-                Some(spare) => spare,
-                None => slipway_scratch::file_in(dir, SCRATCH_DISK, None)
-                    .map(|t| (t, 0))
-                    .map_err(io_at("creating a temporary file in", dir))?,
-            };
+            let (tmp, old) = spare::take(&key, dir, SCRATCH_DISK, None)
+                .map_err(io_at("creating a temporary file in", dir))?;
             let mut disk = PatchFile::over(tmp.as_file(), old);
             if efi {
                 self.efi_disk(&mut disk, format)?;

@@ -32,11 +32,31 @@ fn spare_of(path: &Path) -> Option<PathBuf> {
     Some(dir.join(format!("{SPARE}{name}")))
 }
 
+/// A scratch file of `kind` in `dir` to write `path`'s next version in,
+/// and the length of what it holds: `path`'s spare when one can be used,
+/// else a new file (`slipway_scratch::file_in`, `mode` as there). Either
+/// way, what killed writers of `kind` left in `dir` is removed first.
+pub(crate) fn take(
+    path: &Path,
+    dir: &Path,
+    kind: &str,
+    mode: Option<u32>,
+) -> io::Result<(NamedTempFile, u64)> {
+    match claim(path, dir, kind, mode) {
+        Some(spare) => {
+            // `file_in` reaps for a new file.
+            slipway_scratch::reap(dir, kind);
+            Ok(spare)
+        }
+        None => slipway_scratch::file_in(dir, kind, mode).map(|t| (t, 0)),
+    }
+}
+
 /// Takes `path`'s spare to write the new output over: renamed to a scratch
 /// name of `kind` (so a concurrent build cannot take it too, and a killed
 /// build's is reaped), with a new file's mode. Returns it and the length
 /// of what it holds, or `None` (and removes it) when it cannot be used.
-pub(crate) fn claim(path: &Path, dir: &Path, kind: &str) -> Option<(NamedTempFile, u64)> {
+fn claim(path: &Path, dir: &Path, kind: &str, mode: Option<u32>) -> Option<(NamedTempFile, u64)> {
     let spare = spare_of(path)?;
     fs::symlink_metadata(&spare).ok()?;
     let name = tempfile::Builder::new()
@@ -54,7 +74,7 @@ pub(crate) fn claim(path: &Path, dir: &Path, kind: &str) -> Option<(NamedTempFil
         })
         .ok()?
         .into_temp_path();
-    let file = usable(&name)?;
+    let file = usable(&name, mode)?;
     slipway_scratch::hold(&file);
     let len = file.metadata().ok()?.len();
     Some((NamedTempFile::from_parts(file, name), len))
@@ -62,8 +82,9 @@ pub(crate) fn claim(path: &Path, dir: &Path, kind: &str) -> Option<(NamedTempFil
 
 /// The spare at `path` opened for writing, if it is a plain file with no
 /// other name, that no other process has open, and that takes a new
-/// file's mode. (Dropping the name on `None` removes it.)
-fn usable(path: &TempPath) -> Option<File> {
+/// file's mode (`mode`, or a temporary file's 0600, less the umask).
+/// (Dropping the name on `None` removes it.)
+fn usable(path: &TempPath, mode: Option<u32>) -> Option<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -74,8 +95,7 @@ fn usable(path: &TempPath) -> Option<File> {
     if !meta.file_type().is_file() || meta.nlink() != 1 || !alone(&file) {
         return None;
     }
-    // An output is 0666 less the umask, as a new file would be now.
-    let mode = 0o666 & !umask()?;
+    let mode = mode.unwrap_or(0o600) & !umask()?;
     file.set_permissions(fs::Permissions::from_mode(mode))
         .ok()?;
     Some(file)
@@ -149,7 +169,7 @@ mod tests {
     fn a_spare_nobody_uses_is_taken_under_a_scratch_name() {
         let dir = tempfile::tempdir().unwrap();
         let out = spare_with(dir.path(), b"older");
-        let (file, len) = claim(&out, dir.path(), KIND).unwrap();
+        let (file, len) = claim(&out, dir.path(), KIND, Some(0o666)).unwrap();
         assert_eq!(len, 5);
         assert!(!spare_of(&out).unwrap().exists());
         let name = file
@@ -170,13 +190,13 @@ mod tests {
         let out = spare_with(dir.path(), b"older");
         // Held open by a reader (another open file description).
         let reader = File::open(spare_of(&out).unwrap()).unwrap();
-        assert!(claim(&out, dir.path(), KIND).is_none());
+        assert!(claim(&out, dir.path(), KIND, None).is_none());
         drop(reader);
         assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
 
         let out = spare_with(dir.path(), b"older");
         fs::hard_link(spare_of(&out).unwrap(), dir.path().join("copy")).unwrap();
-        assert!(claim(&out, dir.path(), KIND).is_none());
+        assert!(claim(&out, dir.path(), KIND, None).is_none());
         assert_eq!(fs::read(dir.path().join("copy")).unwrap(), b"older");
         assert!(!spare_of(&out).unwrap().exists());
     }

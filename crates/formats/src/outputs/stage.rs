@@ -148,25 +148,17 @@ fn staged(
     }
     // What a killed build left here: its backups and staged outputs.
     slipway_scratch::reap(dir, BACKUP);
-    let spare = match reuse {
-        Reuse::Spare => spare::claim(path, dir, STAGED),
-        Reuse::New => None,
+    // An output is an ordinary file: 0666 less the umask, as any tool
+    // writing a file makes it (a temporary file would be 0600).
+    let taken = match reuse {
+        Reuse::Spare => spare::take(path, dir, STAGED, Some(0o666)),
+        Reuse::New => slipway_scratch::file_in(dir, STAGED, Some(0o666)).map(|t| (t, 0)),
     };
-    let (tmp, old) = match spare {
-        Some(spare) => {
-            // A new file's `file_in` would have reaped these.
-            slipway_scratch::reap(dir, STAGED);
-            spare
-        }
-        // An output is an ordinary file: 0666 less the umask, as any tool
-        // writing a file makes it (a temporary file would be 0600).
-        None => slipway_scratch::file_in(dir, STAGED, Some(0o666))
-            .map(|t| (t, 0))
-            // tempfile's error names the temporary file, which means nothing
-            // to the user; the directory and the reason are what matter.
-            .map_err(|e| io::Error::new(e.kind(), io_reason(&e)))
-            .map_err(io_at("cannot write in", dir))?,
-    };
+    let (tmp, old) = taken
+        // tempfile's error names the temporary file, which means nothing
+        // to the user; the directory and the reason are what matter.
+        .map_err(|e| io::Error::new(e.kind(), io_reason(&e)))
+        .map_err(io_at("cannot write in", dir))?;
     let mut file = PatchFile::over(tmp.as_file(), old);
     f(&mut file)?;
     file.finish().map_err(io_at("writing", path))?;
